@@ -1,0 +1,12 @@
+/**
+ * calf's libc bindings: the counterpart of rubber-docker's `linux.c`. Every function keeps its
+ * C name and semantics and throws a {@link SyscallError} where C would return -1.
+ * @module
+ */
+export * from './syscall-error.js';
+export * from './sched.js';
+export * from './mount.js';
+export * from './unistd.js';
+export * from './fcntl.js';
+export * from './stat.js';
+export { syscallNumber } from './syscall-numbers.js';

@@ -1,0 +1,39 @@
+/**
+ * Special files: `<sys/stat.h>` and `<sys/sysmacros.h>`.
+ * @module
+ */
+import { libc, check, Bare } from './libc.js';
+
+/** File type bits of a mode (`S_IF*`). */
+export const S_IFIFO = 0o010000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+
+const _mknod = libc.func('int mknod(const char *pathname, uint32_t mode, uint64_t dev)');
+
+/**
+ * The device number for `major`/`minor`, as glibc's `makedev(3)` encodes it.
+ * @see https://man7.org/linux/man-pages/man3/makedev.3.html
+ */
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
+}
+
+/**
+ * Create a device node or FIFO. `mode` is the type (`S_IFCHR`…) or'ed with the permissions
+ * (the umask applies).
+ * @see https://man7.org/linux/man-pages/man2/mknod.2.html
+ */
+export function mknod(pathname: string, mode: number, dev: bigint = 0n): void {
+  check(_mknod(pathname, mode, dev), 'mknod', [pathname, new Bare(`0${mode.toString(8)}`), new Bare(`makedev(${major(dev)}, ${minor(dev)})`)], { path: pathname });
+}
+
+function major(dev: bigint): bigint {
+  return ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+}
+
+function minor(dev: bigint): bigint {
+  return (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+}

@@ -1,0 +1,27 @@
+/**
+ * Raw syscall numbers for the calls glibc has no wrapper for. They differ per architecture
+ * (x86_64 kept the old i386-derived table; arm64 uses the generic one), so they are looked up
+ * by `process.arch` and never written as a bare constant.
+ * @see https://man7.org/linux/man-pages/man2/syscall.2.html
+ * @module
+ */
+
+/** Syscalls calf makes through `syscall(2)`. */
+export type RawSyscall = 'pivot_root';
+
+const TABLE: Readonly<Record<string, Readonly<Record<RawSyscall, number>>>> = {
+  // arch/x86/entry/syscalls/syscall_64.tbl
+  x64: { pivot_root: 155 },
+  // include/uapi/asm-generic/unistd.h
+  arm64: { pivot_root: 41 },
+};
+
+/**
+ * The number of `name` on this machine's architecture.
+ * @throws Error on an architecture calf has no table for
+ */
+export function syscallNumber(name: RawSyscall, arch: string = process.arch): number {
+  const table = TABLE[arch];
+  if (!table) throw new Error(`no syscall table for architecture ${arch} (calf knows ${Object.keys(TABLE).join(', ')})`);
+  return table[name];
+}
