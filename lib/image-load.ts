@@ -1,0 +1,248 @@
+/**
+ * `calf load`: bring images into the store from the formats other tools write, like
+ * `docker load -i`. The format is told by content, never by file name:
+ *
+ * - an OCI image layout (a directory with `oci-layout` and `index.json`: `skopeo copy … oci:DIR`,
+ *   umoci, `docker save` since Docker 25), or an `oci-archive` tar of one;
+ * - a docker archive (`manifest.json` listing `Config`, `RepoTags`, `Layers`: `docker save`,
+ *   `podman save`, `skopeo copy … docker-archive:`), as a tar or extracted into a directory.
+ *
+ * Tars may be gzip-compressed. Every blob is hashed while it is copied and must match its digest.
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import {
+  addBlobBytes, addBlobFromFile, blobPath, calfRoot, checkBlob, isIndexMediaType, MediaType,
+  normalizeName, pickPlatform, REF_NAME, splitDigest, tagImage, type Descriptor, type ImageConfigFile,
+  type ImageIndex, type ImageManifest,
+} from './image-store.js';
+import { extractArchive, UnsafeLayerError } from './unpack.js';
+
+/** containerd's (and Docker 25's `docker save`) annotation for an image's full name. */
+const CONTAINERD_NAME = 'io.containerd.image.name';
+
+/** One image of a docker archive's `manifest.json`. */
+interface DockerArchiveEntry {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+}
+
+/** An image copied into the store, not yet named there. */
+interface Loaded {
+  names: string[] | null;
+  descriptor: Descriptor;
+  id: string;
+}
+
+/**
+ * Load every image in `input` (a directory or a tar, see the module doc) into the store.
+ * Images are named after their tags; an image without any is stored unnamed, under its id.
+ * @returns the names loaded, normalised (`busybox:latest`), or `sha256:<id>` for an unnamed image
+ */
+export async function loadImages(input: string, root = calfRoot()): Promise<string[]> {
+  let stats;
+  try {
+    stats = statSync(input);
+  } catch {
+    throw new Error(`cannot load "${input}": no such file or directory`);
+  }
+  const base = imageBaseName(input);
+  try {
+    let loaded: Loaded[];
+    if (stats.isDirectory()) {
+      loaded = await loadDirectory(input, base, root);
+    } else if (stats.isFile()) {
+      const temp = mkdtempSync(join(tmpdir(), 'calf-load-'));
+      try {
+        await extractArchive(input, temp).catch((error: Error) => {
+          if (error instanceof UnsafeLayerError) throw error;
+          throw new Error(`not an image archive: ${error.message.replace(`archive ${input}: `, '')}`);
+        });
+        loaded = await loadDirectory(temp, base, root);
+      } finally {
+        rmSync(temp, { recursive: true, force: true });
+      }
+    } else {
+      throw new Error('not a file or a directory');
+    }
+    // Name the images only once all their blobs are safely in: a failed load tags nothing.
+    const names: string[] = [];
+    for (const image of loaded) {
+      if (image.names === null) {
+        tagImage(null, image.descriptor, root);
+        names.push(image.id);
+      }
+      for (const name of image.names ?? []) {
+        tagImage(name, image.descriptor, root);
+        names.push(name);
+      }
+    }
+    return names;
+  } catch (error) {
+    throw new Error(`cannot load "${input}": ${(error as Error).message}`, { cause: error });
+  }
+}
+
+async function loadDirectory(dir: string, base: string, root: string): Promise<Loaded[]> {
+  if (existsSync(join(dir, 'oci-layout'))) return loadOciLayout(dir, base, root);
+  if (existsSync(join(dir, 'manifest.json'))) return loadDockerArchive(dir, root);
+  throw new Error('neither an OCI image layout (no oci-layout file) nor a docker archive (no manifest.json)');
+}
+
+async function loadOciLayout(dir: string, base: string, root: string): Promise<Loaded[]> {
+  const index = readJson<ImageIndex>(dir, 'index.json');
+  if (!index.manifests?.length) throw new Error('its index.json lists no images');
+  const loaded: Loaded[] = [];
+  for (const descriptor of index.manifests) {
+    const names = ociName(descriptor, base);
+    const id = await copyImage(dir, descriptor, names?.[0] ?? descriptor.digest, root);
+    loaded.push({ names, descriptor, id });
+  }
+  return loaded;
+}
+
+/**
+ * The name an OCI layout gives an image. `ref.name` may be a whole reference or, as skopeo's
+ * `oci:DIR:tag` and umoci write it, just a tag: then the layout's own name is the repository.
+ */
+function ociName(descriptor: Descriptor, base: string): string[] | null {
+  const full = descriptor.annotations?.[CONTAINERD_NAME];
+  if (full) return [normalizeName(full)];
+  const ref = descriptor.annotations?.[REF_NAME];
+  if (!ref) return null;
+  return [normalizeName(/[:/@]/.test(ref) ? ref : `${base}:${ref}`)];
+}
+
+/**
+ * Copy the image `descriptor` points to (manifest, config, layers) from an OCI layout into the
+ * store. Of a multi-platform index only this machine's platform is copied; the others' blobs are
+ * often not in the layout at all.
+ * @returns the image id (the config digest)
+ */
+async function copyImage(dir: string, descriptor: Descriptor, name: string, root: string): Promise<string> {
+  if (isIndexMediaType(descriptor.mediaType)) {
+    const index = await copyJsonBlob<ImageIndex>(dir, descriptor, 'index', root);
+    return copyImage(dir, pickPlatform(index, name), name, root);
+  }
+  const manifest = await copyJsonBlob<ImageManifest>(dir, descriptor, 'manifest', root);
+  await copyBlob(dir, manifest.config, 'config', root);
+  for (const layer of manifest.layers) await copyBlob(dir, layer, 'layer', root);
+  return manifest.config.digest;
+}
+
+async function copyJsonBlob<T>(dir: string, descriptor: Descriptor, what: string, root: string): Promise<T> {
+  const bytes = readFileSync(layoutBlob(dir, descriptor, what));
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  checkBlob(digest, bytes.length, { digest: descriptor.digest, size: descriptor.size, what: `${what} blob` });
+  addBlobBytes(bytes, root);
+  return JSON.parse(bytes.toString('utf8')) as T;
+}
+
+async function copyBlob(dir: string, descriptor: Descriptor, what: string, root: string): Promise<void> {
+  const stored = blobPath(descriptor.digest, root);
+  // Already in the store: it was verified when it went in.
+  if (existsSync(stored) && statSync(stored).size === descriptor.size) return;
+  await addBlobFromFile(layoutBlob(dir, descriptor, what), { digest: descriptor.digest, size: descriptor.size, what: `${what} blob` }, root);
+}
+
+function layoutBlob(dir: string, descriptor: Descriptor, what: string): string {
+  const [algorithm, hex] = splitDigest(descriptor.digest);
+  try {
+    return fileIn(dir, `blobs/${algorithm}/${hex}`);
+  } catch {
+    throw new Error(`${what} blob ${algorithm}:${hex.slice(0, 12)}… is missing from the layout`);
+  }
+}
+
+/**
+ * Load a docker archive: turn each `manifest.json` entry into an OCI manifest whose config is the
+ * archive's config file, byte for byte, so the image id stays the one Docker showed.
+ */
+async function loadDockerArchive(dir: string, root: string): Promise<Loaded[]> {
+  const entries = readJson<DockerArchiveEntry[]>(dir, 'manifest.json');
+  if (!Array.isArray(entries) || entries.length === 0) throw new Error('its manifest.json lists no images');
+  const loaded: Loaded[] = [];
+  for (const entry of entries) {
+    const configBytes = readFileSync(fileIn(dir, entry.Config));
+    const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
+    // Docker names the config file after its digest: a file that disagrees is corrupt.
+    checkBlob(configDigest, configBytes.length, { digest: digestInName(entry.Config), what: `config ${entry.Config}` });
+    const config = JSON.parse(configBytes.toString('utf8')) as ImageConfigFile;
+    addBlobBytes(configBytes, root);
+
+    const layers: Descriptor[] = [];
+    for (const [i, layerPath] of entry.Layers.entries()) {
+      const path = fileIn(dir, layerPath);
+      const mediaType = await sniffLayerType(path);
+      // An uncompressed layer's digest is its diff_id, which the config records.
+      const expected = digestInName(layerPath) ?? (mediaType === MediaType.layer ? config.rootfs?.diff_ids?.[i] : undefined);
+      const { digest, size } = await addBlobFromFile(path, { ...(expected ? { digest: expected } : {}), what: `layer ${layerPath}` }, root);
+      layers.push({ mediaType, digest, size });
+    }
+
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.manifest,
+      config: { mediaType: MediaType.config, digest: configDigest, size: configBytes.length },
+      layers,
+    };
+    const { digest, size } = addBlobBytes(JSON.stringify(manifest), root);
+    const names = entry.RepoTags?.length ? entry.RepoTags.map(normalizeName) : null;
+    loaded.push({ names, descriptor: { mediaType: MediaType.manifest, digest, size }, id: configDigest });
+  }
+  return loaded;
+}
+
+/** A layer's media type, from its first bytes. */
+async function sniffLayerType(path: string): Promise<string> {
+  const file = await open(path, 'r');
+  try {
+    const { buffer } = await file.read(Buffer.alloc(4), 0, 4, 0);
+    if (buffer[0] === 0x1f && buffer[1] === 0x8b) return MediaType.layerGzip;
+    if (buffer.readUInt32BE(0) === 0x28b52ffd) return MediaType.layerZstd;
+    return MediaType.layer;
+  } finally {
+    await file.close();
+  }
+}
+
+/** The digest a docker archive path carries in its name (`blobs/sha256/<hex>`, `<hex>.json`), if any. */
+function digestInName(path: string): string | undefined {
+  const match = /(?:^|\/)([0-9a-f]{64})(?:\.json|\.tar)?$/.exec(path);
+  return match ? `sha256:${match[1]}` : undefined;
+}
+
+function readJson<T>(dir: string, rel: string): T {
+  const path = fileIn(dir, rel);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch (error) {
+    throw new Error(`${rel} is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * The real path of `rel` inside `dir`, refusing one that leads out of it: archives may hold
+ * symlinks (old `docker save` links repeated layers), and they must not reach host files.
+ */
+function fileIn(dir: string, rel: string): string {
+  const top = realpathSync(dir);
+  let real: string;
+  try {
+    real = realpathSync(resolve(top, rel));
+  } catch {
+    throw new Error(`"${rel}" is missing`);
+  }
+  if (!real.startsWith(`${top}/`)) throw new Error(`"${rel}" leads outside the image (to ${real})`);
+  return real;
+}
+
+/** The repository a tag-only OCI layout is named after: its file name without extensions. */
+function imageBaseName(input: string): string {
+  return basename(resolve(input)).toLowerCase().replace(/(\.(tar|tgz|gz|oci|zst))+$/, '');
+}

@@ -1,0 +1,427 @@
+/**
+ * calf's image store: one OCI image layout at `<calfRoot()>/images` (the same shape as
+ * `skopeo copy … oci:DIR`), holding every image calf knows. Each stored image is an entry of its
+ * `index.json`: a manifest (or multi-platform index) descriptor annotated with
+ * `org.opencontainers.image.ref.name` = the full normalised name, `busybox:latest`.
+ *
+ * Blobs are content-addressed and written once (temp file + rename), so readers never see half a
+ * blob; `index.json` is replaced the same way, so readers see the old list or the new one.
+ * @see https://github.com/opencontainers/image-spec/blob/main/image-layout.md
+ * @module
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync,
+  statSync, writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+/** Media types calf reads and writes. Docker's schema-2 types are read as their OCI twins. */
+export const MediaType = {
+  index: 'application/vnd.oci.image.index.v1+json',
+  manifest: 'application/vnd.oci.image.manifest.v1+json',
+  config: 'application/vnd.oci.image.config.v1+json',
+  layer: 'application/vnd.oci.image.layer.v1.tar',
+  layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+} as const;
+
+/** The annotation that names an image in an OCI layout's `index.json`. */
+export const REF_NAME = 'org.opencontainers.image.ref.name';
+
+/** A pointer to a blob: what it is, its digest and its size in bytes. */
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+  platform?: { architecture: string; os: string; variant?: string };
+  urls?: string[];
+}
+
+/** An image manifest: one config and the layers, bottom first. */
+export interface ImageManifest {
+  schemaVersion: 2;
+  mediaType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+/** An image index: a list of manifests (one per platform), or the layout's own `index.json`. */
+export interface ImageIndex {
+  schemaVersion: 2;
+  mediaType?: string;
+  manifests: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+/** The image config file: how to run the image and which layers make its rootfs. */
+export interface ImageConfigFile {
+  architecture: string;
+  os: string;
+  created?: string;
+  config?: {
+    Cmd?: string[];
+    Entrypoint?: string[];
+    Env?: string[];
+    WorkingDir?: string;
+    User?: string;
+  };
+  rootfs: { type?: string; diff_ids: string[] };
+  history?: { created?: string; created_by?: string; empty_layer?: boolean; comment?: string }[];
+}
+
+/** A stored image, ready to unpack: its config and the paths of its layer blobs, bottom first. */
+export interface ResolvedImage {
+  /** the normalised name it was found by (or its first name, when found by id) */
+  name: string;
+  /** the image id: the config's digest, `sha256:…` */
+  id: string;
+  config: ImageConfigFile;
+  layers: { digest: string; mediaType: string; size: number; path: string }[];
+}
+
+/** One line of {@link listImages}. */
+export interface ImageSummary {
+  /** normalised name, or `<none>` for an image stored only under its id */
+  name: string;
+  /** config digest, `sha256:…` */
+  id: string;
+  created?: string;
+  /** bytes the image's blobs take in the store (compressed layers + config) */
+  size: number;
+}
+
+/** The image asked for is not in the store. */
+export class ImageNotFoundError extends Error {
+  constructor(readonly ref: string) {
+    super(`unable to find image '${ref}' locally (calf images lists the stored images)`);
+    this.name = 'ImageNotFoundError';
+  }
+}
+
+/** calf's state directory: `$CALF_ROOT`, or `/var/lib/calf`. */
+export function calfRoot(): string {
+  return process.env.CALF_ROOT || '/var/lib/calf';
+}
+
+/** The store's OCI layout directory under `root`. */
+export function imagesDir(root = calfRoot()): string {
+  return join(root, 'images');
+}
+
+/** Where the blob `digest` lives (or would live) in the store. */
+export function blobPath(digest: string, root = calfRoot()): string {
+  return join(imagesDir(root), 'blobs', ...splitDigest(digest));
+}
+
+/** `sha256:ab12cd34ef56…`: a digest short enough for an error message. */
+export function shortDigest(digest: string): string {
+  const [algorithm, hex] = splitDigest(digest);
+  return `${algorithm}:${hex.slice(0, 12)}…`;
+}
+
+/** The OCI architecture name of a Node `process.arch`. */
+export function ociArchitecture(arch: string = process.arch): string {
+  const map: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+  return map[arch] ?? arch;
+}
+
+/**
+ * Normalise an image reference the way Docker displays it: `busybox` → `busybox:latest`,
+ * `docker.io/library/busybox:1.36` → `busybox:1.36`, `localhost/foo` → `foo:latest`.
+ * A digest reference (`name@sha256:…`) keeps its digest and gets no tag.
+ */
+export function normalizeName(ref: string): string {
+  let name = ref.trim();
+  if (!name) throw new Error('invalid image reference "": empty name');
+  for (const prefix of ['docker.io/library/', 'index.docker.io/library/', 'docker.io/', 'index.docker.io/', 'localhost/']) {
+    if (name.startsWith(prefix)) {
+      name = name.slice(prefix.length);
+      break;
+    }
+  }
+  if (name.includes('@')) return name;
+  // A colon after the last slash is a tag; one before it is a registry port (localhost:5000/x).
+  const lastSlash = name.lastIndexOf('/');
+  if (!name.slice(lastSlash + 1).includes(':')) name += ':latest';
+  return name;
+}
+
+/**
+ * Find an image in the store by name (`busybox`, `busybox:1.36`, `name@sha256:…`) or by id
+ * (`sha256:…`, or a prefix of at least 6 hex digits), as `docker run` does. A multi-platform
+ * image resolves to the manifest for `linux` on this machine's architecture.
+ *
+ * Synchronous on purpose: calf calls it after `unshare`, where async I/O is off limits.
+ * @throws ImageNotFoundError when nothing matches; Error when a blob the image needs is missing
+ */
+export function resolveImage(ref: string, root = calfRoot()): ResolvedImage {
+  const entries = readIndex(root).manifests;
+  const idRef = parseIdRef(ref);
+  // A full id or `sha256:` is always an id; a short hex string is a name first (Docker's rule).
+  if (!idRef?.definite) {
+    const name = normalizeName(ref);
+    const entry = entries.find((e) => e.annotations?.[REF_NAME] === name) ?? findByDigestRef(entries, name);
+    if (entry) return resolveEntry(entry, name, root);
+  }
+  if (idRef) {
+    const matches = new Map<string, Descriptor>();
+    for (const entry of entries) {
+      const id = imageId(entry, root);
+      if (id?.startsWith(`sha256:${idRef.hex}`) && !matches.has(id)) matches.set(id, entry);
+    }
+    if (matches.size > 1) {
+      throw new Error(`image id prefix '${ref}' is ambiguous: it matches ${[...matches.keys()].map(shortDigest).join(', ')}`);
+    }
+    const [match] = matches.entries();
+    if (match) {
+      const [id, entry] = match;
+      const named = entries.find((e) => e.annotations?.[REF_NAME] && imageId(e, root) === id);
+      return resolveEntry(entry, named?.annotations?.[REF_NAME] ?? id, root);
+    }
+  }
+  throw new ImageNotFoundError(idRef ? ref : normalizeName(ref));
+}
+
+/** Every image in the store, sorted by name; `size` is what its blobs take on disk. */
+export function listImages(root = calfRoot()): ImageSummary[] {
+  const images = readIndex(root).manifests.map((entry): ImageSummary => {
+    const manifest = platformManifest(entry, entry.annotations?.[REF_NAME] ?? entry.digest, root);
+    const config = readJsonBlob<ImageConfigFile>(manifest.config.digest, root, 'config');
+    const size = manifest.config.size + manifest.layers.reduce((sum, layer) => sum + layer.size, 0);
+    return {
+      name: entry.annotations?.[REF_NAME] ?? '<none>',
+      id: manifest.config.digest,
+      ...(config.created ? { created: config.created } : {}),
+      size,
+    };
+  });
+  return images.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/**
+ * Create the store's layout (`oci-layout`, an empty `index.json`, `blobs/sha256/`) if it is not
+ * there yet. Safe to call every time.
+ */
+export function initStore(root = calfRoot()): void {
+  const dir = imagesDir(root);
+  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+  if (!existsSync(join(dir, 'oci-layout'))) {
+    writeFileAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  }
+  if (!existsSync(join(dir, 'index.json'))) {
+    const empty: ImageIndex = { schemaVersion: 2, mediaType: MediaType.index, manifests: [] };
+    writeFileAtomic(join(dir, 'index.json'), JSON.stringify(empty));
+  }
+}
+
+/**
+ * Copy a stream into the store as a blob, hashing it on the way. With `expected`, the content must
+ * have that digest (and size, when given), or nothing is stored and this throws naming the blob.
+ * @returns the blob's digest and size
+ */
+export async function addBlob(
+  source: Readable,
+  expected: { digest?: string; size?: number; what?: string } = {},
+  root = calfRoot(),
+): Promise<{ digest: string; size: number }> {
+  initStore(root);
+  if (expected.digest) splitDigest(expected.digest); // reject a malformed digest before copying
+  const temp = join(imagesDir(root), 'blobs', 'sha256', `.tmp-${randomBytes(8).toString('hex')}`);
+  const hash = createHash('sha256');
+  let size = 0;
+  try {
+    await pipeline(
+      source,
+      async function* (chunks: AsyncIterable<Buffer>) {
+        for await (const chunk of chunks) {
+          hash.update(chunk);
+          size += chunk.length;
+          yield chunk;
+        }
+      },
+      createWriteStream(temp, { flags: 'wx' }),
+    );
+    const digest = `sha256:${hash.digest('hex')}`;
+    checkBlob(digest, size, expected);
+    const final = blobPath(digest, root);
+    if (existsSync(final)) rmSync(temp);
+    else renameSync(temp, final);
+    return { digest, size };
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
+}
+
+/** {@link addBlob} for a file on disk. */
+export function addBlobFromFile(
+  path: string,
+  expected: { digest?: string; size?: number; what?: string } = {},
+  root = calfRoot(),
+): Promise<{ digest: string; size: number }> {
+  return addBlob(createReadStream(path), expected, root);
+}
+
+/** Store bytes already in memory (a manifest, a config) as a blob. */
+export function addBlobBytes(bytes: Buffer | string, root = calfRoot()): { digest: string; size: number } {
+  initStore(root);
+  const buffer = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
+  const digest = `sha256:${createHash('sha256').update(buffer).digest('hex')}`;
+  const final = blobPath(digest, root);
+  if (!existsSync(final)) writeFileAtomic(final, buffer);
+  return { digest, size: buffer.length };
+}
+
+/**
+ * Record an image in the store's `index.json`: under `name` (replacing whatever had that name,
+ * as `docker tag` moves a tag), or with `name` null as an unnamed image (once per digest).
+ */
+export function tagImage(name: string | null, descriptor: Descriptor, root = calfRoot()): void {
+  initStore(root);
+  const index = readIndex(root);
+  const entry: Descriptor = { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size };
+  if (name === null) {
+    if (index.manifests.some((e) => e.digest === descriptor.digest)) return;
+    index.manifests.push(entry);
+  } else {
+    const normalised = normalizeName(name);
+    index.manifests = index.manifests.filter((e) => e.annotations?.[REF_NAME] !== normalised);
+    // An unnamed entry for this image is redundant once the image has a name.
+    index.manifests = index.manifests.filter((e) => e.annotations?.[REF_NAME] || e.digest !== descriptor.digest);
+    index.manifests.push({ ...entry, annotations: { [REF_NAME]: normalised } });
+  }
+  writeFileAtomic(join(imagesDir(root), 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
+}
+
+/** Throw unless `digest`/`size` are what `expected` says (used while copying blobs). */
+export function checkBlob(
+  digest: string,
+  size: number,
+  expected: { digest?: string; size?: number; what?: string },
+): void {
+  const what = expected.what ?? 'blob';
+  if (expected.digest && expected.digest !== digest) {
+    throw new Error(`${what} ${shortDigest(expected.digest)} is corrupt: its content hashes to ${shortDigest(digest)}`);
+  }
+  if (expected.size !== undefined && expected.size !== size) {
+    throw new Error(`${what} ${shortDigest(expected.digest ?? digest)} is corrupt: ${size} bytes where its descriptor says ${expected.size}`);
+  }
+}
+
+/** Split `sha256:<64 hex>` into its algorithm and hex, rejecting anything else. */
+export function splitDigest(digest: string): [string, string] {
+  const match = /^(sha256):([0-9a-f]{64})$/.exec(digest);
+  if (!match) throw new Error(`invalid digest "${digest}": calf expects sha256:<64 hex digits>`);
+  return [match[1]!, match[2]!];
+}
+
+/** Pick the manifest for `linux` on this machine's architecture out of an image index. */
+export function pickPlatform(index: ImageIndex, what: string): Descriptor {
+  const architecture = ociArchitecture();
+  const manifests = index.manifests.filter((m) => m.mediaType !== 'application/vnd.in-toto+json');
+  const match = manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === architecture);
+  if (match) return match;
+  const platforms = manifests.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}` : 'unknown'));
+  throw new Error(`image ${what} has no manifest for linux/${architecture} (it has ${platforms.join(', ') || 'none'})`);
+}
+
+/** Whether a media type is an index (OCI or Docker's manifest list). */
+export function isIndexMediaType(mediaType: string | undefined): boolean {
+  return mediaType === MediaType.index || mediaType === MediaType.dockerManifestList;
+}
+
+function readIndex(root: string): ImageIndex {
+  const path = join(imagesDir(root), 'index.json');
+  if (!existsSync(path)) return { schemaVersion: 2, manifests: [] };
+  const index = JSON.parse(readFileSync(path, 'utf8')) as ImageIndex;
+  return { ...index, manifests: index.manifests ?? [] };
+}
+
+function readJsonBlob<T>(digest: string, root: string, what: string): T {
+  const path = blobPath(digest, root);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new Error(`${what} blob ${shortDigest(digest)} is missing from the image store (${path})`);
+    }
+    throw error;
+  }
+  return JSON.parse(text) as T;
+}
+
+/** The manifest an index.json entry stands for on this platform. */
+function platformManifest(entry: Descriptor, what: string, root: string): ImageManifest {
+  if (isIndexMediaType(entry.mediaType)) {
+    const index = readJsonBlob<ImageIndex>(entry.digest, root, `image ${what}: index`);
+    return platformManifest(pickPlatform(index, what), what, root);
+  }
+  return readJsonBlob<ImageManifest>(entry.digest, root, `image ${what}: manifest`);
+}
+
+function imageId(entry: Descriptor, root: string): string | undefined {
+  try {
+    return platformManifest(entry, entry.digest, root).config.digest;
+  } catch {
+    // An entry we cannot read has no id to match; resolving it by name reports why.
+    return undefined;
+  }
+}
+
+function resolveEntry(entry: Descriptor, name: string, root: string): ResolvedImage {
+  const manifest = platformManifest(entry, name, root);
+  const config = readJsonBlob<ImageConfigFile>(manifest.config.digest, root, `image ${name}: config`);
+  const layers = manifest.layers.map((layer) => {
+    const path = blobPath(layer.digest, root);
+    let size: number;
+    try {
+      size = statSync(path).size;
+    } catch {
+      throw new Error(`image ${name}: layer blob ${shortDigest(layer.digest)} is missing from the image store (${path})`);
+    }
+    if (size !== layer.size) {
+      throw new Error(`image ${name}: layer blob ${shortDigest(layer.digest)} is ${size} bytes, its manifest says ${layer.size}`);
+    }
+    return { digest: layer.digest, mediaType: layer.mediaType, size: layer.size, path };
+  });
+  return { name, id: manifest.config.digest, config, layers };
+}
+
+function findByDigestRef(entries: Descriptor[], ref: string): Descriptor | undefined {
+  const at = ref.indexOf('@');
+  if (at < 0) return undefined;
+  const repo = ref.slice(0, at);
+  const digest = ref.slice(at + 1);
+  return entries.find((e) => e.digest === digest && repository(e.annotations?.[REF_NAME] ?? '') === repo);
+}
+
+/** `name:tag` → `name` (a colon before the last slash is a registry port, not a tag). */
+function repository(name: string): string {
+  const colon = name.lastIndexOf(':');
+  return colon > name.lastIndexOf('/') ? name.slice(0, colon) : name;
+}
+
+function parseIdRef(ref: string): { hex: string; definite: boolean } | undefined {
+  const match = /^(sha256:)?([0-9a-f]{6,64})$/.exec(ref);
+  if (!match) return undefined;
+  return { hex: match[2]!, definite: Boolean(match[1]) || match[2]!.length === 64 };
+}
+
+function writeFileAtomic(path: string, data: string | Buffer): void {
+  const temp = `${path}.tmp-${randomBytes(8).toString('hex')}`;
+  try {
+    writeFileSync(temp, data, { flag: 'wx' });
+    renameSync(temp, path);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
+}
