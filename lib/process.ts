@@ -1,0 +1,27 @@
+/**
+ * Waiting for the container's first process, the way `docker run` does while attached.
+ * @module
+ */
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+
+/** Signals `docker run` passes on to the container (its `--sig-proxy`) instead of dying of them. */
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+/**
+ * Resolve with the child's exit code or the signal that killed it. Until then, the signals calf
+ * receives are sent on to the child: a Ctrl-C or a `kill <calf>` is the container's business,
+ * and calf only stops when the container's process has.
+ */
+export async function exited(child: ChildProcess): Promise<[code: number | null, signal: NodeJS.Signals | null]> {
+  const forward = (signal: NodeJS.Signals): void => {
+    child.kill(signal);
+  };
+  for (const s of FORWARDED) process.on(s, forward);
+  try {
+    const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+    return [code, signal];
+  } finally {
+    for (const s of FORWARDED) process.off(s, forward);
+  }
+}
