@@ -1,0 +1,31 @@
+/**
+ * The levels of the workshop, in order: the generator, the test board and `npm test` read this.
+ * @module
+ */
+
+/** One rung of the ladder. */
+export interface Level {
+  /** two digits: `00`, `01`… */
+  id: string;
+  /** directory suffix: `levels/<id>-<name>` */
+  name: string;
+  /** what an attendee builds in it, one line */
+  goal: string;
+}
+
+export const LEVELS: readonly Level[] = [
+  { id: '00', name: 'fork-exec', goal: 'run a command as a child process: re-exec an init stage that execve()s it' },
+  { id: '01', name: 'chroot', goal: 'unpack an image and chroot into it' },
+  { id: '02', name: 'mount-namespace', goal: 'a private mount namespace with /proc, /sys and /dev' },
+  { id: '03', name: 'pivot-root', goal: 'pivot_root into the image and detach the host root' },
+];
+
+/** `levels/<id>-<name>` or `solutions/<id>-<name>`, relative to the repository root. */
+export function levelDir(level: Level, kind: 'levels' | 'solutions'): string {
+  return `${kind}/${level.id}-${level.name}`;
+}
+
+/** The level a number like `3`, `03` or a name like `pivot-root` refers to. */
+export function findLevel(ref: string): Level | undefined {
+  return LEVELS.find((l) => l.id === ref.padStart(2, '0') || l.name === ref || `${l.id}-${l.name}` === ref);
+}
