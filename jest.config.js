@@ -1,0 +1,15 @@
+// Tests are TypeScript ESM, compiled by swc (fast, no type-check: `npm run typecheck` does that).
+// Run jest under `node --experimental-vm-modules`: test/board.ts and test/prove.ts do.
+/** @type {import('jest').Config} */
+export default {
+  testEnvironment: 'node',
+  testMatch: ['<rootDir>/test/**/*.test.ts'],
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: {
+    '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'es6' } }],
+  },
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  // Each check starts containers (two node processes each): give them time, and don't flood two cores.
+  testTimeout: 60_000,
+  maxWorkers: 2,
+};
