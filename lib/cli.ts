@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import { Command, CommanderError, type Option } from 'commander';
 import { CommandNotFoundError } from './exec.js';
 import { SyscallError } from './syscall-error.js';
+import { fcntl, F_SETFD, FD_CLOEXEC } from './fcntl.js';
 
 /** calf itself failed (Docker's `125`). */
 export const EXIT_CALF_ERROR = 125;
@@ -57,6 +58,23 @@ export function initFailure(err: unknown): { code: number; message: string } {
     return { code, message: `exec: ${JSON.stringify(err.path)}: ${err.description.toLowerCase()}` };
   }
   return { code: EXIT_CALF_ERROR, message: errorMessage(err) };
+}
+
+/**
+ * Mark every fd above stderr close-on-exec. Node's own fds already are, but whatever calf's
+ * caller left open (a shell's, a CI runner's) would otherwise reach the container: runc's
+ * CVE-2024-21626 was such a leaked fd.
+ */
+function closeInheritedFds(): void {
+  for (const name of fs.readdirSync('/proc/self/fd')) {
+    const fd = Number(name);
+    if (fd <= 2) continue;
+    try {
+      fcntl(fd, F_SETFD, FD_CLOEXEC);
+    } catch {
+      // the directory handle readdirSync just closed: nothing to do
+    }
+  }
 }
 
 function errorMessage(err: unknown): string {
@@ -123,6 +141,7 @@ export function main<Config>(level: Level<Config>): void {
     .action((config: string) => {
       process.title = 'calf:[init]';
       try {
+        closeInheritedFds();
         level.init(JSON.parse(config) as Config);
       } catch (err) {
         const { code, message } = initFailure(err);
