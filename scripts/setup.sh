@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Sets up calf on Debian or Ubuntu, as root: system packages, npm packages, test images.
+# Idempotent: each step checks first, so running it again is cheap. Used by the Vagrantfile,
+# by .ci/run, and by hand (`npm run setup` once node_modules exists, else `bash scripts/setup.sh`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+[ "$(uname -s)" = Linux ] || die "calf needs Linux: run this inside the workshop VM (vagrant up)"
+[ "$(id -u)" = 0 ] || die "run as root (sudo -i): it installs packages, and calf needs root anyway"
+
+# busybox-static: the test images' userland. gcc + libc6-dev: static test helpers (gcc -static).
+# iproute2: network levels. skopeo, umoci: tests that load images made by other tools.
+packages=(busybox-static gcc libc6-dev iproute2 skopeo umoci tar)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v node >/dev/null || die "Node.js is missing: install a current LTS (the Vagrantfile installs Node 24)"
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=11)?0:1)' \
+  || die "Node.js $(node --version) is too old: calf needs 20.11 or later (22 or 24 recommended)"
+
+# npm ci only when package-lock.json changed since the last install.
+stamp=node_modules/.calf-lock.sha256
+if ! sha256sum --status -c "$stamp" 2>/dev/null; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  sha256sum package-lock.json > "$stamp"
+fi
+
+# Test images as OCI layouts in build/images, loaded into calf's store (/var/lib/calf, or $CALF_ROOT).
+say "test images"
+npx tsx scripts/build-images.ts --load
+say "done: try  npm run level 0"
