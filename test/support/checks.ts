@@ -60,7 +60,8 @@ const ANSI = /\x1b\[[0-9;]*m/g;
 export function reasonOf(message: string): string {
   const lines = message.replace(ANSI, '').split('\n');
   const stack = lines.findIndex((l) => /^\s+at /.test(l));
-  return lines.slice(0, stack === -1 ? undefined : stack).map((l) => l.trimEnd()).filter((l) => l.trim()).slice(0, 8).join('\n');
+  return lines.slice(0, stack === -1 ? undefined : stack).map((l) => l.trimEnd().replace(/^Error: /, ''))
+    .filter((l) => l.trim()).slice(0, 8).join('\n');
 }
 
 /**
