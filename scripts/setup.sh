@@ -36,6 +36,12 @@ if ! sha256sum --status -c "$stamp" 2>/dev/null; then
   sha256sum package-lock.json > "$stamp"
 fi
 
+# The READMEs say `tsx levels/NN-name/calf.ts …`: give root the project's tsx when it has none.
+if ! command -v tsx >/dev/null; then
+  say "linking /usr/local/bin/tsx to node_modules/.bin/tsx"
+  ln -sfn "$PWD/node_modules/.bin/tsx" /usr/local/bin/tsx
+fi
+
 # Test images as OCI layouts in build/images, loaded into calf's store (/var/lib/calf, or $CALF_ROOT).
 say "test images"
 npx tsx scripts/build-images.ts --load
