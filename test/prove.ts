@@ -2,8 +2,8 @@
  * `npm test`: proves that the tests can fail. For every level N:
  *   - solutions/N passes the checks of levels 00…N;
  *   - levels/N (the skeleton) fails level N's checks and passes those of every earlier level;
- * the last solution passes every level; the generated files are up to date; lib's own tests pass;
- * and nothing is left behind on the host.
+ * the last solution passes every level; the generated files are up to date; the TypeScript
+ * compiles; lib's own tests pass; and nothing is left behind on the host.
  * Ends with a line "N passed, N failed" counting those claims.
  */
 import fs from 'node:fs';
@@ -37,14 +37,18 @@ console.log(`calf: proving the level tests (Linux ${os.release()}, ${process.arc
 const generate = await execa(process.execPath, ['--import', 'tsx', 'scripts/generate.ts', '--check'], { cwd: repo, reject: false, all: true });
 claim('levels/ and solutions/ are generated from ladder/calf.ts', generate.exitCode === 0, generate.all);
 
-// 2. lib's own tests (image store, unpacking, loading).
+// 2. Strict TypeScript everywhere, skeletons included (an attendee's starting point compiles).
+const tsc = await execa(process.execPath, ['node_modules/typescript/bin/tsc', '--noEmit'], { cwd: repo, reject: false, all: true });
+claim('tsc --noEmit is clean', tsc.exitCode === 0, tsc.all);
+
+// 3. lib's own tests (image store, unpacking, loading).
 const lib = await execa(process.execPath, [
   '--experimental-vm-modules', 'node_modules/jest/bin/jest.js', '--config', 'jest.config.js', 'test/lib',
 ], { cwd: repo, reject: false, all: true, env: { NODE_NO_WARNINGS: '1' } });
 fs.appendFileSync(log, `\n$ jest test/lib\n${lib.all}\n`);
 claim("lib's own tests pass", lib.exitCode === 0, lib.all?.split('\n').filter((l) => /✕|●|Tests:/.test(l)).slice(0, 20).join('\n'));
 
-// 3. The ladder: each solution passes, each skeleton fails its own level only.
+// 4. The ladder: each solution passes, each skeleton fails its own level only.
 const root = await prepareStore();
 const before = snapshot([root]);
 try {
@@ -68,7 +72,7 @@ try {
   removeStore(root);
 }
 
-// 4. Nothing left behind.
+// 5. Nothing left behind.
 const left = newSince(before, snapshot([root]));
 claim('nothing is left behind (mounts, container dirs, cgroups, netns, links, processes)', left.length === 0, left.join('\n'));
 

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
-import { run, runBytes } from '../support/target.js';
+import { run, runBytes, expectExit } from '../support/target.js';
 import { childrenOf, comm, waitFor } from '../support/procs.js';
 import { token } from '../support/canary.js';
 import { spawnSync } from 'node:child_process';
@@ -28,8 +28,8 @@ describe('00 fork-exec', () => {
     it('runs the command and passes its stdout through byte for byte', async () => {
       const bytes = randomBytes(64 * 1024);
       const r = await runBytes(['busybox', 'cat'], bytes);
+      expectExit(r, 0);
       expect(r.stderr.length).toBe(0);
-      expect(r.exitCode).toBe(0);
       expect(Buffer.from(r.stdout).equals(bytes)).toBe(true);
     });
 
@@ -40,17 +40,22 @@ describe('00 fork-exec', () => {
 
     it('leaves no process between calf and the command: the init stage became it with execve', async () => {
       const child = run(['busybox', 'sh', '-c', 'exec cat']);
+      let pid: number;
       try {
-        const pid = await waitFor('the command to start', () => {
+        pid = await waitFor('the command to start', () => {
+          if (child.exitCode !== null) throw new Error('calf exited before the command started');
           const kids = childrenOf(child.pid!);
           return kids.length === 1 && comm(kids[0]!) === 'cat' ? kids[0] : undefined;
         });
-        expect(comm(pid)).toBe('cat');
-        expect(childrenOf(pid)).toEqual([]);
-      } finally {
+      } catch (err) {
         child.stdin!.end();
+        expectExit(await child, 0); // says why calf ended, if it did
+        throw err;
       }
-      expect((await child).exitCode).toBe(0);
+      expect(comm(pid)).toBe('cat');
+      expect(childrenOf(pid)).toEqual([]);
+      child.stdin!.end();
+      expectExit(await child, 0);
     });
   });
 
@@ -58,30 +63,26 @@ describe('00 fork-exec', () => {
     it('gives the command stdin, stdout and stderr', async () => {
       const [out, err, input] = [token(), token(), token()];
       const r = await run(['busybox', 'sh', '-c', `read line; echo "${out} $line"; echo ${err} >&2`], { input: `${input}\n` });
-      expect(r.stdout).toBe(`${out} ${input}\n`);
-      expect(r.stderr).toBe(`${err}\n`);
-      expect(r.exitCode).toBe(0);
+      expect({ exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr }).toEqual({ exitCode: 0, stdout: `${out} ${input}\n`, stderr: `${err}\n` });
     });
   });
 
   describe('Exit codes', () => {
     it("returns the command's own exit code", async () => {
       for (const code of [0, randomInt(1, 125), 255]) {
-        const r = await run(['busybox', 'sh', '-c', `exit ${code}`]);
-        expect(r.exitCode).toBe(code);
+        expectExit(await run(['busybox', 'sh', '-c', `exit ${code}`]), code);
       }
     });
 
     it('returns 128+N when signal N kills the command', async () => {
       const [name, number] = [['TERM', 15], ['KILL', 9], ['USR1', 10]][randomInt(0, 3)] as [string, number];
-      const r = await run(['busybox', 'sh', '-c', `kill -${name} $$`]);
-      expect(r.exitCode).toBe(128 + number);
+      expectExit(await run(['busybox', 'sh', '-c', `kill -${name} $$`]), 128 + number);
     });
 
     it('returns 127 and names the command when it does not exist', async () => {
       const missing = `no-such-command-${token()}`;
       const r = await run(['busybox', missing]);
-      expect(r.exitCode).toBe(127);
+      expectExit(r, 127);
       expect(r.stdout).toBe('');
       expect(r.stderr).toContain(missing);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -89,14 +90,14 @@ describe('00 fork-exec', () => {
 
     it('returns 126 when the command is not executable', async () => {
       const r = await run(['busybox', '/etc/passwd']);
-      expect(r.exitCode).toBe(126);
+      expectExit(r, 126);
       expect(r.stderr).toMatch(/\/etc\/passwd.*permission denied/i);
     });
 
     it('returns 125 with a one-line message for a flag it does not know', async () => {
       const flag = `--no-such-flag-${token()}`;
       const r = await run([flag, 'busybox', 'true']);
-      expect(r.exitCode).toBe(125);
+      expectExit(r, 125);
       expect(r.stdout).toBe('');
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toContain(flag);
@@ -104,6 +105,7 @@ describe('00 fork-exec', () => {
 
     it('passes options after the image to the command, as docker does', async () => {
       const r = await run(['busybox', 'echo', '-e', 'a\\tb']);
+      expectExit(r, 0);
       expect(r.stdout).toBe('a\tb\n');
     });
   });
@@ -115,7 +117,7 @@ describe('00 fork-exec', () => {
     it("sets -e variables and keeps the host's environment out", async () => {
       const [value, secret] = [token(), token()];
       const r = await run(['-e', `CALF_VALUE=${value}`, 'busybox', 'env'], { env: { CALF_HOST_SECRET: secret } });
-      expect(r.exitCode).toBe(0);
+      expectExit(r, 0);
       expect(r.stdout.split('\n')).toContain(`CALF_VALUE=${value}`);
       expect(r.stdout).not.toContain(secret);
       expect(r.stdout).toMatch(/^PATH=/m);
@@ -126,6 +128,7 @@ describe('00 fork-exec', () => {
       const file = path.join(dir, 'env');
       fs.writeFileSync(file, `# a comment\nCALF_A=${a}\n\nCALF_B=from-file\n`);
       const r = await run(['--env-file', file, '-e', `CALF_B=${b}`, 'busybox', 'sh', '-c', 'echo "$CALF_A $CALF_B"']);
+      expectExit(r, 0);
       expect(r.stdout).toBe(`${a} ${b}\n`);
     });
 
@@ -133,7 +136,7 @@ describe('00 fork-exec', () => {
     // missing, before calf's code runs (later Node versions stop at the script name).
     (nodeReadsEnvFileAfterScript() ? it.skip : it)('fails with 125 for an --env-file that does not exist', async () => {
       const r = await run(['--env-file', path.join(dir, 'missing'), 'busybox', 'true']);
-      expect(r.exitCode).toBe(125);
+      expectExit(r, 125);
       expect(r.stderr).toContain('missing');
     });
   });

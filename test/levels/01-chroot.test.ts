@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import fs from 'node:fs';
 import path from 'node:path';
-import { run, calfRoot, below } from '../support/target.js';
+import { run, calfRoot, below, expectExit } from '../support/target.js';
 import { hostCanary, token } from '../support/canary.js';
 import { topLevelNames } from '../support/images.js';
 
@@ -15,7 +15,7 @@ describe('01 chroot', () => {
   describe('chroot', () => {
     it("shows the image's root directory as /", async () => {
       const r = await run(['busybox', 'ls', '-1', '/']);
-      expect(r.exitCode).toBe(0);
+      expectExit(r, 0);
       // /proc, /sys, /dev may be mount points later, but they are in the image too
       expect(r.stdout.trim().split('\n').sort()).toEqual(topLevelNames('busybox'));
     });
@@ -35,7 +35,7 @@ describe('01 chroot', () => {
   describe('Image defaults', () => {
     it("runs the image's Cmd in its WorkingDir with its Env when no command is given", async () => {
       const r = await run(['layered']);
-      expect(r.exitCode).toBe(0);
+      expectExit(r, 0);
       expect(r.stdout).toBe('layered image, layer 3\n');
       const env = await run(['layered', 'sh', '-c', 'echo "$LAYERED $(pwd)"']);
       expect(env.stdout).toBe('3 /data\n');
@@ -58,7 +58,7 @@ describe('01 chroot', () => {
       const name = `no-such-image-${token()}`;
       const calf = run([name, 'true']);
       const r = await calf;
-      expect(r.exitCode).toBe(125);
+      expectExit(r, 125);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toContain(name);
       expect(containerDirs().filter((d) => ownerOf(d) === calf.pid)).toEqual([]);
@@ -69,7 +69,7 @@ describe('01 chroot', () => {
     it('removes the container directory when the command exits', async () => {
       const marker = `calf-marker-${token()}`;
       const r = await run(['busybox', 'touch', `/${marker}`]);
-      expect(r.exitCode).toBe(0);
+      expectExit(r, 0);
       const left = containerDirs().filter((d) => fs.existsSync(path.join(d, 'rootfs', marker)));
       expect(left).toEqual([]);
     });

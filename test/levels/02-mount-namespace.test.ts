@@ -4,7 +4,7 @@
  */
 import { describe, it, expect } from '@jest/globals';
 import fs from 'node:fs';
-import { run } from '../support/target.js';
+import { run, expectExit } from '../support/target.js';
 import { mountTable, fsTypeAt } from '../support/mounts.js';
 
 describe('02 mount-namespace', () => {
@@ -12,7 +12,7 @@ describe('02 mount-namespace', () => {
     it('gives the container a mount namespace other than the host’s', async () => {
       const host = fs.readlinkSync('/proc/self/ns/mnt');
       const r = await run(['busybox', 'readlink', '/proc/self/ns/mnt']);
-      expect(r.exitCode).toBe(0);
+      expectExit(r, 0);
       expect(r.stdout.trim()).toMatch(/^mnt:\[\d+\]$/);
       expect(r.stdout.trim()).not.toBe(host);
     });

@@ -3,7 +3,7 @@
  * host's root is detached, so nothing — not even the chroot breakout — can reach it.
  */
 import { describe, it, expect, afterAll } from '@jest/globals';
-import { run } from '../support/target.js';
+import { run, expectExit } from '../support/target.js';
 import { hostCanary } from '../support/canary.js';
 import { mountPoints, fsTypeAt } from '../support/mounts.js';
 
@@ -14,7 +14,7 @@ describe('03 pivot-root', () => {
   describe('pivot_root', () => {
     it('makes the container’s / a mount of its own', async () => {
       const r = await run(['busybox', 'cat', '/proc/self/mountinfo']);
-      expect(r.exitCode).toBe(0);
+      expectExit(r, 0);
       expect(mountPoints(r.stdout)).toContain('/');
       expect(fsTypeAt(r.stdout, '/proc')).toBe('proc');
     });

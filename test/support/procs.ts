@@ -4,9 +4,13 @@ import fs from 'node:fs';
 /** The direct children of process `pid`, from `/proc/PID/task/TID/children`. */
 export function childrenOf(pid: number): number[] {
   const kids: number[] = [];
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    const text = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
-    if (text) kids.push(...text.split(' ').map(Number));
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      const text = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+      if (text) kids.push(...text.split(' ').map(Number));
+    }
+  } catch {
+    // the process (or one of its threads) has just exited: it has no children any more
   }
   return kids;
 }

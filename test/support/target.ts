@@ -58,3 +58,21 @@ export function runBytes(args: readonly string[], input: Uint8Array) {
 
 /** Run only for targets below `level` (checks that show what a later level fixes). */
 export const below = (level: number) => target.level < level;
+
+/** What a finished calf run looks like to the tests. */
+interface Finished {
+  exitCode?: number | undefined;
+  stderr: string | Uint8Array;
+  command: string;
+}
+
+/**
+ * Fail unless calf exited with `code`; the message quotes calf's stderr, which usually says
+ * what is missing (a TODO's stub, a SyscallError) better than any assertion could.
+ */
+export function expectExit(r: Finished, code: number): void {
+  if (r.exitCode === code) return;
+  const stderr = (typeof r.stderr === 'string' ? r.stderr : Buffer.from(r.stderr).toString()).trim();
+  const shown = r.command.replace(/^\S+ --import tsx \S+\/calf\.ts/, 'calf');
+  throw new Error(`${shown}\nexited ${r.exitCode}, expected ${code}${stderr ? `; its stderr:\n${stderr.split('\n').slice(0, 6).join('\n')}` : ' (nothing on stderr)'}`);
+}
