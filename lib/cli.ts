@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import { Command, CommanderError, type Option } from 'commander';
 import { CommandNotFoundError } from './exec.js';
 import { SyscallError } from './syscall-error.js';
-import { fcntl, F_SETFD, FD_CLOEXEC } from './fcntl.js';
+import { fcntl, F_SETFD, F_GETFL, F_SETFL, FD_CLOEXEC, O_NONBLOCK } from './fcntl.js';
 
 /** calf itself failed (Docker's `125`). */
 export const EXIT_CALF_ERROR = 125;
@@ -74,6 +74,20 @@ function closeInheritedFds(): void {
     } catch {
       // the directory handle readdirSync just closed: nothing to do
     }
+  }
+}
+
+/**
+ * Put stdin/stdout/stderr back in blocking mode. libuv (Node's I/O layer, and tsx through it)
+ * makes a pipe non-blocking when it opens it as a stream; the flag belongs to the pipe, not to
+ * the process, so a command that inherits it gets `EAGAIN` ("Resource temporarily unavailable")
+ * as soon as its reader falls behind. libuv clears it for the children Node spawns; execve
+ * does not.
+ */
+function blockingStdio(): void {
+  for (const fd of [0, 1, 2]) {
+    const flags = fcntl(fd, F_GETFL);
+    if (flags & O_NONBLOCK) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   }
 }
 
@@ -142,6 +156,7 @@ export function main<Config>(level: Level<Config>): void {
       process.title = 'calf:[init]';
       try {
         closeInheritedFds();
+        blockingStdio();
         level.init(JSON.parse(config) as Config);
       } catch (err) {
         const { code, message } = initFailure(err);

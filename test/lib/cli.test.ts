@@ -95,4 +95,12 @@ describe('the init stage', () => {
     // ls itself holds one fd for the directory it lists
     expect(r.stdout.split('\n').map(Number).sort((a, b) => a - b)).toEqual([0, 1, 2, 3]);
   });
+
+  it('hands the command a blocking stdout, so a slow reader gets every byte', async () => {
+    await calf(['load', '-i', path.join(imagesDir, 'busybox')]);
+    // 1 MiB is far more than a pipe holds: with a non-blocking stdout, cat fails with EAGAIN
+    const r = await execa('sh', ['-c', '"$@" | (sleep 1; wc -c)', 'sh', process.execPath, '--import', 'tsx', calfTs,
+      'run', 'busybox', 'head', '-c', '1048576', '/dev/zero'], { cwd: repo, reject: false, env: { CALF_ROOT: root } });
+    expect({ bytes: r.stdout.trim(), stderr: r.stderr }).toEqual({ bytes: '1048576', stderr: '' });
+  });
 });
