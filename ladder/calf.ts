@@ -99,7 +99,7 @@ function init(config: InitConfig): never {
   // namespace (unshare(CLONE_NEWNS)), then make every mount in it private (mount(null, '/', null,
   // MS_REC | MS_PRIVATE)): why would the new mounts reach the host without that?
   // TODO(02.2): mount proc on rootfs/proc and sysfs (read-only) on rootfs/sys, then fill /dev
-  // with makeDev() below. Why after unshare and before chroot?
+  // with makeDev() below. Where would these mounts show up if they came before unshare?
   //@}
   unshare(CLONE_NEWNS); // the calling thread only: Node's other threads stay in the host's //@02
   mount(null, '/', null, MS_REC | MS_PRIVATE); // shared mounts would propagate to the host //@02

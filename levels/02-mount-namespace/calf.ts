@@ -67,7 +67,7 @@ function init(config: InitConfig): never {
   // namespace (unshare(CLONE_NEWNS)), then make every mount in it private (mount(null, '/', null,
   // MS_REC | MS_PRIVATE)): why would the new mounts reach the host without that?
   // TODO(02.2): mount proc on rootfs/proc and sysfs (read-only) on rootfs/sys, then fill /dev
-  // with makeDev() below. Why after unshare and before chroot?
+  // with makeDev() below. Where would these mounts show up if they came before unshare?
   chroot(rootfs);
   chdir(config.cwd);
   for (const fd of [0, 1, 2]) fcntl(fd, F_SETFD, 0); // keep stdio across execve

@@ -39,10 +39,13 @@ export function snapshot(roots: readonly string[]): string[] {
   const netns = safe(() => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }), '');
   for (const ns of netns.split('\n').filter((l) => /calf/i.test(l))) found.push(`netns ${ns.split(' ')[0]}`);
   for (const link of safe(() => fs.readdirSync('/sys/class/net'), [])) if (/calf|veth/i.test(link)) found.push(`link ${link}`);
+  // Processes of this run only (an attendee may have a container open in another terminal):
+  // calf stages started with one of these roots, and commands whose root directory is inside one.
   for (const pid of safe(() => fs.readdirSync('/proc'), []).filter((p) => /^\d+$/.test(p))) {
-    const cmdline = safe(() => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), '').split('\0');
-    const script = cmdline.findIndex((a) => a.endsWith('/calf.ts'));
-    if (script !== -1 && ['run', 'init'].includes(cmdline[script + 1] ?? '')) found.push(`process ${pid} ${cmdline.join(' ').trim()}`);
+    const environ = safe(() => fs.readFileSync(`/proc/${pid}/environ`, 'utf8'), '').split('\0');
+    const rootDir = safe(() => fs.readlinkSync(`/proc/${pid}/root`), '');
+    const ours = roots.some((r) => environ.includes(`CALF_ROOT=${r}`) || rootDir.startsWith(`${r}/`));
+    if (ours) found.push(`process ${pid} ${safe(() => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), '').split('\0').join(' ').trim()}`);
   }
   return found;
 }

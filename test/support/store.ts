@@ -3,11 +3,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadImages } from '../../lib/image-load.js';
+import { mount, MS_BIND, MS_SHARED } from '../../lib/mount.js';
+import { unmountUnder } from '../../lib/mountinfo.js';
 import { imagesDir } from './images.js';
 
 export const TEST_IMAGES = ['busybox', 'layered', 'calf-test'];
 
-/** Make a new calf root under the temp dir and load the test images into it. */
+/**
+ * Make a new calf root under the temp dir and load the test images into it. Its `containers/`
+ * directory is a shared mount, as everything is under systemd (Ubuntu, Debian): a container
+ * that forgets to make its mounts private then leaks them into the host's mount table on any
+ * machine, not only on those whose / happens to be shared.
+ */
 export async function prepareStore(): Promise<string> {
   const missing = TEST_IMAGES.filter((name) => !fs.existsSync(path.join(imagesDir, name, 'index.json')));
   if (missing.length) {
@@ -16,6 +23,10 @@ export async function prepareStore(): Promise<string> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-test-root-'));
   try {
     for (const name of TEST_IMAGES) await loadImages(path.join(imagesDir, name), root);
+    const containers = path.join(root, 'containers');
+    fs.mkdirSync(containers);
+    mount(containers, containers, null, MS_BIND);
+    mount(null, containers, null, MS_SHARED);
   } catch (err) {
     removeStore(root);
     throw err;
@@ -23,7 +34,8 @@ export async function prepareStore(): Promise<string> {
   return root;
 }
 
-/** Remove a calf root made by {@link prepareStore}. */
+/** Remove a calf root made by {@link prepareStore}, and whatever a broken run mounted in it. */
 export function removeStore(root: string): void {
+  unmountUnder(root);
   fs.rmSync(root, { recursive: true, force: true });
 }
