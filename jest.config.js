@@ -10,6 +10,7 @@ export default {
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   // Each check starts containers (two node processes each): give them time, and don't flood two cores.
-  testTimeout: 60_000,
+  // CALF_TEST_SLOW stretches it under emulation (see test/support/host.ts).
+  testTimeout: 60_000 * (Number(process.env.CALF_TEST_SLOW) || 1),
   maxWorkers: 2,
 };

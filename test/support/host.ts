@@ -19,3 +19,16 @@ export function cannotRun(): string | undefined {
   if (process.getuid?.() !== 0) return `calf needs root (namespaces, mounts, chroot): ${inVm.replace('run it inside the workshop VM: vagrant up, vagrant ssh, ', 'run it as root, e.g. in the VM: ')}`;
   return undefined;
 }
+
+/**
+ * How many times slower than a workstation this machine runs calf: `CALF_TEST_SLOW`, which
+ * `npm run test:vm` sets under emulation. The tests stretch their timeouts by it.
+ */
+export const slow = Number(process.env.CALF_TEST_SLOW) || 1;
+
+/** Why the board refuses this machine: `CALF_EXPECT_CGROUP` (`npm run test:vm` sets v2) names the version it must find. */
+export function unexpectedCgroup(): string | undefined {
+  const expected = process.env.CALF_EXPECT_CGROUP;
+  const found = cgroupVersion();
+  return expected && expected !== found ? `expected cgroup ${expected} (CALF_EXPECT_CGROUP), and this machine has cgroup ${found}` : undefined;
+}

@@ -1,5 +1,6 @@
 /** Looking at processes from the host side. */
 import fs from 'node:fs';
+import { slow } from './host.js';
 
 /** The direct children of process `pid`, from `/proc/PID/task/TID/children`. */
 export function childrenOf(pid: number): number[] {
@@ -22,7 +23,7 @@ export function comm(pid: number): string {
 
 /** Poll `probe` until it returns a value (not undefined), or fail after `ms`. */
 export async function waitFor<T>(what: string, probe: () => T | undefined, ms = 20_000): Promise<T> {
-  const until = Date.now() + ms;
+  const until = Date.now() + ms * slow;
   for (;;) {
     const value = probe();
     if (value !== undefined) return value;

@@ -8,6 +8,7 @@ import { execa } from 'execa';
 import { LEVELS, levelDir } from '../../ladder/ladder.js';
 
 import { repo } from './paths.js';
+import { slow } from './host.js';
 export { repo };
 
 const dir = path.resolve(repo, process.env.CALF_TARGET ?? levelDir(LEVELS.at(-1)!, 'solutions'));
@@ -34,7 +35,7 @@ export interface RunOptions {
 
 const CALF_ARGS = () => ['--import', 'tsx', path.join(target.dir, 'calf.ts')];
 const common = (env?: Record<string, string>) => ({
-  cwd: repo, reject: false, timeout: 45_000, stripFinalNewline: false,
+  cwd: repo, reject: false, timeout: 45_000 * slow, stripFinalNewline: false,
   env: { CALF_ROOT: calfRoot(), ...env },
 }) as const;
 
