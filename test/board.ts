@@ -10,7 +10,7 @@ import { LEVELS, levelDir, findLevel, type Level } from '../ladder/ladder.js';
 import { runChecks, passed, pointer, type LevelOutcome } from './support/checks.js';
 import { prepareStore, removeStore } from './support/store.js';
 import { snapshot, newSince } from './support/leftovers.js';
-import { cgroupVersion, cannotRun } from './support/host.js';
+import { cgroupVersion, cannotRun, unexpectedCgroup } from './support/host.js';
 
 const tty = process.stdout.isTTY === true;
 const paint = (code: string) => (text: string) => (tty ? `\x1b[${code}m${text}\x1b[0m` : text);
@@ -31,7 +31,7 @@ if (refs.some((a) => a.startsWith('-')) || refs.length > 1) usage(`unknown argum
 const chosen = refs[0] === undefined ? undefined : findLevel(refs[0]) ?? usage(`no level ${refs[0]}`);
 const kind = solution ? 'solutions' : 'levels';
 
-const why = cannotRun();
+const why = cannotRun() ?? unexpectedCgroup();
 if (why) {
   console.error(why);
   process.exit(1);

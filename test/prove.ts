@@ -14,10 +14,10 @@ import { LEVELS, levelDir } from '../ladder/ladder.js';
 import { runChecks, passed, type LevelOutcome } from './support/checks.js';
 import { prepareStore, removeStore } from './support/store.js';
 import { snapshot, newSince } from './support/leftovers.js';
-import { cgroupVersion, cannotRun } from './support/host.js';
+import { cgroupVersion, cannotRun, unexpectedCgroup } from './support/host.js';
 import { repo } from './support/paths.js';
 
-const why = cannotRun();
+const why = cannotRun() ?? unexpectedCgroup();
 if (why) {
   console.error(why);
   process.exit(1);
