@@ -89,6 +89,10 @@ if (leftovers.length) {
 }
 const levelsPassed = outcomes.filter((o) => passed(o.outcome)).length;
 console.log(allPassed ? green(`all ${outcomes.length} levels pass`) : `${levelsPassed} of ${outcomes.length} levels pass`);
+// The closing line CI logs are read by: checks, plus one failure for a run that could not start or left things behind.
+const checks = outcomes.flatMap((o) => o.outcome.checks).filter((c) => c.status !== 'skipped');
+const broken = outcomes.filter((o) => o.outcome.error).length + (leftovers.length ? 1 : 0);
+console.log(`${checks.filter((c) => c.status === 'passed').length} passed, ${checks.filter((c) => c.status === 'failed').length + broken} failed`);
 process.exit(allPassed ? 0 : 1);
 
 function indent(text: string, n: number): string {
