@@ -53,7 +53,6 @@ export function pointer(level: Level, section: string): string {
   return `${levelDir(level, 'levels')}/README.md#${slug(section)}`;
 }
 
-// eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 /** The part of a jest failure message an attendee can act on: the assertion, without the stack. */
