@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { mountPoints } from './mounts.js';
 
 function safe<T>(fn: () => T, fallback: T): T {
   try {
@@ -27,9 +28,7 @@ function findDirs(dir: string, depth: number, match: RegExp): string[] {
 /** Everything calf-made that exists right now, one line per thing. */
 export function snapshot(roots: readonly string[]): string[] {
   const found: string[] = [];
-  const mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n');
-  for (const line of mountinfo) {
-    const point = line.split(' ')[4]!;
+  for (const point of mountPoints(fs.readFileSync('/proc/self/mountinfo', 'utf8'))) {
     if (roots.some((r) => point === r || point.startsWith(`${r}/`))) found.push(`mount ${point}`);
   }
   for (const root of roots) {

@@ -1,20 +1,29 @@
-/** The host's mount table, as the tests compare it. */
+/**
+ * Reading mountinfo texts (the host's, or one a container printed) the way the tests compare
+ * them. Deliberately not lib/mountinfo.ts: the tests don't trust the code they check.
+ * @see https://man7.org/linux/man-pages/man5/proc_pid_mountinfo.5.html
+ */
 import fs from 'node:fs';
 
-/** Mount points and filesystem types of a process's mount table (`/proc/PID/mountinfo`), one string each. */
-export function mountTable(pid: number | 'self' = 'self'): string[] {
-  return fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').trim().split('\n').map((line) => {
-    const f = line.split(' ');
-    return `${f[4]} ${line.split(' - ')[1]?.split(' ')[0]}`;
-  });
+/** Mount point (field 5) and filesystem type (first field after ` - `) of each line. */
+function parse(mountinfo: string): { point: string; fsType: string }[] {
+  return mountinfo.trim().split('\n').filter(Boolean).map((line) => ({
+    point: line.split(' ')[4]!,
+    fsType: line.split(' - ')[1]?.split(' ')[0] ?? '',
+  }));
 }
 
-/** Mount points listed in a mountinfo text (field 5). */
+/** A process's mount table (`/proc/PID/mountinfo`) as `"<mount point> <fs type>"` strings. */
+export function mountTable(pid: number | 'self' = 'self'): string[] {
+  return parse(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8')).map((m) => `${m.point} ${m.fsType}`);
+}
+
+/** Mount points listed in a mountinfo text. */
 export function mountPoints(mountinfo: string): string[] {
-  return mountinfo.trim().split('\n').filter(Boolean).map((line) => line.split(' ')[4]!);
+  return parse(mountinfo).map((m) => m.point);
 }
 
 /** The filesystem type mounted at `point` in a mountinfo text (the last mount there wins). */
 export function fsTypeAt(mountinfo: string, point: string): string | undefined {
-  return mountinfo.trim().split('\n').filter((l) => l.split(' ')[4] === point).map((l) => l.split(' - ')[1]!.split(' ')[0]!).at(-1);
+  return parse(mountinfo).filter((m) => m.point === point).at(-1)?.fsType;
 }

@@ -31,11 +31,24 @@ export async function prepareStore(): Promise<string> {
     removeStore(root);
     throw err;
   }
+  // A Ctrl-C or kill during a run must not leave the shared mount and the store behind.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    removeStore(root);
+    process.exit(128 + os.constants.signals[signal]);
+  };
+  interrupted.set(root, onSignal);
+  for (const signal of SIGNALS) process.once(signal, onSignal);
   return root;
 }
 
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+const interrupted = new Map<string, (signal: NodeJS.Signals) => void>();
+
 /** Remove a calf root made by {@link prepareStore}, and whatever a broken run mounted in it. */
 export function removeStore(root: string): void {
+  const onSignal = interrupted.get(root);
+  if (onSignal) for (const signal of SIGNALS) process.off(signal, onSignal);
+  interrupted.delete(root);
   unmountUnder(root);
   fs.rmSync(root, { recursive: true, force: true });
 }
