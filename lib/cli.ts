@@ -102,7 +102,8 @@ export function readEnvFile(file: string): string[] {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`--env-file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    // Node's message already names the errno, its meaning and the path: ENOENT: no such file…
+    throw new Error(`--env-file: ${(err as Error).message}`);
   }
   return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).flatMap(envArg);
 }
