@@ -51,7 +51,7 @@ export function fail(message: string, code = EXIT_CALF_ERROR): never {
 }
 
 /** The exit code and message for an error thrown in the init stage. */
-export function initFailure(err: unknown): { code: number; message: string } {
+function initFailure(err: unknown): { code: number; message: string } {
   if (err instanceof CommandNotFoundError) return { code: EXIT_NOT_FOUND, message: err.message };
   if (err instanceof SyscallError && err.syscall === 'execve') {
     const code = err.code === 'ENOENT' || err.code === 'ENOTDIR' ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;

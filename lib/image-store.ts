@@ -121,7 +121,7 @@ export function blobPath(digest: string, root = calfRoot()): string {
 }
 
 /** `sha256:ab12cd34ef56…`: a digest short enough for an error message. */
-export function shortDigest(digest: string): string {
+function shortDigest(digest: string): string {
   const [algorithm, hex] = splitDigest(digest);
   return `${algorithm}:${hex.slice(0, 12)}…`;
 }
@@ -209,7 +209,7 @@ export function listImages(root = calfRoot()): ImageSummary[] {
  * Create the store's layout (`oci-layout`, an empty `index.json`, `blobs/sha256/`) if it is not
  * there yet. Safe to call every time.
  */
-export function initStore(root = calfRoot()): void {
+function initStore(root = calfRoot()): void {
   const dir = imagesDir(root);
   mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
   if (!existsSync(join(dir, 'oci-layout'))) {
@@ -226,7 +226,7 @@ export function initStore(root = calfRoot()): void {
  * have that digest (and size, when given), or nothing is stored and this throws naming the blob.
  * @returns the blob's digest and size
  */
-export async function addBlob(
+async function addBlob(
   source: Readable,
   expected: { digest?: string; size?: number; what?: string } = {},
   root = calfRoot(),

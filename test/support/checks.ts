@@ -56,7 +56,7 @@ export function pointer(level: Level, section: string): string {
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 /** The part of a jest failure message an attendee can act on: the assertion, without the stack. */
-export function reasonOf(message: string): string {
+function reasonOf(message: string): string {
   const lines = message.replace(ANSI, '').split('\n');
   const stack = lines.findIndex((l) => /^\s+at /.test(l));
   return lines.slice(0, stack === -1 ? undefined : stack).map((l) => l.trimEnd().replace(/^Error: /, ''))

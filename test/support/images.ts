@@ -12,7 +12,7 @@ function blob(layout: string, digest: string): string {
 }
 
 /** The layer blobs of a test image, base first. */
-export function layerBlobs(name: string): string[] {
+function layerBlobs(name: string): string[] {
   const layout = path.join(imagesDir, name);
   const index = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
   const manifest = JSON.parse(fs.readFileSync(blob(layout, index.manifests[0]!.digest), 'utf8')) as { layers: { digest: string }[] };

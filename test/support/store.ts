@@ -7,7 +7,7 @@ import { mount, MS_BIND, MS_SHARED } from '../../lib/mount.js';
 import { unmountUnder } from '../../lib/mountinfo.js';
 import { imagesDir } from './images.js';
 
-export const TEST_IMAGES = ['busybox', 'layered', 'calf-test'];
+const TEST_IMAGES = ['busybox', 'layered', 'calf-test'];
 
 /**
  * Make a new calf root under the temp dir and load the test images into it. Its `containers/`
