@@ -260,7 +260,7 @@ async function addBlob(
   }
 }
 
-/** {@link addBlob} for a file on disk. */
+/** `addBlob` for a file on disk. */
 export function addBlobFromFile(
   path: string,
   expected: { digest?: string; size?: number; what?: string } = {},
