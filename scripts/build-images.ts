@@ -10,7 +10,7 @@
  * @module
  */
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync,
 } from 'node:fs';
@@ -20,11 +20,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { pack as tarPack, type Header } from 'tar-stream';
-import { loadImages } from '../lib/image-load.js';
+import { loadImages } from '../lib/image/load.js';
+import { sha256Digest } from '../lib/image/digest.js';
+import { calfRoot } from '../lib/runtime/root.js';
 import {
-  calfRoot, MediaType, ociArchitecture, REF_NAME, type Descriptor, type ImageConfigFile, type ImageIndex,
+  MediaType, ociArchitecture, REF_NAME, type Descriptor, type ImageConfigFile, type ImageIndex,
   type ImageManifest,
-} from '../lib/image-store.js';
+} from '../lib/image/store.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 /** Every file in every image carries this mtime, so rebuilding gives the same bytes. */
@@ -215,7 +217,7 @@ async function layer(entries: LayerEntry[]): Promise<Layer> {
   const bytes = await tar;
   // Node's gzip header has no timestamp or file name, so equal input gives equal bytes.
   const blob = gzipSync(bytes, { level: 9 });
-  return { blob, digest: sha256(blob), diffId: sha256(bytes) };
+  return { blob, digest: sha256Digest(blob), diffId: sha256Digest(bytes) };
 }
 
 /**
@@ -235,13 +237,13 @@ function writeLayout(outDir: string, name: string, layers: Layer[], runConfig: I
   const manifest: ImageManifest = {
     schemaVersion: 2,
     mediaType: MediaType.manifest,
-    config: { mediaType: MediaType.config, digest: sha256(configBytes), size: configBytes.length },
+    config: { mediaType: MediaType.config, digest: sha256Digest(configBytes), size: configBytes.length },
     layers: layers.map((l) => ({ mediaType: MediaType.layerGzip, digest: l.digest, size: l.blob.length })),
   };
   const manifestBytes = Buffer.from(JSON.stringify(manifest));
   const descriptor: Descriptor = {
     mediaType: MediaType.manifest,
-    digest: sha256(manifestBytes),
+    digest: sha256Digest(manifestBytes),
     size: manifestBytes.length,
     annotations: { [REF_NAME]: `${name}:latest` },
   };
@@ -292,9 +294,6 @@ function file(path: string, content: string, mode = 0o644): LayerEntry {
   return { path, type: 'file', mode, content };
 }
 
-function sha256(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { load: { type: 'boolean', default: false } } });

@@ -8,10 +8,10 @@
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { main, type RunOptions } from '../../lib/cli.js';
-import { exited } from '../../lib/process.js';
-import { lookPath, mergeEnv, DEFAULT_PATH } from '../../lib/exec.js';
-import { execve, fcntl, F_SETFD } from '../../lib/index.js';
+import { main, type RunOptions } from '../../lib/runtime/cli.js';
+import { exited } from '../../lib/runtime/process.js';
+import { lookPath, mergeEnv, DEFAULT_PATH } from '../../lib/runtime/exec.js';
+import { execve, fcntl, F_SETFD } from '../../lib/linux/index.js';
 
 /** What the parent side hands to the init stage, as JSON on its command line. */
 interface InitConfig {

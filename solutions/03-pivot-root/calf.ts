@@ -9,17 +9,17 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { constants } from 'node:os';
-import { main, type RunOptions } from '../../lib/cli.js';
-import { exited } from '../../lib/process.js';
-import { lookPath, mergeEnv, DEFAULT_PATH } from '../../lib/exec.js';
-import { execve, fcntl, F_SETFD } from '../../lib/index.js';
-import { resolveImage } from '../../lib/image-store.js';
-import { unpackImage } from '../../lib/unpack.js';
-import { createContainer, removeContainer } from '../../lib/container.js';
-import { chdir } from '../../lib/index.js';
-import { unshare, CLONE_NEWNS, mount, MS_REC, MS_PRIVATE, MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_STRICTATIME } from '../../lib/index.js';
-import { mknod, makedev, S_IFCHR } from '../../lib/index.js';
-import { pivot_root, umount2, MS_BIND, MNT_DETACH } from '../../lib/index.js';
+import { main, type RunOptions } from '../../lib/runtime/cli.js';
+import { exited } from '../../lib/runtime/process.js';
+import { lookPath, mergeEnv, DEFAULT_PATH } from '../../lib/runtime/exec.js';
+import { execve, fcntl, F_SETFD } from '../../lib/linux/index.js';
+import { resolveImage } from '../../lib/image/store.js';
+import { unpackImage } from '../../lib/image/unpack.js';
+import { createContainer, removeContainer } from '../../lib/runtime/container.js';
+import { chdir } from '../../lib/linux/index.js';
+import { unshare, CLONE_NEWNS, mount, MS_REC, MS_PRIVATE, MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_STRICTATIME } from '../../lib/linux/index.js';
+import { mknod, makedev, S_IFCHR } from '../../lib/linux/index.js';
+import { pivot_root, umount2, MS_BIND, MNT_DETACH } from '../../lib/linux/index.js';
 
 /** What the parent side hands to the init stage, as JSON on its command line. */
 interface InitConfig {

@@ -77,7 +77,7 @@ describe('calf cleanup', () => {
     fs.writeFileSync(path.join(dir, 'calf.pid'), `${process.pid}\n`);
     try {
       const r = await calf(['cleanup']);
-      expect(r.stdout).toContain(`kept ${dir}`);
+      expect(r.stdout).toContain(`kept container dir ${dir}`);
       expect(fs.existsSync(dir)).toBe(true);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -7,11 +7,11 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadImages } from '../../lib/image-load.js';
+import { loadImages } from '../../lib/image/load.js';
 import {
   ImageNotFoundError, listImages, normalizeName, ociArchitecture, resolveImage, type ImageIndex,
-} from '../../lib/image-store.js';
-import { unpackImage } from '../../lib/unpack.js';
+} from '../../lib/image/store.js';
+import { unpackImage } from '../../lib/image/unpack.js';
 import { buildImages, type BuiltImage } from '../../scripts/build-images.js';
 
 jest.setTimeout(120_000);

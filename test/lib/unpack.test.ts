@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { gzipSync } from 'node:zlib';
 import { pack as tarPack, type Header } from 'tar-stream';
-import type { ResolvedImage } from '../../lib/image-store.js';
-import { UnsafeLayerError, unpackImage, unpackLayer } from '../../lib/unpack.js';
+import type { ResolvedImage } from '../../lib/image/store.js';
+import { UnsafeLayerError, unpackImage, unpackLayer } from '../../lib/image/unpack.js';
 
 type Entry = Partial<Header> & { name: string; content?: string };
 

@@ -2,9 +2,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadImages } from '../../lib/image-load.js';
-import { mount, MS_BIND, MS_SHARED } from '../../lib/mount.js';
-import { unmountUnder } from '../../lib/mountinfo.js';
+import { loadImages } from '../../lib/image/load.js';
+import { mount, MS_BIND, MS_SHARED } from '../../lib/linux/mount.js';
+import { unmountUnder } from '../../lib/runtime/mountinfo.js';
 import { imagesDir } from './images.js';
 
 const TEST_IMAGES = ['busybox', 'layered', 'calf-test'];

@@ -3,7 +3,7 @@
  * @module
  */
 import { libc, check, flagNames } from './libc.js';
-import { syscallNumber } from './syscall-numbers.js';
+import { syscall, syscallNumber } from './syscall.js';
 
 /** `mount(2)` flags (`MS_*` from `<sys/mount.h>`). */
 export const MS_RDONLY = 1;
@@ -35,7 +35,6 @@ const _mount = libc.func(
   'int mount(const char *source, const char *target, const char *filesystemtype, unsigned long mountflags, const char *data)',
 );
 const _umount2 = libc.func('int umount2(const char *target, int flags)');
-const _syscall = libc.func('long syscall(long number, ...)');
 
 /**
  * Attach a filesystem (or, with `MS_BIND`, a directory; with `MS_PRIVATE`…, change propagation).
@@ -72,6 +71,6 @@ export function umount2(target: string, flags: number): void {
  */
 export function pivot_root(new_root: string, put_old: string): void {
   const nr = syscallNumber('pivot_root');
-  check(Number(_syscall(nr, 'const char *', new_root, 'const char *', put_old)), 'pivot_root',
+  check(Number(syscall(nr, 'const char *', new_root, 'const char *', put_old)), 'pivot_root',
     [new_root, put_old], { path: new_root, dest: put_old });
 }

@@ -10,17 +10,18 @@
  * Tars may be gzip-compressed. Every blob is hashed while it is copied and must match its digest.
  * @module
  */
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import {
-  addBlobBytes, addBlobFromFile, blobPath, calfRoot, checkBlob, isIndexMediaType, MediaType,
-  normalizeName, pickPlatform, REF_NAME, splitDigest, tagImage, type Descriptor, type ImageConfigFile,
+  addBlobBytes, addBlobFromFile, blobPath, checkBlob, isIndexMediaType, MediaType,
+  normalizeName, pickPlatform, REF_NAME, tagImage, type Descriptor, type ImageConfigFile,
   type ImageIndex, type ImageManifest,
-} from './image-store.js';
+} from './store.js';
 import { extractArchive, UnsafeLayerError } from './unpack.js';
+import { calfRoot } from '../runtime/root.js';
+import { sha256Digest, shortDigest, sniffCompression, splitDigest } from './digest.js';
 
 /** containerd's (and Docker 25's `docker save`) annotation for an image's full name. */
 const CONTAINERD_NAME = 'io.containerd.image.name';
@@ -137,7 +138,7 @@ async function copyImage(dir: string, descriptor: Descriptor, name: string, root
 
 async function copyJsonBlob<T>(dir: string, descriptor: Descriptor, what: string, root: string): Promise<T> {
   const bytes = readFileSync(layoutBlob(dir, descriptor, what));
-  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const digest = sha256Digest(bytes);
   checkBlob(digest, bytes.length, { digest: descriptor.digest, size: descriptor.size, what: `${what} blob` });
   addBlobBytes(bytes, root);
   return JSON.parse(bytes.toString('utf8')) as T;
@@ -155,7 +156,7 @@ function layoutBlob(dir: string, descriptor: Descriptor, what: string): string {
   try {
     return fileIn(dir, `blobs/${algorithm}/${hex}`);
   } catch {
-    throw new Error(`${what} blob ${algorithm}:${hex.slice(0, 12)}… is missing from the layout`);
+    throw new Error(`${what} blob ${shortDigest(descriptor.digest)} is missing from the layout`);
   }
 }
 
@@ -169,7 +170,7 @@ async function loadDockerArchive(dir: string, root: string): Promise<Loaded[]> {
   const loaded: Loaded[] = [];
   for (const entry of entries) {
     const configBytes = readFileSync(fileIn(dir, entry.Config));
-    const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
+    const configDigest = sha256Digest(configBytes);
     // Docker names the config file after its digest: a file that disagrees is corrupt.
     checkBlob(configDigest, configBytes.length, { digest: digestInName(entry.Config), what: `config ${entry.Config}` });
     const config = JSON.parse(configBytes.toString('utf8')) as ImageConfigFile;
@@ -200,15 +201,8 @@ async function loadDockerArchive(dir: string, root: string): Promise<Loaded[]> {
 
 /** A layer's media type, from its first bytes. */
 async function sniffLayerType(path: string): Promise<string> {
-  const file = await open(path, 'r');
-  try {
-    const { buffer } = await file.read(Buffer.alloc(4), 0, 4, 0);
-    if (buffer[0] === 0x1f && buffer[1] === 0x8b) return MediaType.layerGzip;
-    if (buffer.readUInt32BE(0) === 0x28b52ffd) return MediaType.layerZstd;
-    return MediaType.layer;
-  } finally {
-    await file.close();
-  }
+  const compression = await sniffCompression(path);
+  return compression === 'gzip' ? MediaType.layerGzip : compression === 'zstd' ? MediaType.layerZstd : MediaType.layer;
 }
 
 /** The digest a docker archive path carries in its name (`blobs/sha256/<hex>`, `<hex>.json`), if any. */

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { umount2, MNT_DETACH } from './mount.js';
+import { umount2, MNT_DETACH } from '../linux/mount.js';
 
 /** One line of `/proc/PID/mountinfo`. */
 export interface MountInfo {

@@ -1,10 +1,18 @@
 /**
- * Raw syscall numbers for the calls glibc has no wrapper for. They differ per architecture
- * (x86_64 kept the old i386-derived table; arm64 uses the generic one), so they are looked up
- * by `process.arch` and never written as a bare constant.
+ * Raw syscalls, for the calls glibc has no wrapper for: `syscall(2)` and the numbers it takes.
+ * The numbers differ per architecture (x86_64 kept the old i386-derived table; arm64 uses the
+ * generic one), so they are looked up by `process.arch` and never written as a bare constant.
  * @see https://man7.org/linux/man-pages/man2/syscall.2.html
  * @module
  */
+import { libc } from './libc.js';
+
+/**
+ * `long syscall(long number, ...)`: each further argument is a koffi type name followed by its
+ * value, e.g. `syscall(nr, 'const char *', path)`. Returns -1 and sets errno on failure, as in C:
+ * pass the result to `check`.
+ */
+export const syscall = libc.func('long syscall(long number, ...)') as (number: number, ...typesAndArgs: unknown[]) => number | bigint;
 
 /** Syscalls calf makes through `syscall(2)`. */
 export type RawSyscall = 'pivot_root';

@@ -17,6 +17,7 @@ export async function exited(child: ChildProcess): Promise<[code: number | null,
   const forward = (signal: NodeJS.Signals): void => {
     child.kill(signal);
   };
+  if (child.exitCode !== null || child.signalCode !== null) return [child.exitCode, child.signalCode];
   for (const s of FORWARDED) process.on(s, forward);
   try {
     const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];

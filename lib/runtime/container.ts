@@ -7,8 +7,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { calfRoot } from './image-store.js';
-import { unmountUnder } from './mountinfo.js';
+import { calfRoot } from './root.js';
+import { mountsUnder, unmountUnder } from './mountinfo.js';
+import { registerLeftovers } from './leftovers.js';
 
 /** A container's identity and its directories on the host. */
 export interface Container {
@@ -61,3 +62,22 @@ export function listContainerDirs(root = calfRoot()): { dir: string; owner?: num
     }
   });
 }
+
+registerLeftovers({
+  kind: 'container dir',
+  find: (root) => listContainerDirs(root).map(({ dir, owner }) => ({
+    what: `container dir ${dir}`,
+    ...(owner === undefined ? {} : { owner }),
+    remove: () => removeContainer({ dir }),
+  })),
+});
+
+// Mounts under containers/ that outlived their directory's removal (a mount propagated back
+// from a container that forgot MS_PRIVATE shows up here).
+registerLeftovers({
+  kind: 'mount',
+  find: (root) => mountsUnder(containersDir(root)).map((point) => ({
+    what: `mount ${point}`,
+    remove: () => void unmountUnder(point),
+  })),
+});

@@ -9,91 +9,55 @@
  * @module
  */
 import fs from 'node:fs';
-import { Command, CommanderError, type Option } from 'commander';
-import { CommandNotFoundError } from './exec.js';
-import { SyscallError } from './syscall-error.js';
-import { fcntl, F_SETFD, F_GETFL, F_SETFL, FD_CLOEXEC, O_NONBLOCK } from './fcntl.js';
+import { Command, CommanderError, Option } from 'commander';
+import { EXIT_CALF_ERROR, exitCodeOf, messageOf } from './errors.js';
+import { fail } from './fail.js';
+import { runInitStage } from './stage.js';
 
-/** calf itself failed (Docker's `125`). */
-export const EXIT_CALF_ERROR = 125;
-/** The command exists but cannot be executed (`126`). */
-export const EXIT_CANNOT_EXECUTE = 126;
-/** The command was not found (`127`). */
-export const EXIT_NOT_FOUND = 127;
+/**
+ * A `calf run` option a level adds (`--hostname`, `--memory`…): its spelling as Docker's, a help
+ * line, and how its text becomes the value `run()` gets. A `parse` that throws is a bad value:
+ * calf says so in one line and exits 125, as `docker run --memory 12XB` does.
+ */
+export interface Flag<T> {
+  /** commander's spelling: `--hostname <name>`, `-p, --publish <ports>`, `--privileged` */
+  spec: string;
+  description: string;
+  /** the value from its text; `previous` is the value so far, for a flag given more than once */
+  parse?: (text: string, previous: T | undefined) => T;
+}
+
+/** Declare a level's flag; `T` is what `run()` gets (a string unless `parse` says otherwise). */
+export function flag<T = string>(spec: string, description: string, parse?: (text: string, previous: T | undefined) => T): Flag<T> {
+  return parse ? { spec, description, parse } : { spec, description };
+}
+
+/** The flags a level declares, by the name `run()` reads them under. */
+export type Flags = Record<string, Flag<unknown>>;
+
+/** The values of a level's flags: each one is undefined when it was not given. */
+export type FlagValues<F extends Flags> = { [K in keyof F]?: F[K] extends Flag<infer T> ? T : never };
 
 /** What `calf run` was asked to do, parsed and checked. */
-export interface RunOptions {
+export interface RunOptions<F extends Flags = Flags> {
   /** the image reference as typed (`busybox`, `busybox:latest`, an id prefix) */
   image: string;
   /** COMMAND and ARGs; empty when the image's default command should run */
   command: string[];
   /** `KEY=VALUE` pairs from `--env-file` and `-e`, in order (later ones win) */
   env: string[];
-  /** values of the options a level adds with {@link Level.options} */
-  flags: Record<string, unknown>;
+  /** the level's own flags, typed as it declared them */
+  flags: FlagValues<F>;
 }
 
-/** What a level file gives to {@link main}. */
-export interface Level<Config> {
+/** A level's two stages, which it gives to {@link main}. */
+export interface Stages<Config, F extends Flags> {
   /** Parent side: runs on the host, starts the container, returns the exit code for calf. */
-  run(options: RunOptions): Promise<number>;
+  run(options: RunOptions<F>): Promise<number>;
   /** Container side: the re-executed stage; ends in `execve`, so it never returns. */
   init(config: Config): never;
-  /** Extra `calf run` options this level understands (`--hostname`, `--memory`…). */
-  options?: Option[];
-}
-
-/** calf's own error message: one line on stderr, then Docker's exit code. */
-export function fail(message: string, code = EXIT_CALF_ERROR): never {
-  fs.writeSync(2, `calf: ${message}\n`);
-  if (process.env.CALF_DEBUG) fs.writeSync(2, `${new Error('calf: failed here').stack}\n`);
-  process.exit(code);
-}
-
-/** The exit code and message for an error thrown in the init stage. */
-function initFailure(err: unknown): { code: number; message: string } {
-  if (err instanceof CommandNotFoundError) return { code: EXIT_NOT_FOUND, message: err.message };
-  if (err instanceof SyscallError && err.syscall === 'execve') {
-    const code = err.code === 'ENOENT' || err.code === 'ENOTDIR' ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
-    return { code, message: `exec: ${JSON.stringify(err.path)}: ${err.description.toLowerCase()}` };
-  }
-  return { code: EXIT_CALF_ERROR, message: errorMessage(err) };
-}
-
-/**
- * Mark every fd above stderr close-on-exec. Node's own fds already are, but whatever calf's
- * caller left open (a shell's, a CI runner's) would otherwise reach the container: runc's
- * CVE-2024-21626 was such a leaked fd.
- */
-function closeInheritedFds(): void {
-  for (const name of fs.readdirSync('/proc/self/fd')) {
-    const fd = Number(name);
-    if (fd <= 2) continue;
-    try {
-      fcntl(fd, F_SETFD, FD_CLOEXEC);
-    } catch {
-      // the directory handle readdirSync just closed: nothing to do
-    }
-  }
-}
-
-/**
- * Put stdin/stdout/stderr back in blocking mode. libuv (Node's I/O layer, and tsx through it)
- * makes a pipe non-blocking when it opens it as a stream; the flag belongs to the pipe, not to
- * the process, so a command that inherits it gets `EAGAIN` ("Resource temporarily unavailable")
- * as soon as its reader falls behind. libuv clears it for the children Node spawns; execve
- * does not.
- */
-function blockingStdio(): void {
-  for (const fd of [0, 1, 2]) {
-    const flags = fcntl(fd, F_GETFL);
-    if (flags & O_NONBLOCK) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-  }
-}
-
-function errorMessage(err: unknown): string {
-  if (process.env.CALF_DEBUG && err instanceof Error && err.stack) return err.stack;
-  return err instanceof Error ? err.message : String(err);
+  /** The `calf run` flags this level adds, e.g. `{ hostname: flag('--hostname <name>', …) }`. */
+  flags?: F;
 }
 
 /** Parse `--env-file` the way Docker does: `KEY=VALUE` lines, `#` comments, a bare `KEY` copies the host's value. */
@@ -124,13 +88,18 @@ function collect(value: string, previous: string[] = []): string[] {
  * Parse the command line and run the level. Every failure ends in a one-line message on stderr
  * and a Docker exit code; nothing of calf's goes to stdout during `run`.
  */
-export function main<Config>(level: Level<Config>): void {
+export function main<Config, F extends Flags = Record<never, never>>(stages: Stages<Config, F>): void {
   const program = new Command('calf')
     .description('a Docker-like container runtime, built one level at a time')
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: (text) => fs.writeSync(2, `calf: ${text.replace(/^error: /, '')}`) });
 
+  const levelFlags = Object.entries(stages.flags ?? {}).map(([name, f]) => {
+    const option = new Option(f.spec, f.description);
+    if (f.parse) option.argParser(f.parse);
+    return { name, option };
+  });
   const runCommand = program.command('run')
     .description('run a command in a new container')
     .usage('[OPTIONS] IMAGE [COMMAND] [ARG...]')
@@ -147,41 +116,33 @@ export function main<Config>(level: Level<Config>): void {
         ...((opts.envFile as string[] | undefined) ?? []).flatMap(readEnvFile),
         ...((opts.env as string[] | undefined) ?? []).flatMap(envArg),
       ];
-      process.exitCode = await level.run({ image, command, env, flags: opts });
+      const flags = Object.fromEntries(levelFlags.map(({ name, option }) => [name, opts[option.attributeName()]])) as FlagValues<F>;
+      process.exitCode = await stages.run({ image, command, env, flags });
     });
-  for (const option of level.options ?? []) runCommand.addOption(option);
+  for (const { option } of levelFlags) runCommand.addOption(option);
 
   program.command('init', { hidden: true })
     .argument('<config>', 'JSON from the parent side')
-    .action((config: string) => {
-      process.title = 'calf:[init]';
-      try {
-        closeInheritedFds();
-        blockingStdio();
-        level.init(JSON.parse(config) as Config);
-      } catch (err) {
-        const { code, message } = initFailure(err);
-        fail(message, code);
-      }
-    });
+    .action((config: string) => runInitStage(stages.init, config));
 
   program.command('load')
     .description('load images from an OCI layout, an oci-archive or a docker-archive')
     .requiredOption('-i, --input <path>', 'archive file or layout directory')
     .action(async (opts: { input: string }) => {
       // Loaded on demand, like the other commands' modules: `run` and `init` start faster without them.
-      const { loadImages } = await import('./image-load.js');
+      const { loadImages } = await import('../image/load.js');
       for (const name of await loadImages(opts.input)) process.stdout.write(`Loaded image: ${name}\n`);
     });
 
   program.command('images')
     .description('list stored images')
     .action(async () => {
-      const { listImages } = await import('./image-store.js');
+      const { listImages } = await import('../image/store.js');
+      const { shortId } = await import('../image/digest.js');
       const rows = listImages().map((i) => {
         const at = i.name.lastIndexOf(':');
         const [repo, tag] = i.name.startsWith('sha256:') || at === -1 ? ['<none>', '<none>'] : [i.name.slice(0, at), i.name.slice(at + 1)];
-        return [repo, tag, i.id.replace(/^sha256:/, '').slice(0, 12), i.created?.slice(0, 19).replace('T', ' ') ?? '', humanSize(i.size)];
+        return [repo, tag, shortId(i.id), i.created?.slice(0, 19).replace('T', ' ') ?? '', humanSize(i.size)];
       });
       printTable([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows]);
     });
@@ -199,7 +160,7 @@ export function main<Config>(level: Level<Config>): void {
       if (err.exitCode === 0) process.exit(0);
       process.exit(EXIT_CALF_ERROR);
     }
-    fail(errorMessage(err));
+    fail(messageOf(err), exitCodeOf(err));
   });
 }
 

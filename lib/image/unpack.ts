@@ -21,8 +21,9 @@ import type { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract as tarExtract, type Header } from 'tar-stream';
-import type { ResolvedImage } from './image-store.js';
-import { mknod, makedev, S_IFBLK, S_IFCHR, S_IFIFO } from './stat.js';
+import type { ResolvedImage } from './store.js';
+import { sniffCompression } from './digest.js';
+import { mknod, makedev, S_IFBLK, S_IFCHR, S_IFIFO } from '../linux/stat.js';
 
 /** A layer entry that would be written outside the directory being unpacked into. */
 export class UnsafeLayerError extends Error {
@@ -117,16 +118,9 @@ async function extractInto(path: string, target: string, options: Options): Prom
 
 /** The streams that turn the blob into a tar: gunzip for gzip, none for a plain tar. */
 async function decompressor(path: string, source: string): Promise<Transform[]> {
-  const file = await open(path, 'r');
-  const { buffer, bytesRead } = await file.read(Buffer.alloc(6), 0, 6, 0).finally(() => file.close());
-  const magic = buffer.subarray(0, bytesRead);
-  const startsWith = (...bytes: number[]) => bytes.every((b, i) => magic[i] === b);
-  if (startsWith(0x1f, 0x8b)) return [createGunzip()];
-  const other = startsWith(0x28, 0xb5, 0x2f, 0xfd) ? 'zstd'
-    : startsWith(0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00) ? 'xz'
-    : startsWith(0x42, 0x5a, 0x68) ? 'bzip2'
-    : undefined;
-  if (other) throw new Error(`${source}: ${other}-compressed layers are not supported (calf unpacks tar and tar+gzip)`);
+  const compression = await sniffCompression(path);
+  if (compression === 'gzip') return [createGunzip()];
+  if (compression !== 'none') throw new Error(`${source}: ${compression}-compressed layers are not supported (calf unpacks tar and tar+gzip)`);
   return [];
 }
 

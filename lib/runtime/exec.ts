@@ -4,15 +4,16 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { CalfError, EXIT_NOT_FOUND } from './errors.js';
 
 /** The `PATH` a container gets when neither the image nor `-e` sets one (Docker's default). */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** The command is not in any directory of `PATH`: Docker's exit code 127. */
-export class CommandNotFoundError extends Error {
+export class CommandNotFoundError extends CalfError {
+  override readonly exitCode = EXIT_NOT_FOUND;
   constructor(readonly command: string) {
     super(`exec: ${JSON.stringify(command)}: executable file not found in $PATH`);
-    this.name = 'CommandNotFoundError';
   }
 }
 

@@ -10,6 +10,9 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { sha256Digest, shortDigest, splitDigest } from './digest.js';
+import { calfRoot } from '../runtime/root.js';
+import { CalfError } from '../runtime/errors.js';
 import {
   createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync,
   statSync, writeFileSync,
@@ -98,16 +101,10 @@ export interface ImageSummary {
 }
 
 /** The image asked for is not in the store. */
-export class ImageNotFoundError extends Error {
+export class ImageNotFoundError extends CalfError {
   constructor(readonly ref: string) {
     super(`unable to find image '${ref}' locally (calf images lists the stored images)`);
-    this.name = 'ImageNotFoundError';
   }
-}
-
-/** calf's state directory: `$CALF_ROOT`, or `/var/lib/calf`. */
-export function calfRoot(): string {
-  return process.env.CALF_ROOT || '/var/lib/calf';
 }
 
 /** The store's OCI layout directory under `root`. */
@@ -118,12 +115,6 @@ export function imagesDir(root = calfRoot()): string {
 /** Where the blob `digest` lives (or would live) in the store. */
 export function blobPath(digest: string, root = calfRoot()): string {
   return join(imagesDir(root), 'blobs', ...splitDigest(digest));
-}
-
-/** `sha256:ab12cd34ef56…`: a digest short enough for an error message. */
-function shortDigest(digest: string): string {
-  const [algorithm, hex] = splitDigest(digest);
-  return `${algorithm}:${hex.slice(0, 12)}…`;
 }
 
 /** The OCI architecture name of a Node `process.arch`. */
@@ -273,7 +264,7 @@ export function addBlobFromFile(
 export function addBlobBytes(bytes: Buffer | string, root = calfRoot()): { digest: string; size: number } {
   initStore(root);
   const buffer = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
-  const digest = `sha256:${createHash('sha256').update(buffer).digest('hex')}`;
+  const digest = sha256Digest(buffer);
   const final = blobPath(digest, root);
   if (!existsSync(final)) writeFileAtomic(final, buffer);
   return { digest, size: buffer.length };
@@ -313,13 +304,6 @@ export function checkBlob(
   if (expected.size !== undefined && expected.size !== size) {
     throw new Error(`${what} ${shortDigest(expected.digest ?? digest)} is corrupt: ${size} bytes where its descriptor says ${expected.size}`);
   }
-}
-
-/** Split `sha256:<64 hex>` into its algorithm and hex, rejecting anything else. */
-export function splitDigest(digest: string): [string, string] {
-  const match = /^(sha256):([0-9a-f]{64})$/.exec(digest);
-  if (!match) throw new Error(`invalid digest "${digest}": calf expects sha256:<64 hex digits>`);
-  return [match[1]!, match[2]!];
 }
 
 /** Pick the manifest for `linux` on this machine's architecture out of an image index. */

@@ -9,4 +9,5 @@ export * from './mount.js';
 export * from './unistd.js';
 export * from './fcntl.js';
 export * from './stat.js';
-export { syscallNumber } from './syscall-numbers.js';
+export { syscall, syscallNumber } from './syscall.js';
+export * from './poll.js';

@@ -1,0 +1,28 @@
+/**
+ * Waiting for a file descriptor: `<poll.h>`.
+ * @module
+ */
+import { libc, check } from './libc.js';
+
+/** There is data to read (`events`/`revents` bits of {@link poll}). */
+export const POLLIN = 0x001;
+/** The other end hung up. */
+export const POLLHUP = 0x010;
+
+// struct pollfd { int fd; short events; short revents; }: 8 bytes, passed as a buffer.
+const _poll = libc.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)');
+
+/**
+ * Wait until `fd` has one of `events`, or `timeout` milliseconds pass (-1: forever). Blocks the
+ * calling thread, which is what the init stage wants: after `unshare` it must not hand work to
+ * Node's other threads.
+ * @returns the `revents` bits that happened, 0 on timeout
+ * @see https://man7.org/linux/man-pages/man2/poll.2.html
+ */
+export function poll(fd: number, events: number, timeout: number): number {
+  const pollfd = Buffer.alloc(8);
+  pollfd.writeInt32LE(fd, 0);
+  pollfd.writeInt16LE(events, 4);
+  const ready = check(_poll(pollfd, 1, timeout), 'poll', [fd, events, timeout]);
+  return ready === 0 ? 0 : pollfd.readInt16LE(6);
+}

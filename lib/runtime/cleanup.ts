@@ -1,0 +1,43 @@
+/**
+ * `calf cleanup`: remove what calf made and a crashed or half-finished run left behind, by
+ * asking every registered kind of leftover (lib/runtime/leftovers.ts) what exists.
+ * @module
+ */
+import { calfRoot } from './root.js';
+import { leftoverKinds } from './leftovers.js';
+import './container.js'; // registers container directories and their mounts
+
+/** Is process `pid` alive (and ours to ask about)? */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove every leftover whose calf process is gone (all of them with `force`), kind by kind.
+ * A thing that cannot be removed is reported, and the others are still removed.
+ * @returns one line per thing removed, kept or failed, for the user
+ */
+export function cleanup(options: { force?: boolean; root?: string } = {}): string[] {
+  const root = options.root ?? calfRoot();
+  const report: string[] = [];
+  for (const kind of leftoverKinds()) {
+    for (const thing of kind.find(root)) {
+      if (!options.force && thing.owner !== undefined && thing.owner !== process.pid && alive(thing.owner)) {
+        report.push(`kept ${thing.what}: calf process ${thing.owner} is still running (use --force)`);
+        continue;
+      }
+      try {
+        thing.remove();
+        report.push(`removed ${thing.what}`);
+      } catch (err) {
+        report.push(`could not remove ${thing.what}: ${(err as Error).message}`);
+      }
+    }
+  }
+  return report;
+}

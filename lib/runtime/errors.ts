@@ -1,0 +1,44 @@
+/**
+ * Docker's exit codes, and the errors that carry them. A failure knows its own exit code, so
+ * the CLI turns any error into one line and one number without a list of error classes.
+ * @module
+ */
+import { SyscallError } from '../linux/syscall-error.js';
+
+/** calf itself failed: a bad flag, an unknown image, a syscall before the command started. */
+export const EXIT_CALF_ERROR = 125;
+/** The command exists but cannot be executed. */
+export const EXIT_CANNOT_EXECUTE = 126;
+/** The command was not found. */
+export const EXIT_NOT_FOUND = 127;
+
+/** An error with the exit code `docker run` would give for it (125 unless a subclass says otherwise). */
+export class CalfError extends Error {
+  readonly exitCode: number = EXIT_CALF_ERROR;
+  constructor(message: string, options?: { cause?: unknown; exitCode?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    if (options?.exitCode !== undefined) this.exitCode = options.exitCode;
+  }
+}
+
+/**
+ * The exit code for `err`: its own `exitCode`, or, for a failed `execve`, 127 (no such file) or
+ * 126 (not executable) as a shell gives; 125 for anything else.
+ */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof CalfError) return err.exitCode;
+  if (err instanceof SyscallError && err.syscall === 'execve') {
+    return err.code === 'ENOENT' || err.code === 'ENOTDIR' ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
+  }
+  return EXIT_CALF_ERROR;
+}
+
+/** The one line calf prints for `err` (its stack too with `CALF_DEBUG`). */
+export function messageOf(err: unknown): string {
+  if (process.env.CALF_DEBUG && err instanceof Error && err.stack) return err.stack;
+  if (err instanceof SyscallError && err.syscall === 'execve') {
+    return `exec: ${JSON.stringify(err.path)}: ${err.description.toLowerCase()}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,55 @@
+/**
+ * The init stage's housekeeping around a level's `init()`: what every container process needs
+ * before its command starts, and what happens when `init()` fails before `execve`.
+ * @module
+ */
+import fs from 'node:fs';
+import { fcntl, F_SETFD, F_GETFL, F_SETFL, FD_CLOEXEC, O_NONBLOCK } from '../linux/fcntl.js';
+import { exitCodeOf, messageOf } from './errors.js';
+import { fail } from './fail.js';
+
+/**
+ * Run a level's container side as the `init` stage. Every failure before `execve` becomes one
+ * line on stderr and Docker's exit code (127 not found, 126 not executable, 125 otherwise).
+ */
+export function runInitStage<Config>(init: (config: Config) => never, configJson: string): never {
+  process.title = 'calf:[init]'; // ps shows which stage is which, as runc's runc:[2:INIT]
+  try {
+    closeInheritedFds();
+    blockingStdio();
+    init(JSON.parse(configJson) as Config);
+  } catch (err) {
+    fail(messageOf(err), exitCodeOf(err));
+  }
+}
+
+/**
+ * Mark every fd above stderr close-on-exec. Node's own fds already are, but whatever calf's
+ * caller left open (a shell's, a CI runner's) would otherwise reach the container: runc's
+ * CVE-2024-21626 was such a leaked fd. The sync socket (fd 3) is closed by the same rule.
+ */
+function closeInheritedFds(): void {
+  for (const name of fs.readdirSync('/proc/self/fd')) {
+    const fd = Number(name);
+    if (fd <= 2) continue;
+    try {
+      fcntl(fd, F_SETFD, FD_CLOEXEC);
+    } catch {
+      // the directory handle readdirSync just closed: nothing to do
+    }
+  }
+}
+
+/**
+ * Put stdin/stdout/stderr back in blocking mode. libuv (Node's I/O layer, and tsx through it)
+ * makes a pipe non-blocking when it opens it as a stream; the flag belongs to the pipe, not to
+ * the process, so a command that inherits it gets `EAGAIN` ("Resource temporarily unavailable")
+ * as soon as its reader falls behind. libuv clears it for the children Node spawns; execve
+ * does not.
+ */
+function blockingStdio(): void {
+  for (const fd of [0, 1, 2]) {
+    const flags = fcntl(fd, F_GETFL);
+    if (flags & O_NONBLOCK) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  }
+}

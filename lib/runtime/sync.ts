@@ -1,0 +1,126 @@
+/**
+ * The handshake between `calf run` (the parent) and the init stage it spawned, for the levels
+ * where the parent must act on the container after its namespaces exist and before its command
+ * runs: put its pid into a cgroup, move a veth into its network namespace, write its uid map.
+ *
+ * The channel is a socket pair: the parent spawns the init stage with `stdio: SYNC_STDIO`, so the
+ * init stage finds its end at fd 3 ({@link SYNC_FD}). Messages are one word and a newline.
+ *
+ * ```
+ *   calf run (parent)                              calf init (init stage)
+ *   ─────────────────                              ──────────────────────
+ *   spawn(init, fd 3 = socket) ──────────────────▶ unshare(…): its namespaces exist
+ *                                                  syncWithParent():
+ *   syncWithInit():                 "ready\n"   ◀─ sync 1. write, then block in read
+ *     wait for "ready"
+ *     hostSide(child.pid): cgroup, veth, uid map
+ *     ─▶ sync 2. "go\n" ─────────────────────────▶ read returns
+ *                                                  pivot_root, …, execve(command)
+ *                                                  (fd 3 is close-on-exec: the command never sees it)
+ *   exited(child)
+ * ```
+ *
+ * Either side may fail at any point, and neither waits forever:
+ * - the init stage fails before sync 1 (a syscall error): it prints its one-line error and exits
+ *   125; the parent reads end-of-file instead of "ready", so `syncWithInit` returns false and the
+ *   parent reports the init stage's exit code.
+ * - the parent's host-side work throws: it kills the init stage (by pid, SIGKILL), waits for it,
+ *   and throws on, so calf exits 125 with that error and its exit handlers remove the container.
+ * - the parent dies: the init stage reads end-of-file instead of "go" and exits 125. It also
+ *   gives up after {@link SYNC_TIMEOUT_MS} without an answer.
+ * - an unexpected message names what was expected and what came.
+ * @see https://github.com/opencontainers/runc/blob/main/libcontainer/sync.go (runc's version)
+ * @module
+ */
+import fs from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { poll, POLLIN } from '../linux/poll.js';
+import { CalfError } from './errors.js';
+
+/** `spawn` stdio for an init stage that takes part in the handshake: calf's own stdio, plus the socket as fd 3. */
+export const SYNC_STDIO = ['inherit', 'inherit', 'inherit', 'pipe'] as const;
+
+/** The init stage's end of the socket. */
+export const SYNC_FD = 3;
+
+/** How long the init stage waits for the parent before it gives up. */
+export const SYNC_TIMEOUT_MS = 120_000;
+
+/**
+ * Parent side: wait until the init stage says "ready" (its namespaces exist), run `hostSide`,
+ * then tell it to "go" on.
+ * @returns false when the init stage ended before it was ready (it has said why on stderr:
+ *   report its exit code); true once it was told to go on
+ * @throws whatever `hostSide` throws, after the init stage was killed and has exited
+ */
+export async function syncWithInit(child: ChildProcess, hostSide: (pid: number) => void | Promise<void>): Promise<boolean> {
+  const socket = child.stdio[SYNC_FD] as (NodeJS.ReadableStream & NodeJS.WritableStream) | null | undefined;
+  if (!socket) throw new CalfError(`the init stage has no sync channel: spawn it with stdio: SYNC_STDIO`);
+  const message = await readMessage(socket);
+  if (message === undefined) return false; // end-of-file: the init stage failed and said why
+  if (message !== 'ready') {
+    await kill(child);
+    throw new CalfError(`sync with the init stage: expected "ready", got ${JSON.stringify(message)}`);
+  }
+  try {
+    await hostSide(child.pid!);
+  } catch (err) {
+    await kill(child);
+    throw err;
+  }
+  socket.write('go\n');
+  return true;
+}
+
+/**
+ * Init-stage side: say "ready" and block until the parent says "go". Synchronous on purpose:
+ * after `unshare` only this thread is in the container's namespaces.
+ * @throws CalfError when the parent went away, timed out, or said something else
+ */
+export function syncWithParent(): void {
+  fs.writeSync(SYNC_FD, 'ready\n');
+  const got = readLineSync(SYNC_FD, SYNC_TIMEOUT_MS);
+  if (got === undefined) throw new CalfError('calf run went away before the container started (end of file on the sync channel)');
+  if (got !== 'go') throw new CalfError(`sync with calf run: expected "go", got ${JSON.stringify(got)}`);
+}
+
+/** One message from the parent's end of the socket, or undefined at end-of-file. */
+async function readMessage(socket: NodeJS.ReadableStream): Promise<string | undefined> {
+  let text = '';
+  for await (const chunk of socket) {
+    text += String(chunk);
+    const newline = text.indexOf('\n');
+    if (newline !== -1) {
+      socket.pause();
+      return text.slice(0, newline);
+    }
+  }
+  return text ? text : undefined;
+}
+
+/** Read up to a newline from `fd`, blocking; undefined at end-of-file. */
+function readLineSync(fd: number, timeoutMs: number): string | undefined {
+  let text = '';
+  const buffer = Buffer.alloc(64);
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const left = until - Date.now();
+    if (left <= 0 || poll(fd, POLLIN, left) === 0) {
+      throw new CalfError(`calf run did not answer within ${timeoutMs / 1000} s (sync channel)`);
+    }
+    const n = fs.readSync(fd, buffer, 0, buffer.length, null);
+    if (n === 0) return text || undefined;
+    text += buffer.subarray(0, n).toString();
+    const newline = text.indexOf('\n');
+    if (newline !== -1) return text.slice(0, newline);
+  }
+}
+
+/** End the init stage by pid and wait until it has exited, so nothing of it is left. */
+async function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = once(child, 'exit');
+  child.kill('SIGKILL');
+  await gone;
+}
