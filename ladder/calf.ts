@@ -1,169 +1,227 @@
 //@ This is the one source of every levels/*/calf.ts and solutions/*/calf.ts: `npm run generate`
-//@ writes them, `npm run generate -- --check` fails when they are stale. Fix a bug here, once.
+//@ writes them, `npm run generate -- --check` fails when they are stale, `npm run generate --
+//@ --diff N` shows level N's lesson. Fix a bug here, once. As it stands, this file is the last
+//@ solution, so tsc checks it and editors follow its imports into lib/.
 //@
-//@ A line ending in `//@TAG`, or a block between `//@TAG {` and `//@}`, exists only in some files.
 //@ The files come in this order: s00 (level 00's skeleton), 00 (its solution), s01, 01, s02, 02…
-//@ TAG is a range over that order, the end excluded:
-//@   //@01        from solution 01 on (so also in skeleton 02 and later: each skeleton = the
-//@                previous solution plus TODOs)
-//@   //@s01       from skeleton 01 on (an import or a type the attendee needs to do the TODO)
-//@   //@..01      until solution 01, which replaces it
-//@   //@01..03    solutions 01 and 02 (and skeletons 02 and 03); solution 03 replaces it
-//@   //@todo01    only in skeleton 01: the TODOs, and a stub that keeps the skeleton running
+//@ A tag names a range over that order, the end excluded:
+//@   01        from solution 01 on (so also in skeleton 02 and later: each skeleton is the
+//@             previous solution plus TODOs)
+//@   s01       from skeleton 01 on (a step the attendee fills in, with its TODO in the skeleton)
+//@   01..03    solutions 01 and 02 (and skeletons 02 and 03); skeleton 03 replaces it
+//@   todo01    only in skeleton 01: a TODO, and a stub that keeps the skeleton running (the stub's
+//@             code as `//@todo01: …`, since the solution replaces it)
+//@ A line ending in `//@TAG`, or the lines between `//@TAG {` and `//@}`, exist only in TAG's range.
+//@ `//@TAG: code` is code that a later level replaced: it is kept in a comment here (so this file
+//@ stays valid TypeScript) and written out, uncommented, in TAG's range.
 //@ Lines starting with `//@ ` (like these) are never copied.
-import { spawn } from 'node:child_process';
-import fs from 'node:fs'; //@s02
+//@
+//@ One lesson = one step function: a level adds a call line to run() or init() and the function
+//@ block it calls, with its TODO inside. Keep the TODO ids (00.1, …): the READMEs refer to them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import { constants } from 'node:os';
-import { main, type RunOptions } from '../../lib/runtime/cli.js';
-import { exited } from '../../lib/runtime/process.js';
-import { lookPath, mergeEnv, DEFAULT_PATH } from '../../lib/runtime/exec.js';
-import { execve, fcntl, F_SETFD } from '../../lib/linux/index.js';
-import { resolveImage } from '../../lib/image/store.js'; //@s01
-import { unpackImage } from '../../lib/image/unpack.js'; //@s01
-import { createContainer, removeContainer } from '../../lib/runtime/container.js'; //@s01
-import { chroot, chdir } from '../../lib/linux/index.js'; //@s01..03
-import { chdir } from '../../lib/linux/index.js'; //@03
-import { unshare, CLONE_NEWNS, mount, MS_REC, MS_PRIVATE, MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_STRICTATIME } from '../../lib/linux/index.js'; //@s02
-import { mknod, makedev, S_IFCHR } from '../../lib/linux/index.js'; //@s02
-import { pivot_root, umount2, MS_BIND, MNT_DETACH } from '../../lib/linux/index.js'; //@s03
+import * as linux from '../lib/linux/index.js';
+import {
+  main, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError, type RunOptions,
+} from '../lib/runtime/index.js';
+import { resolveImage, unpackImage, type ResolvedImage } from '../lib/image/index.js';
 
 /** What the parent side hands to the init stage, as JSON on its command line. */
 interface InitConfig {
-  /** the command and its arguments */
-  argv: string[];
-  /** its whole environment, `KEY=VALUE` */
-  env: string[];
-  /** the directory that becomes the container's `/` */ //@s01
-  rootfs: string; //@s01
-  /** working directory inside the container */ //@s01
-  cwd: string; //@s01
+  argv: string[]; // the command and its arguments
+  env: string[]; // its whole environment, KEY=VALUE
+  rootfs: string; // the directory that becomes the container's / //@s01
+  cwd: string; // the working directory inside the container //@s01
 }
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
 // Our job: prepare the container, start its first process, wait for it, report how it ended.
 
 async function run(options: RunOptions): Promise<number> {
-  //@todo01 {
-  // TODO(01.1): the image is ignored so far. Find it (resolveImage), make a container directory
-  // (createContainer), remove it when calf exits (process.on('exit', …) + removeContainer), and
-  // unpack the image's layers into container.rootfs (unpackImage).
-  //@}
-  const image = resolveImage(options.image); //@01
-  const container = createContainer(); //@01
-  process.on('exit', () => removeContainer(container)); // sync, so it also runs when calf fails //@01
-  await unpackImage(image, container.rootfs); //@01
-  const defaults = image.config.config ?? {}; //@01
-  //@todo01 {
-  // TODO(01.2): an image brings defaults, as Docker applies them: Entrypoint + (COMMAND or Cmd),
-  // Env under the -e values, WorkingDir (else "/"). Where in image.config do they live?
-  //@}
-  const config: InitConfig = {
-    argv: options.command, //@..01
-    env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env), //@..01
-    rootfs: '', // TODO(01.1): container.rootfs //@todo01
-    cwd: '/', //@todo01
-    argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])], //@01
-    env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env), //@01
-    rootfs: container.rootfs, //@01
-    cwd: defaults.WorkingDir || '/', //@01
-  };
-  if (config.argv.length === 0) throw new Error('no command specified');
+  //@..s01: const config: InitConfig = { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env) };
+  const { image, rootfs } = await createRootfs(options.image); //@s01
+  const config = containerConfig(options, image, rootfs); //@s01
+  if (config.argv.length === 0) throw new CalfError('no command specified');
+  const child = startInit(config);
+  return exitStatus(await exited(child));
+}
 
+/** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
+function startInit(config: InitConfig): ChildProcess {
   //@todo00 {
-  // TODO(00.1): Node can't fork(), so start the container side by re-executing this very file
-  // with the hidden `init` command: spawn(process.execPath, [...process.execArgv,
-  // process.argv[1]!, 'init', JSON.stringify(config)], { stdio: 'inherit' }).
-  // Why keep process.execArgv?
-  // TODO(00.2): wait for it with `await exited(child)` and return Docker's exit code: the child's
-  // code, or 128 + N when signal N killed it (constants.signals maps names to numbers).
-  throw new Error('level 00 is not done yet: start the init stage (TODO 00.1 in calf.ts)');
+  // TODO(00.1): Node can't fork(): run this very file again as a child (child_process.spawn),
+  // with the hidden command `init`, the config as JSON, and calf's own stdin/stdout/stderr.
+  // process.execPath is node, process.argv[1] this file. Why must process.execArgv come along?
   //@}
+  //@todo00: throw new Error('level 00 is not done yet: start the init stage (TODO 00.1 in calf.ts)');
   //@00 {
-  // No fork() in Node: re-execute this file (keeping execArgv, so tsx loads it again) as `init`.
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'init', JSON.stringify(config)], {
+  return spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'init', JSON.stringify(config)], {
     stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
-  });
-  const [code, signal] = await exited(child);
-  return signal === null ? code! : 128 + constants.signals[signal];
+  }); // execArgv: node runs this .ts file through tsx again
   //@}
 }
+
+/** Docker's exit code for how the init stage (by then, the command) ended. */
+function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): number {
+  //@todo00 {
+  // TODO(00.2): calf exits with the command's status, or 128 + N when signal N killed it, as a
+  // shell does. os.constants.signals maps signal names to numbers.
+  //@}
+  //@todo00: throw new Error('level 00 is not done yet: report how the command ended (TODO 00.2 in calf.ts)');
+  return signal === null ? code! : 128 + constants.signals[signal]; //@00
+}
+
+//@s01 {
+/** Find the image, unpack it into a new container directory, and have that directory removed when calf exits. */
+async function createRootfs(ref: string): Promise<{ image: ResolvedImage; rootfs: string }> {
+  //@todo01 {
+  // TODO(01.1): the image is ignored so far. Find it (resolveImage), make a container directory
+  // (createContainer), unpack the layers into its rootfs (unpackImage); the directory must go
+  // however calf exits (removeContainer). Which step can fail, and what is left on disk then?
+  //@}
+  //@todo01: return { image: { config: {} } as ResolvedImage, rootfs: '' }; // a stub that keeps calf running
+  //@01 {
+  const image = resolveImage(ref);
+  const container = createContainer();
+  process.on('exit', () => removeContainer(container)); // sync, so it also runs when calf fails
+  await unpackImage(image, container.rootfs);
+  return { image, rootfs: container.rootfs };
+  //@}
+}
+
+/** The init stage's config: the command line's command and environment over the image's defaults. */
+function containerConfig(options: RunOptions, image: ResolvedImage, rootfs: string): InitConfig {
+  //@todo01 {
+  // TODO(01.2): docker run applies the image's defaults: Entrypoint before (COMMAND, or else Cmd),
+  // Env under the -e values, WorkingDir (else "/"). Where in image.config are they? Which may be missing?
+  //@}
+  //@todo01: return { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env), rootfs, cwd: '/' };
+  //@01 {
+  const defaults = image.config.config ?? {};
+  return {
+    argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
+    env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
+    rootfs,
+    cwd: defaults.WorkingDir || '/',
+  };
+  //@}
+}
+//@}
 
 // ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
 // Our job: turn this process into the container, then become the command with execve().
 // Everything here is synchronous: after unshare() only this thread is in the new namespaces.
 
 function init(config: InitConfig): never {
-  const { rootfs } = config; //@01
-  //@todo02 {
-  // TODO(02.1): chroot alone shares the host's mount table. Move this thread into a new mount
-  // namespace (unshare(CLONE_NEWNS)), then make every mount in it private (mount(null, '/', null,
-  // MS_REC | MS_PRIVATE)): why would the new mounts reach the host without that?
-  // TODO(02.2): mount proc on rootfs/proc and sysfs (read-only) on rootfs/sys, then fill /dev
-  // with makeDev() below. Where would these mounts show up if they came before unshare?
-  //@}
-  unshare(CLONE_NEWNS); // the calling thread only: Node's other threads stay in the host's //@02
-  mount(null, '/', null, MS_REC | MS_PRIVATE); // shared mounts would propagate to the host //@02
-  //@todo03 {
-  // TODO(03.1): pivot_root(2) needs the new root to be a mount point: bind-mount rootfs onto
-  // itself (MS_BIND | MS_REC) before the mounts below.
-  //@}
-  mount(rootfs, rootfs, null, MS_BIND | MS_REC); // pivot_root needs a mount point //@03
-  mount('proc', `${rootfs}/proc`, 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC); //@02
-  mount('sysfs', `${rootfs}/sys`, 'sysfs', MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC); //@02
-  makeDev(`${rootfs}/dev`); //@02
-  //@todo01 {
-  // TODO(01.3): make rootfs the root directory of this process (chroot), then chdir into
-  // config.cwd. What would "." be after chroot without the chdir?
-  //@}
-  //@todo03 {
-  // TODO(03.2): chroot can be escaped (the breakout test shows it). Replace it with
-  // pivot_root(rootfs, `${rootfs}/.oldroot`) (mkdir it first), then detach the old root
-  // (umount2('/.oldroot', MNT_DETACH)) and remove the directory.
-  //@}
-  chroot(rootfs); //@01..03
-  fs.mkdirSync(`${rootfs}/.oldroot`); //@03
-  pivot_root(rootfs, `${rootfs}/.oldroot`); // the host's root is now at /.oldroot... //@03
-  umount2('/.oldroot', MNT_DETACH); // ...and now nowhere: lazily detached //@03
-  fs.rmdirSync('/.oldroot'); //@03
-  chdir(config.cwd); //@01
-  //@todo00 {
-  // TODO(00.3): Node opens everything close-on-exec, stdin/stdout/stderr included. Clear the flag
-  // on fds 0, 1 and 2 with fcntl(fd, F_SETFD, 0). What would the command see if you didn't?
-  // TODO(00.4): become the command: execve(lookPath(argv[0], env), argv, env). lookPath searches
-  // the container's PATH, as execvp(3) would.
-  throw new Error('level 00 is not done yet: execve the command (TODO 00.4 in calf.ts)');
-  //@}
-  //@00 {
-  for (const fd of [0, 1, 2]) fcntl(fd, F_SETFD, 0); // keep stdio across execve
-  execve(lookPath(config.argv[0]!, config.env), config.argv, config.env);
-  //@}
+  enterMountNamespace(); // first: every mount below then stays in the container //@s02
+  mountProcAndSys(config.rootfs); //@s02
+  populateDev(`${config.rootfs}/dev`); //@s02
+  chrootInto(config.rootfs, config.cwd); // after the mounts: they are made through host paths //@s01..s03
+  pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root //@s03
+  execCommand(config.argv, config.env);
 }
 
 //@s02 {
-/** Character devices every container gets (Docker's set): name, major, minor. */
-const DEVICES: [string, number, number][] = [
+/** A mount namespace of its own, whose mounts never reach the host's. */
+function enterMountNamespace(): void {
+  //@todo02 {
+  // TODO(02.1): every mount the container makes is the host's too. Give this thread a mount
+  // namespace of its own (unshare(2)), then stop mount events propagating back to the host
+  // (mount(2) sets propagation types: mount_namespaces(7)). Why every mount, not only "/"?
+  //@}
+  //@02 {
+  linux.unshare(linux.CLONE_NEWNS); // the calling thread only: Node's other threads stay in the host's
+  linux.mount(null, '/', null, linux.MS_REC | linux.MS_PRIVATE); // shared mounts would propagate to the host
+  //@}
+}
+
+/** The kernel's views of processes and devices: proc on /proc, a read-only sysfs on /sys. */
+function mountProcAndSys(rootfs: string): void {
+  //@todo02 {
+  // TODO(02.2): mount proc on rootfs/proc and sysfs on rootfs/sys (mount(2); proc(5), sysfs(5)):
+  // /sys read-only, and neither with set-uid programs, devices or executables. Where would these
+  // mounts show up if they came before TODO 02.1?
+  //@}
+  //@02 {
+  linux.mount('proc', `${rootfs}/proc`, 'proc', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+  linux.mount('sysfs', `${rootfs}/sys`, 'sysfs', linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+  //@}
+}
+
+const DEVICES: [string, number, number][] = [ // the character devices of Docker's /dev: name, major, minor
   ['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0],
 ];
 
 /** A fresh /dev: a tmpfs with device nodes, a private devpts and a /dev/shm of its own. */
-function makeDev(dev: string): void {
+function populateDev(dev: string): void {
   //@todo02 {
-  // TODO(02.3): mount a tmpfs on dev, create each of DEVICES with mknod(path, S_IFCHR | 0o666,
-  // makedev(major, minor)) and chmod it to 0o666 (mknod obeys the umask).
+  // TODO(02.3): a tmpfs on dev, then each of DEVICES as a character device everyone may read and
+  // write (mknod(2), makedev(3)). Why does mknod alone not give mode 0666?
   //@}
-  mount('tmpfs', dev, 'tmpfs', MS_NOSUID | MS_STRICTATIME, 'mode=755,size=65536k'); //@02
-  for (const [name, major, minor] of DEVICES) { //@02
-    mknod(`${dev}/${name}`, S_IFCHR | 0o666, makedev(major, minor)); //@02
-    fs.chmodSync(`${dev}/${name}`, 0o666); //@02
-  } //@02
+  //@02 {
+  linux.mount('tmpfs', dev, 'tmpfs', linux.MS_NOSUID | linux.MS_STRICTATIME, 'mode=755,size=65536k');
+  for (const [name, major, minor] of DEVICES) {
+    linux.mknod(`${dev}/${name}`, linux.S_IFCHR | 0o666, linux.makedev(major, minor));
+    fs.chmodSync(`${dev}/${name}`, 0o666); // mknod's mode passes through the umask
+  }
+  //@}
   fs.mkdirSync(`${dev}/pts`);
-  mount('devpts', `${dev}/pts`, 'devpts', MS_NOSUID | MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620');
+  linux.mount('devpts', `${dev}/pts`, 'devpts', linux.MS_NOSUID | linux.MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620');
   fs.symlinkSync('pts/ptmx', `${dev}/ptmx`);
   fs.mkdirSync(`${dev}/shm`);
-  mount('shm', `${dev}/shm`, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, 'mode=1777,size=65536k');
+  linux.mount('shm', `${dev}/shm`, 'tmpfs', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, 'mode=1777,size=65536k');
   for (const [fd, name] of ['stdin', 'stdout', 'stderr'].entries()) fs.symlinkSync(`/proc/self/fd/${fd}`, `${dev}/${name}`);
   fs.symlinkSync('/proc/self/fd', `${dev}/fd`);
 }
 //@}
+
+//@s01..03 {
+/** Make rootfs this process's root directory, and cwd (a path in the image) its working directory. */
+function chrootInto(rootfs: string, cwd: string): void {
+  //@todo01 {
+  // TODO(01.3): make rootfs this process's root directory (chroot(2)), then move the working
+  // directory into it (chdir(2) to cwd). What would "." be after chroot without the chdir?
+  //@}
+  //@01 {
+  linux.chroot(rootfs);
+  linux.chdir(cwd);
+  //@}
+}
+//@}
+
+//@s03 {
+/** Make rootfs the root mount of this mount namespace, and the host's root unreachable. */
+function pivotInto(rootfs: string, cwd: string): void {
+  //@todo03 {
+  // TODO(03.1): pivot_root(2) wants a new root that is a mount point: make rootfs one, with the
+  // mounts already under it (mount(2): which flags mount a directory onto a directory?).
+  // TODO(03.2): chroot can be escaped. Swap the root mount (pivot_root(2)), detach the host's old
+  // root lazily (umount2(2)) and remove its directory. Which paths are the host's, which yours?
+  //@}
+  //@todo03: chrootInto(rootfs, cwd); // level 02's way, until you replace it
+  //@03 {
+  linux.mount(rootfs, rootfs, null, linux.MS_BIND | linux.MS_REC); // a mount point, with /proc, /sys, /dev along
+  fs.mkdirSync(`${rootfs}/.oldroot`);
+  linux.pivot_root(rootfs, `${rootfs}/.oldroot`); // the host's root is now at /.oldroot...
+  linux.umount2('/.oldroot', linux.MNT_DETACH); // ...and now nowhere: lazily detached
+  fs.rmdirSync('/.oldroot');
+  linux.chdir(cwd);
+  //@}
+}
+//@}
+
+/** Become the command: same process, same pid, same stdin/stdout/stderr, new program. */
+function execCommand(argv: string[], env: string[]): never {
+  //@todo00 {
+  // TODO(00.3): execve closes every fd marked close-on-exec, and Node marks even 0, 1 and 2:
+  // clear the flag on those three (fcntl(2), F_SETFD). What would the command see otherwise?
+  // TODO(00.4): replace this process with the command (execve(2)); lookPath finds argv[0] in the
+  // container's PATH. Why replace the init stage instead of spawning one more child?
+  //@}
+  for (const fd of [0, 1, 2]) linux.fcntl(fd, linux.F_SETFD, 0); //@00
+  //@todo00: throw new Error('level 00 is not done yet: execve the command (TODO 00.4 in calf.ts)');
+  linux.execve(lookPath(argv[0]!, env), argv, env); //@00
+}
 
 main({ run, init });

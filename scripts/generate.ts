@@ -2,14 +2,21 @@
  * Writes every level's skeleton and solution from the one annotated source, ladder/calf.ts.
  * The tag syntax is explained at the top of that file.
  *
- *   npm run generate              write levels/NN-name/calf.ts and solutions/NN-name/calf.ts
- *   npm run generate -- --check   write nothing; exit 1 if any committed file differs
+ *   npm run generate               write levels/NN-name/calf.ts and solutions/NN-name/calf.ts
+ *   npm run generate -- --check    write nothing; exit 1 if any committed file differs
+ *   npm run generate -- --diff N   print the diff from solution N-1 to solution N: level N's lesson
+ *
+ * It refuses a tag that names a level not in the ladder, a block that is never closed or a `//@}`
+ * that closes none, and a source whose rendered files do not type-check.
  * @module
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { LEVELS, levelDir, type Level } from '../ladder/ladder.js';
+import ts from 'typescript';
+import { LEVELS, levelDir, findLevel, type Level } from '../ladder/ladder.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCE = 'ladder/calf.ts';
@@ -17,45 +24,65 @@ const SOURCE = 'ladder/calf.ts';
 /** A position in the order s00 < 00 < s01 < 01 …: skeleton NN is 2·NN, solution NN is 2·NN+1. */
 type Stage = number;
 
+/** A mistake in the ladder source, with its place. */
+export class LadderError extends Error {}
+
 function stage(text: string, where: string): Stage {
   const m = /^(s?)(\d\d)$/.exec(text);
-  if (!m) throw new Error(`${where}: bad stage '${text}' (expected NN or sNN)`);
+  if (!m) throw new LadderError(`${where}: bad stage '${text}' (expected NN or sNN)`);
+  if (!LEVELS.some((l) => l.id === m[2])) throw new LadderError(`${where}: level ${m[2]} is not in the ladder (ladder/ladder.ts)`);
   return Number(m[2]) * 2 + (m[1] ? 0 : 1);
 }
 
 /** The stages a tag covers, as [from, until). */
 function range(tag: string, where: string): [Stage, Stage] {
   const todo = /^todo(\d\d)$/.exec(tag);
-  if (todo) return [Number(todo[1]) * 2, Number(todo[1]) * 2 + 1];
+  if (todo) {
+    const at = stage(todo[1]!, where) - 1;
+    return [at, at + 1];
+  }
   const [from, until, ...rest] = tag.split('..');
-  if (rest.length) throw new Error(`${where}: bad tag '${tag}'`);
+  if (rest.length || (from === '' && until === undefined)) throw new LadderError(`${where}: bad tag '${tag}'`);
   return [from ? stage(from, where) : 0, until === undefined || until === '' ? Infinity : stage(until, where)];
 }
 
 const BLOCK_OPEN = /^\s*\/\/@(\S+) \{\s*$/;
 const BLOCK_CLOSE = /^\s*\/\/@\}\s*$/;
+const REPLACED = /^(\s*)\/\/@([^\s:]+): (.*)$/;
 const LINE_TAG = /\s*\/\/@(\S+)\s*$/;
 const NOTE = /^\s*\/\/@( |$)/;
+const STRAY = /\/\/@/;
 
-/** The file for one stage: the source's lines whose tags (and enclosing blocks') cover it. */
-export function render(source: string, at: Stage): string {
+/**
+ * The file for one stage: the source's lines whose tags (and enclosing blocks') cover it, with
+ * imports made relative to levels/NN-name/ (the source imports from ladder/).
+ */
+export function render(source: string, at: Stage, file = SOURCE): string {
   const out: string[] = [];
-  const open: [Stage, Stage][] = [];
+  const open: { range: [Stage, Stage]; line: number }[] = [];
+  const covers = (ranges: [Stage, Stage][]) => ranges.every(([from, until]) => from <= at && at < until);
   source.split('\n').forEach((line, i) => {
-    const where = `${SOURCE}:${i + 1}`;
+    const where = `${file}:${i + 1}`;
+    const enclosing = open.map((o) => o.range);
     const block = BLOCK_OPEN.exec(line);
-    if (block) return void open.push(range(block[1]!, where));
+    if (block) return void open.push({ range: range(block[1]!, where), line: i + 1 });
     if (BLOCK_CLOSE.test(line)) {
-      if (!open.pop()) throw new Error(`${where}: //@} without an open block`);
+      if (!open.pop()) throw new LadderError(`${where}: //@} closes no block`);
       return;
     }
     if (NOTE.test(line)) return;
+    const replaced = REPLACED.exec(line);
+    if (replaced) {
+      if (covers([...enclosing, range(replaced[2]!, where)])) out.push(`${replaced[1]}${replaced[3]}`);
+      return;
+    }
     const tag = LINE_TAG.exec(line);
-    const ranges = tag ? [...open, range(tag[1]!, where)] : open;
-    if (ranges.every(([from, until]) => from <= at && at < until)) out.push(tag ? line.slice(0, tag.index) : line);
+    const code = tag ? line.slice(0, tag.index) : line;
+    if (STRAY.test(code)) throw new LadderError(`${where}: a //@ tag that is neither a line tag, a block nor a note`);
+    if (covers(tag ? [...enclosing, range(tag[1]!, where)] : enclosing)) out.push(code);
   });
-  if (open.length) throw new Error(`${SOURCE}: ${open.length} block(s) never closed`);
-  return out.join('\n').replace(/\n{3,}/g, '\n\n');
+  if (open.length) throw new LadderError(`${file}:${open.at(-1)!.line}: block never closed`);
+  return out.join('\n').replace(/\n{3,}/g, '\n\n').replace(/(from\s+')\.\.\/lib\//g, "$1../../lib/");
 }
 
 function header(level: Level, kind: 'levels' | 'solutions'): string {
@@ -79,9 +106,8 @@ function prev(level: Level): string {
   return String(Number(level.id) - 1).padStart(2, '0');
 }
 
-/** Every generated file: path relative to the repo → contents. */
-export function generated(): Map<string, string> {
-  const source = fs.readFileSync(path.join(repo, SOURCE), 'utf8');
+/** Every generated file, from `source`: path relative to the repo → contents. */
+export function generated(source = fs.readFileSync(path.join(repo, SOURCE), 'utf8')): Map<string, string> {
   const files = new Map<string, string>();
   for (const level of LEVELS) {
     const n = Number(level.id);
@@ -96,10 +122,83 @@ export function generated(): Map<string, string> {
   return files;
 }
 
+/**
+ * Type-check the generated TypeScript files as if they were on disk, with the project's
+ * compiler options; lib/ is read from disk.
+ * @returns tsc's diagnostics, one per line, empty when they type-check
+ */
+export function typeCheck(files: ReadonlyMap<string, string>): string[] {
+  const config = ts.getParsedCommandLineOfConfigFile(path.join(repo, 'tsconfig.json'), {}, {
+    ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => { throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n')); },
+  })!;
+  const virtual = new Map([...files].filter(([f]) => f.endsWith('.ts')).map(([f, text]) => [path.join(repo, f), text]));
+  const host = ts.createCompilerHost(config.options);
+  const readFile = host.readFile.bind(host);
+  host.readFile = (name) => virtual.get(path.resolve(name)) ?? readFile(name);
+  const fileExists = host.fileExists.bind(host);
+  host.fileExists = (name) => virtual.has(path.resolve(name)) || fileExists(name);
+  const program = ts.createProgram([...virtual.keys()], config.options, host);
+  return ts.getPreEmitDiagnostics(program).map((d) => {
+    const text = ts.flattenDiagnosticMessageText(d.messageText, '\n');
+    if (!d.file || d.start === undefined) return text;
+    const { line, character } = d.file.getLineAndCharacterOfPosition(d.start);
+    return `${path.relative(repo, d.file.fileName)}:${line + 1}:${character + 1}: ${text}`;
+  });
+}
+
+/** The unified diff from solution N-1 (or skeleton 00, for level 0) to solution N. */
+export function lessonDiff(level: Level, files = generated()): string {
+  const i = LEVELS.indexOf(level);
+  const from = i === 0 ? `${levelDir(level, 'levels')}/calf.ts` : `${levelDir(LEVELS[i - 1]!, 'solutions')}/calf.ts`;
+  const to = `${levelDir(level, 'solutions')}/calf.ts`;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-diff-'));
+  try {
+    // the header names the level: leave it out, the diff is the code
+    const body = (f: string) => files.get(f)!.replace(/^\/\*\*[\s\S]*?\*\/\n/, '');
+    fs.writeFileSync(path.join(dir, 'a'), body(from));
+    fs.writeFileSync(path.join(dir, 'b'), body(to));
+    try {
+      execFileSync('diff', ['-u', '--label', from, '--label', to, 'a', 'b'], { cwd: dir, encoding: 'utf8' });
+      return '';
+    } catch (err) {
+      const { status, stdout } = err as { status: number; stdout: string };
+      if (status === 1) return stdout;
+      throw err;
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function mainCli(): void {
-  const check = process.argv.includes('--check');
+  const args = process.argv.slice(2);
+  const check = args.includes('--check');
+  const diffAt = args.indexOf('--diff');
+  let files: Map<string, string>;
+  try {
+    files = generated();
+  } catch (err) {
+    if (!(err instanceof LadderError)) throw err;
+    console.error(`generate: ${err.message}`);
+    process.exit(1);
+  }
+  if (diffAt !== -1) {
+    const ref = args[diffAt + 1];
+    const level = ref === undefined ? undefined : findLevel(ref);
+    if (!level) {
+      console.error(`generate: --diff needs a level, 0…${LEVELS.length - 1}`);
+      process.exit(2);
+    }
+    process.stdout.write(lessonDiff(level, files));
+    return;
+  }
+  const errors = typeCheck(files);
+  if (errors.length) {
+    console.error(`generate: the files ${SOURCE} renders do not type-check; nothing written:\n  ${errors.join('\n  ')}`);
+    process.exit(1);
+  }
   const stale: string[] = [];
-  for (const [file, text] of generated()) {
+  for (const [file, text] of files) {
     const full = path.join(repo, file);
     const current = fs.existsSync(full) ? fs.readFileSync(full, 'utf8') : undefined;
     if (current === text) continue;
@@ -115,7 +214,7 @@ function mainCli(): void {
     console.error(`generated files are stale (edit ${SOURCE}, then run npm run generate):\n  ${stale.join('\n  ')}`);
     process.exit(1);
   }
-  if (check) console.log(`generated files match ${SOURCE}`);
+  if (check) console.log(`generated files match ${SOURCE}, and type-check`);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) mainCli();

@@ -6,38 +6,44 @@
  *
  * Generated from ladder/calf.ts by `npm run generate` (instructors: edit that file, not this one).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import { constants } from 'node:os';
-import { main, type RunOptions } from '../../lib/runtime/cli.js';
-import { exited } from '../../lib/runtime/process.js';
-import { lookPath, mergeEnv, DEFAULT_PATH } from '../../lib/runtime/exec.js';
-import { execve, fcntl, F_SETFD } from '../../lib/linux/index.js';
+import * as linux from '../../lib/linux/index.js';
+import {
+  main, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError, type RunOptions,
+} from '../../lib/runtime/index.js';
+import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
 
 /** What the parent side hands to the init stage, as JSON on its command line. */
 interface InitConfig {
-  /** the command and its arguments */
-  argv: string[];
-  /** its whole environment, `KEY=VALUE` */
-  env: string[];
+  argv: string[]; // the command and its arguments
+  env: string[]; // its whole environment, KEY=VALUE
 }
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
 // Our job: prepare the container, start its first process, wait for it, report how it ended.
 
 async function run(options: RunOptions): Promise<number> {
-  const config: InitConfig = {
-    argv: options.command,
-    env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env),
-  };
-  if (config.argv.length === 0) throw new Error('no command specified');
+  const config: InitConfig = { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env) };
+  if (config.argv.length === 0) throw new CalfError('no command specified');
+  const child = startInit(config);
+  return exitStatus(await exited(child));
+}
 
-  // TODO(00.1): Node can't fork(), so start the container side by re-executing this very file
-  // with the hidden `init` command: spawn(process.execPath, [...process.execArgv,
-  // process.argv[1]!, 'init', JSON.stringify(config)], { stdio: 'inherit' }).
-  // Why keep process.execArgv?
-  // TODO(00.2): wait for it with `await exited(child)` and return Docker's exit code: the child's
-  // code, or 128 + N when signal N killed it (constants.signals maps names to numbers).
+/** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
+function startInit(config: InitConfig): ChildProcess {
+  // TODO(00.1): Node can't fork(): run this very file again as a child (child_process.spawn),
+  // with the hidden command `init`, the config as JSON, and calf's own stdin/stdout/stderr.
+  // process.execPath is node, process.argv[1] this file. Why must process.execArgv come along?
   throw new Error('level 00 is not done yet: start the init stage (TODO 00.1 in calf.ts)');
+}
+
+/** Docker's exit code for how the init stage (by then, the command) ended. */
+function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): number {
+  // TODO(00.2): calf exits with the command's status, or 128 + N when signal N killed it, as a
+  // shell does. os.constants.signals maps signal names to numbers.
+  throw new Error('level 00 is not done yet: report how the command ended (TODO 00.2 in calf.ts)');
 }
 
 // ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
@@ -45,10 +51,15 @@ async function run(options: RunOptions): Promise<number> {
 // Everything here is synchronous: after unshare() only this thread is in the new namespaces.
 
 function init(config: InitConfig): never {
-  // TODO(00.3): Node opens everything close-on-exec, stdin/stdout/stderr included. Clear the flag
-  // on fds 0, 1 and 2 with fcntl(fd, F_SETFD, 0). What would the command see if you didn't?
-  // TODO(00.4): become the command: execve(lookPath(argv[0], env), argv, env). lookPath searches
-  // the container's PATH, as execvp(3) would.
+  execCommand(config.argv, config.env);
+}
+
+/** Become the command: same process, same pid, same stdin/stdout/stderr, new program. */
+function execCommand(argv: string[], env: string[]): never {
+  // TODO(00.3): execve closes every fd marked close-on-exec, and Node marks even 0, 1 and 2:
+  // clear the flag on those three (fcntl(2), F_SETFD). What would the command see otherwise?
+  // TODO(00.4): replace this process with the command (execve(2)); lookPath finds argv[0] in the
+  // container's PATH. Why replace the init stage instead of spawning one more child?
   throw new Error('level 00 is not done yet: execve the command (TODO 00.4 in calf.ts)');
 }
 

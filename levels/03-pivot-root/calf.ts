@@ -6,56 +6,64 @@
  *
  * Generated from ladder/calf.ts by `npm run generate` (instructors: edit that file, not this one).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { constants } from 'node:os';
-import { main, type RunOptions } from '../../lib/runtime/cli.js';
-import { exited } from '../../lib/runtime/process.js';
-import { lookPath, mergeEnv, DEFAULT_PATH } from '../../lib/runtime/exec.js';
-import { execve, fcntl, F_SETFD } from '../../lib/linux/index.js';
-import { resolveImage } from '../../lib/image/store.js';
-import { unpackImage } from '../../lib/image/unpack.js';
-import { createContainer, removeContainer } from '../../lib/runtime/container.js';
-import { chroot, chdir } from '../../lib/linux/index.js';
-import { unshare, CLONE_NEWNS, mount, MS_REC, MS_PRIVATE, MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_STRICTATIME } from '../../lib/linux/index.js';
-import { mknod, makedev, S_IFCHR } from '../../lib/linux/index.js';
-import { pivot_root, umount2, MS_BIND, MNT_DETACH } from '../../lib/linux/index.js';
+import * as linux from '../../lib/linux/index.js';
+import {
+  main, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError, type RunOptions,
+} from '../../lib/runtime/index.js';
+import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
 
 /** What the parent side hands to the init stage, as JSON on its command line. */
 interface InitConfig {
-  /** the command and its arguments */
-  argv: string[];
-  /** its whole environment, `KEY=VALUE` */
-  env: string[];
-  /** the directory that becomes the container's `/` */
-  rootfs: string;
-  /** working directory inside the container */
-  cwd: string;
+  argv: string[]; // the command and its arguments
+  env: string[]; // its whole environment, KEY=VALUE
+  rootfs: string; // the directory that becomes the container's /
+  cwd: string; // the working directory inside the container
 }
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
 // Our job: prepare the container, start its first process, wait for it, report how it ended.
 
 async function run(options: RunOptions): Promise<number> {
-  const image = resolveImage(options.image);
+  const { image, rootfs } = await createRootfs(options.image);
+  const config = containerConfig(options, image, rootfs);
+  if (config.argv.length === 0) throw new CalfError('no command specified');
+  const child = startInit(config);
+  return exitStatus(await exited(child));
+}
+
+/** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
+function startInit(config: InitConfig): ChildProcess {
+  return spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'init', JSON.stringify(config)], {
+    stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
+  }); // execArgv: node runs this .ts file through tsx again
+}
+
+/** Docker's exit code for how the init stage (by then, the command) ended. */
+function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): number {
+  return signal === null ? code! : 128 + constants.signals[signal];
+}
+
+/** Find the image, unpack it into a new container directory, and have that directory removed when calf exits. */
+async function createRootfs(ref: string): Promise<{ image: ResolvedImage; rootfs: string }> {
+  const image = resolveImage(ref);
   const container = createContainer();
   process.on('exit', () => removeContainer(container)); // sync, so it also runs when calf fails
   await unpackImage(image, container.rootfs);
+  return { image, rootfs: container.rootfs };
+}
+
+/** The init stage's config: the command line's command and environment over the image's defaults. */
+function containerConfig(options: RunOptions, image: ResolvedImage, rootfs: string): InitConfig {
   const defaults = image.config.config ?? {};
-  const config: InitConfig = {
+  return {
     argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
     env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
-    rootfs: container.rootfs,
+    rootfs,
     cwd: defaults.WorkingDir || '/',
   };
-  if (config.argv.length === 0) throw new Error('no command specified');
-
-  // No fork() in Node: re-execute this file (keeping execArgv, so tsx loads it again) as `init`.
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'init', JSON.stringify(config)], {
-    stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
-  });
-  const [code, signal] = await exited(child);
-  return signal === null ? code! : 128 + constants.signals[signal];
 }
 
 // ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
@@ -63,42 +71,64 @@ async function run(options: RunOptions): Promise<number> {
 // Everything here is synchronous: after unshare() only this thread is in the new namespaces.
 
 function init(config: InitConfig): never {
-  const { rootfs } = config;
-  unshare(CLONE_NEWNS); // the calling thread only: Node's other threads stay in the host's
-  mount(null, '/', null, MS_REC | MS_PRIVATE); // shared mounts would propagate to the host
-  // TODO(03.1): pivot_root(2) needs the new root to be a mount point: bind-mount rootfs onto
-  // itself (MS_BIND | MS_REC) before the mounts below.
-  mount('proc', `${rootfs}/proc`, 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC);
-  mount('sysfs', `${rootfs}/sys`, 'sysfs', MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
-  makeDev(`${rootfs}/dev`);
-  // TODO(03.2): chroot can be escaped (the breakout test shows it). Replace it with
-  // pivot_root(rootfs, `${rootfs}/.oldroot`) (mkdir it first), then detach the old root
-  // (umount2('/.oldroot', MNT_DETACH)) and remove the directory.
-  chroot(rootfs);
-  chdir(config.cwd);
-  for (const fd of [0, 1, 2]) fcntl(fd, F_SETFD, 0); // keep stdio across execve
-  execve(lookPath(config.argv[0]!, config.env), config.argv, config.env);
+  enterMountNamespace(); // first: every mount below then stays in the container
+  mountProcAndSys(config.rootfs);
+  populateDev(`${config.rootfs}/dev`);
+  pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root
+  execCommand(config.argv, config.env);
 }
 
-/** Character devices every container gets (Docker's set): name, major, minor. */
-const DEVICES: [string, number, number][] = [
+/** A mount namespace of its own, whose mounts never reach the host's. */
+function enterMountNamespace(): void {
+  linux.unshare(linux.CLONE_NEWNS); // the calling thread only: Node's other threads stay in the host's
+  linux.mount(null, '/', null, linux.MS_REC | linux.MS_PRIVATE); // shared mounts would propagate to the host
+}
+
+/** The kernel's views of processes and devices: proc on /proc, a read-only sysfs on /sys. */
+function mountProcAndSys(rootfs: string): void {
+  linux.mount('proc', `${rootfs}/proc`, 'proc', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+  linux.mount('sysfs', `${rootfs}/sys`, 'sysfs', linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+}
+
+const DEVICES: [string, number, number][] = [ // the character devices of Docker's /dev: name, major, minor
   ['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0],
 ];
 
 /** A fresh /dev: a tmpfs with device nodes, a private devpts and a /dev/shm of its own. */
-function makeDev(dev: string): void {
-  mount('tmpfs', dev, 'tmpfs', MS_NOSUID | MS_STRICTATIME, 'mode=755,size=65536k');
+function populateDev(dev: string): void {
+  linux.mount('tmpfs', dev, 'tmpfs', linux.MS_NOSUID | linux.MS_STRICTATIME, 'mode=755,size=65536k');
   for (const [name, major, minor] of DEVICES) {
-    mknod(`${dev}/${name}`, S_IFCHR | 0o666, makedev(major, minor));
-    fs.chmodSync(`${dev}/${name}`, 0o666);
+    linux.mknod(`${dev}/${name}`, linux.S_IFCHR | 0o666, linux.makedev(major, minor));
+    fs.chmodSync(`${dev}/${name}`, 0o666); // mknod's mode passes through the umask
   }
   fs.mkdirSync(`${dev}/pts`);
-  mount('devpts', `${dev}/pts`, 'devpts', MS_NOSUID | MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620');
+  linux.mount('devpts', `${dev}/pts`, 'devpts', linux.MS_NOSUID | linux.MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620');
   fs.symlinkSync('pts/ptmx', `${dev}/ptmx`);
   fs.mkdirSync(`${dev}/shm`);
-  mount('shm', `${dev}/shm`, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, 'mode=1777,size=65536k');
+  linux.mount('shm', `${dev}/shm`, 'tmpfs', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, 'mode=1777,size=65536k');
   for (const [fd, name] of ['stdin', 'stdout', 'stderr'].entries()) fs.symlinkSync(`/proc/self/fd/${fd}`, `${dev}/${name}`);
   fs.symlinkSync('/proc/self/fd', `${dev}/fd`);
+}
+
+/** Make rootfs this process's root directory, and cwd (a path in the image) its working directory. */
+function chrootInto(rootfs: string, cwd: string): void {
+  linux.chroot(rootfs);
+  linux.chdir(cwd);
+}
+
+/** Make rootfs the root mount of this mount namespace, and the host's root unreachable. */
+function pivotInto(rootfs: string, cwd: string): void {
+  // TODO(03.1): pivot_root(2) wants a new root that is a mount point: make rootfs one, with the
+  // mounts already under it (mount(2): which flags mount a directory onto a directory?).
+  // TODO(03.2): chroot can be escaped. Swap the root mount (pivot_root(2)), detach the host's old
+  // root lazily (umount2(2)) and remove its directory. Which paths are the host's, which yours?
+  chrootInto(rootfs, cwd); // level 02's way, until you replace it
+}
+
+/** Become the command: same process, same pid, same stdin/stdout/stderr, new program. */
+function execCommand(argv: string[], env: string[]): never {
+  for (const fd of [0, 1, 2]) linux.fcntl(fd, linux.F_SETFD, 0);
+  linux.execve(lookPath(argv[0]!, env), argv, env);
 }
 
 main({ run, init });

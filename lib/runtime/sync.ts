@@ -33,13 +33,13 @@
  * @module
  */
 import fs from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
+import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
 import { poll, POLLIN } from '../linux/poll.js';
 import { CalfError } from './errors.js';
 
 /** `spawn` stdio for an init stage that takes part in the handshake: calf's own stdio, plus the socket as fd 3. */
-export const SYNC_STDIO = ['inherit', 'inherit', 'inherit', 'pipe'] as const;
+export const SYNC_STDIO: StdioOptions = ['inherit', 'inherit', 'inherit', 'pipe'];
 
 /** The init stage's end of the socket. */
 export const SYNC_FD = 3;
@@ -57,7 +57,7 @@ export const SYNC_TIMEOUT_MS = 120_000;
 export async function syncWithInit(child: ChildProcess, hostSide: (pid: number) => void | Promise<void>): Promise<boolean> {
   const socket = child.stdio[SYNC_FD] as (NodeJS.ReadableStream & NodeJS.WritableStream) | null | undefined;
   if (!socket) throw new CalfError(`the init stage has no sync channel: spawn it with stdio: SYNC_STDIO`);
-  const message = await readMessage(socket);
+  const message = await readMessage(socket).catch(() => undefined);
   if (message === undefined) return false; // end-of-file: the init stage failed and said why
   if (message !== 'ready') {
     await kill(child);
@@ -85,18 +85,26 @@ export function syncWithParent(): void {
   if (got !== 'go') throw new CalfError(`sync with calf run: expected "go", got ${JSON.stringify(got)}`);
 }
 
-/** One message from the parent's end of the socket, or undefined at end-of-file. */
-async function readMessage(socket: NodeJS.ReadableStream): Promise<string | undefined> {
-  let text = '';
-  for await (const chunk of socket) {
-    text += String(chunk);
-    const newline = text.indexOf('\n');
-    if (newline !== -1) {
+/**
+ * One message from the parent's end of the socket, or undefined at end-of-file. (Not `for await`:
+ * leaving that loop destroys the stream, and the "go" still has to go out on it.)
+ */
+function readMessage(socket: NodeJS.ReadableStream): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const done = (value: string | undefined): void => {
+      socket.off('data', onData).off('end', onEnd).off('error', reject);
       socket.pause();
-      return text.slice(0, newline);
-    }
-  }
-  return text ? text : undefined;
+      resolve(value);
+    };
+    const onData = (chunk: Buffer): void => {
+      text += String(chunk);
+      const newline = text.indexOf('\n');
+      if (newline !== -1) done(text.slice(0, newline));
+    };
+    const onEnd = (): void => done(text || undefined);
+    socket.on('data', onData).on('end', onEnd).on('error', reject);
+  });
 }
 
 /** Read up to a newline from `fd`, blocking; undefined at end-of-file. */

@@ -6,36 +6,40 @@
  *
  * Generated from ladder/calf.ts by `npm run generate`.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import { constants } from 'node:os';
-import { main, type RunOptions } from '../../lib/runtime/cli.js';
-import { exited } from '../../lib/runtime/process.js';
-import { lookPath, mergeEnv, DEFAULT_PATH } from '../../lib/runtime/exec.js';
-import { execve, fcntl, F_SETFD } from '../../lib/linux/index.js';
+import * as linux from '../../lib/linux/index.js';
+import {
+  main, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError, type RunOptions,
+} from '../../lib/runtime/index.js';
+import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
 
 /** What the parent side hands to the init stage, as JSON on its command line. */
 interface InitConfig {
-  /** the command and its arguments */
-  argv: string[];
-  /** its whole environment, `KEY=VALUE` */
-  env: string[];
+  argv: string[]; // the command and its arguments
+  env: string[]; // its whole environment, KEY=VALUE
 }
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
 // Our job: prepare the container, start its first process, wait for it, report how it ended.
 
 async function run(options: RunOptions): Promise<number> {
-  const config: InitConfig = {
-    argv: options.command,
-    env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env),
-  };
-  if (config.argv.length === 0) throw new Error('no command specified');
+  const config: InitConfig = { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env) };
+  if (config.argv.length === 0) throw new CalfError('no command specified');
+  const child = startInit(config);
+  return exitStatus(await exited(child));
+}
 
-  // No fork() in Node: re-execute this file (keeping execArgv, so tsx loads it again) as `init`.
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'init', JSON.stringify(config)], {
+/** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
+function startInit(config: InitConfig): ChildProcess {
+  return spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'init', JSON.stringify(config)], {
     stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
-  });
-  const [code, signal] = await exited(child);
+  }); // execArgv: node runs this .ts file through tsx again
+}
+
+/** Docker's exit code for how the init stage (by then, the command) ended. */
+function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): number {
   return signal === null ? code! : 128 + constants.signals[signal];
 }
 
@@ -44,8 +48,13 @@ async function run(options: RunOptions): Promise<number> {
 // Everything here is synchronous: after unshare() only this thread is in the new namespaces.
 
 function init(config: InitConfig): never {
-  for (const fd of [0, 1, 2]) fcntl(fd, F_SETFD, 0); // keep stdio across execve
-  execve(lookPath(config.argv[0]!, config.env), config.argv, config.env);
+  execCommand(config.argv, config.env);
+}
+
+/** Become the command: same process, same pid, same stdin/stdout/stderr, new program. */
+function execCommand(argv: string[], env: string[]): never {
+  for (const fd of [0, 1, 2]) linux.fcntl(fd, linux.F_SETFD, 0);
+  linux.execve(lookPath(argv[0]!, env), argv, env);
 }
 
 main({ run, init });

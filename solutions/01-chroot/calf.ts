@@ -6,52 +6,64 @@
  *
  * Generated from ladder/calf.ts by `npm run generate`.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import { constants } from 'node:os';
-import { main, type RunOptions } from '../../lib/runtime/cli.js';
-import { exited } from '../../lib/runtime/process.js';
-import { lookPath, mergeEnv, DEFAULT_PATH } from '../../lib/runtime/exec.js';
-import { execve, fcntl, F_SETFD } from '../../lib/linux/index.js';
-import { resolveImage } from '../../lib/image/store.js';
-import { unpackImage } from '../../lib/image/unpack.js';
-import { createContainer, removeContainer } from '../../lib/runtime/container.js';
-import { chroot, chdir } from '../../lib/linux/index.js';
+import * as linux from '../../lib/linux/index.js';
+import {
+  main, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError, type RunOptions,
+} from '../../lib/runtime/index.js';
+import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
 
 /** What the parent side hands to the init stage, as JSON on its command line. */
 interface InitConfig {
-  /** the command and its arguments */
-  argv: string[];
-  /** its whole environment, `KEY=VALUE` */
-  env: string[];
-  /** the directory that becomes the container's `/` */
-  rootfs: string;
-  /** working directory inside the container */
-  cwd: string;
+  argv: string[]; // the command and its arguments
+  env: string[]; // its whole environment, KEY=VALUE
+  rootfs: string; // the directory that becomes the container's /
+  cwd: string; // the working directory inside the container
 }
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
 // Our job: prepare the container, start its first process, wait for it, report how it ended.
 
 async function run(options: RunOptions): Promise<number> {
-  const image = resolveImage(options.image);
+  const { image, rootfs } = await createRootfs(options.image);
+  const config = containerConfig(options, image, rootfs);
+  if (config.argv.length === 0) throw new CalfError('no command specified');
+  const child = startInit(config);
+  return exitStatus(await exited(child));
+}
+
+/** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
+function startInit(config: InitConfig): ChildProcess {
+  return spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'init', JSON.stringify(config)], {
+    stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
+  }); // execArgv: node runs this .ts file through tsx again
+}
+
+/** Docker's exit code for how the init stage (by then, the command) ended. */
+function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): number {
+  return signal === null ? code! : 128 + constants.signals[signal];
+}
+
+/** Find the image, unpack it into a new container directory, and have that directory removed when calf exits. */
+async function createRootfs(ref: string): Promise<{ image: ResolvedImage; rootfs: string }> {
+  const image = resolveImage(ref);
   const container = createContainer();
   process.on('exit', () => removeContainer(container)); // sync, so it also runs when calf fails
   await unpackImage(image, container.rootfs);
+  return { image, rootfs: container.rootfs };
+}
+
+/** The init stage's config: the command line's command and environment over the image's defaults. */
+function containerConfig(options: RunOptions, image: ResolvedImage, rootfs: string): InitConfig {
   const defaults = image.config.config ?? {};
-  const config: InitConfig = {
+  return {
     argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
     env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
-    rootfs: container.rootfs,
+    rootfs,
     cwd: defaults.WorkingDir || '/',
   };
-  if (config.argv.length === 0) throw new Error('no command specified');
-
-  // No fork() in Node: re-execute this file (keeping execArgv, so tsx loads it again) as `init`.
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'init', JSON.stringify(config)], {
-    stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
-  });
-  const [code, signal] = await exited(child);
-  return signal === null ? code! : 128 + constants.signals[signal];
 }
 
 // ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
@@ -59,11 +71,20 @@ async function run(options: RunOptions): Promise<number> {
 // Everything here is synchronous: after unshare() only this thread is in the new namespaces.
 
 function init(config: InitConfig): never {
-  const { rootfs } = config;
-  chroot(rootfs);
-  chdir(config.cwd);
-  for (const fd of [0, 1, 2]) fcntl(fd, F_SETFD, 0); // keep stdio across execve
-  execve(lookPath(config.argv[0]!, config.env), config.argv, config.env);
+  chrootInto(config.rootfs, config.cwd); // after the mounts: they are made through host paths
+  execCommand(config.argv, config.env);
+}
+
+/** Make rootfs this process's root directory, and cwd (a path in the image) its working directory. */
+function chrootInto(rootfs: string, cwd: string): void {
+  linux.chroot(rootfs);
+  linux.chdir(cwd);
+}
+
+/** Become the command: same process, same pid, same stdin/stdout/stderr, new program. */
+function execCommand(argv: string[], env: string[]): never {
+  for (const fd of [0, 1, 2]) linux.fcntl(fd, linux.F_SETFD, 0);
+  linux.execve(lookPath(argv[0]!, env), argv, env);
 }
 
 main({ run, init });

@@ -1,5 +1,5 @@
 /**
- * calf's own commands, the same at every level (lib/cli.ts): load, images, cleanup, and the
+ * calf's own commands, the same at every level (lib/runtime/cli.ts): load, images, cleanup, and the
  * init stage's hygiene. Run against the last solution.
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
