@@ -23,7 +23,8 @@ import fs from 'node:fs';
 import { constants } from 'node:os';
 import * as linux from '../lib/linux/index.js';
 import {
-  main, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError, type RunOptions,
+  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError,
+  type Container, type RunOptions,
 } from '../lib/runtime/index.js';
 import { resolveImage, unpackImage, type ResolvedImage } from '../lib/image/index.js';
 
@@ -33,17 +34,24 @@ interface InitConfig {
   env: string[]; // its whole environment, KEY=VALUE
   rootfs: string; // the directory that becomes the container's / //@s01
   cwd: string; // the working directory inside the container //@s01
+  hostname: string; //@s05
 }
+
+/** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
+const flags = {
+  hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg), //@s05
+};
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
 // Our job: prepare the container, start its first process, wait for it, report how it ended.
 
-async function run(options: RunOptions): Promise<number> {
+async function run(options: RunOptions<typeof flags>): Promise<number> {
   //@..s01: const config: InitConfig = { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env) };
-  const { image, rootfs } = await createRootfs(options.image); //@s01
-  const config = containerConfig(options, image, rootfs); //@s01
+  const { image, container } = await createRootfs(options.image); //@s01
+  const config = containerConfig(options, image, container); //@s01
   if (config.argv.length === 0) throw new CalfError('no command specified');
-  const child = startInit(config);
+  //@..s06: const child = startInit(config);
+  const child = inNewPidNamespace(() => startInit(config)); //@s06
   return exitStatus(await exited(child));
 }
 
@@ -74,36 +82,37 @@ function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): num
 
 //@s01 {
 /** Find the image, unpack it into a new container directory, and have that directory removed when calf exits. */
-async function createRootfs(ref: string): Promise<{ image: ResolvedImage; rootfs: string }> {
+async function createRootfs(ref: string): Promise<{ image: ResolvedImage; container: Container }> {
   //@todo01 {
   // TODO(01.1): the image is ignored so far. Find it (resolveImage), make a container directory
   // (createContainer), unpack the layers into its rootfs (unpackImage); the directory must go
   // however calf exits (removeContainer). Which step can fail, and what is left on disk then?
   //@}
-  //@todo01: return { image: { config: {} } as ResolvedImage, rootfs: '' }; // a stub that keeps calf running
+  //@todo01: return { image: { config: {} } as ResolvedImage, container: { id: '', dir: '', rootfs: '' } }; // a stub
   //@01 {
   const image = resolveImage(ref);
   const container = createContainer();
   process.on('exit', () => removeContainer(container)); // sync, so it also runs when calf fails
   await unpackImage(image, container.rootfs);
-  return { image, rootfs: container.rootfs };
+  return { image, container };
   //@}
 }
 
 /** The init stage's config: the command line's command and environment over the image's defaults. */
-function containerConfig(options: RunOptions, image: ResolvedImage, rootfs: string): InitConfig {
+function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
   //@todo01 {
   // TODO(01.2): docker run applies the image's defaults: Entrypoint before (COMMAND, or else Cmd),
   // Env under the -e values, WorkingDir (else "/"). Where in image.config are they? Which may be missing?
   //@}
-  //@todo01: return { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env), rootfs, cwd: '/' };
+  //@todo01: return { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env), rootfs: container.rootfs, cwd: '/' };
   //@01 {
   const defaults = image.config.config ?? {};
   return {
     argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
     env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
-    rootfs,
+    rootfs: container.rootfs,
     cwd: defaults.WorkingDir || '/',
+    hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id //@s05
   };
   //@}
 }
@@ -115,6 +124,7 @@ function containerConfig(options: RunOptions, image: ResolvedImage, rootfs: stri
 
 function init(config: InitConfig): never {
   enterMountNamespace(); // first: every mount below then stays in the container //@s02
+  enterUtsAndIpcNamespaces(config.hostname); //@s05
   mountProcAndSys(config.rootfs); //@s02
   populateDev(`${config.rootfs}/dev`); //@s02
   chrootInto(config.rootfs, config.cwd); // after the mounts: they are made through host paths //@s01..s03
@@ -224,4 +234,50 @@ function execCommand(argv: string[], env: string[]): never {
   linux.execve(lookPath(argv[0]!, env), argv, env); //@00
 }
 
-main({ run, init });
+//@s05 {
+/** A host name and System V IPC objects of its own: what `hostname` and `ipcs` see. */
+function enterUtsAndIpcNamespaces(hostname: string): void {
+  //@todo05 {
+  // TODO(05.1): the container still shares the host's name and its System V message queues,
+  // semaphores and shared memory (keyed by numbers any process may guess). Give it a UTS and an
+  // IPC namespace of its own (unshare(2), one call), then set its host name (sethostname(2)).
+  // Why must the unshare come first?
+  //@}
+  //@05 {
+  linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWIPC);
+  linux.sethostname(hostname);
+  //@}
+}
+
+/** `--hostname`: what sethostname(2) takes, and what a resolver would (RFC 1123: letters, digits, -, .). */
+function hostnameArg(name: string): string {
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(name)) throw new CalfError(`invalid hostname ${JSON.stringify(name)}: use letters, digits, '-' and '.', at most 63`);
+  return name;
+}
+//@}
+
+//@s06 {
+/** Start the init stage as PID 1 of a new PID namespace, and keep calf's later children in the host's. */
+function inNewPidNamespace<T>(start: () => T): T {
+  //@todo06 {
+  // TODO(06.1): a process cannot change its own PID namespace: unshare(2) with CLONE_NEWPID puts
+  // the *next children* of the calling thread into a new one, the first of them as its PID 1.
+  // Do it around start(), then send this thread's later children back to the host's namespace
+  // (setns(2) on an fd of /proc/self/ns/pid, opened before). What would a second child of calf
+  // be, if you didn't?
+  //@}
+  //@todo06: return start();
+  //@06 {
+  const host = fs.openSync('/proc/self/ns/pid', 'r');
+  try {
+    linux.unshare(linux.CLONE_NEWPID); // this thread's next child will be PID 1 of a new namespace
+    return start();
+  } finally {
+    linux.setns(host, linux.CLONE_NEWPID); // and its later children (cleanup, ip…) the host's again
+    fs.closeSync(host);
+  }
+  //@}
+}
+//@}
+
+main({ run, init, flags });

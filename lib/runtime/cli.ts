@@ -24,7 +24,7 @@ export interface Flag<T> {
   spec: string;
   description: string;
   /** the value from its text; `previous` is the value so far, for a flag given more than once */
-  parse?: (text: string, previous: T | undefined) => T;
+  parse?(text: string, previous: T | undefined): T; // a method: its parameters are bivariant, so any Flag<T> is a Flag<unknown>
 }
 
 /** Declare a level's flag; `T` is what `run()` gets (a string unless `parse` says otherwise). */

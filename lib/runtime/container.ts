@@ -45,6 +45,41 @@ export function removeContainer(container: Pick<Container, 'dir'>): void {
   fs.rmSync(container.dir, { recursive: true, force: true });
 }
 
+/**
+ * The host pids of the processes running in the container whose directory is `dir`, found the
+ * way the host sees them: a process whose root directory is inside `dir` (chroot, levels 01–02),
+ * or whose own mount table has a `/` made from `dir` (pivot_root, overlay: level 03 on).
+ */
+export function containerProcesses(dir: string): number[] {
+  const marker = `/containers/${path.basename(dir)}/`;
+  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).filter((pid) => {
+    if (pid === process.pid) return false;
+    try {
+      if (`${fs.readlinkSync(`/proc/${pid}/root`)}/`.startsWith(`${dir}/`)) return true;
+      const rootMount = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').find((l) => l.split(' ')[4] === '/');
+      return rootMount !== undefined && `${rootMount}/`.includes(marker);
+    } catch {
+      return false; // gone meanwhile, or a kernel thread
+    }
+  });
+}
+
+/**
+ * End a container that outlived its calf process (a SIGKILL of calf leaves it running): SIGKILL
+ * to each of its processes; from level 06 on, its PID 1's death ends all the rest too.
+ */
+export function killContainer(dir: string): number[] {
+  const pids = containerProcesses(dir);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // it ended meanwhile
+    }
+  }
+  return pids;
+}
+
 /** The container directories that exist, with the pid of the calf process that made each. */
 export function listContainerDirs(root = calfRoot()): { dir: string; owner?: number }[] {
   let names: string[];
@@ -68,7 +103,10 @@ registerLeftovers({
   find: (root) => listContainerDirs(root).map(({ dir, owner }) => ({
     what: `container dir ${dir}`,
     ...(owner === undefined ? {} : { owner }),
-    remove: () => removeContainer({ dir }),
+    remove: () => {
+      killContainer(dir);
+      removeContainer({ dir });
+    },
   })),
 });
 
