@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import { constants } from 'node:os';
 import * as linux from '../lib/linux/index.js';
 import {
-  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError,
+  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
   type Container, type RunOptions,
 } from '../lib/runtime/index.js';
 import { resolveImage, unpackImage, type ResolvedImage } from '../lib/image/index.js';
@@ -35,11 +35,13 @@ interface InitConfig {
   rootfs: string; // the directory that becomes the container's / //@s01
   cwd: string; // the working directory inside the container //@s01
   hostname: string; //@s05
+  user: string; // name|uid[:group|gid], looked up in the image's /etc/passwd and /etc/group //@s11
 }
 
 /** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
 const flags = {
   hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg), //@s05
+  user: flag('-u, --user <name|uid[:group|gid]>', "who the command runs as (default: the image's User, else root)"), //@s11
 };
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
@@ -113,6 +115,7 @@ function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage
     rootfs: container.rootfs,
     cwd: defaults.WorkingDir || '/',
     hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id //@s05
+    user: options.flags.user || defaults.User || '0', //@s11
   };
   //@}
 }
@@ -129,6 +132,7 @@ function init(config: InitConfig): never {
   populateDev(`${config.rootfs}/dev`); //@s02
   chrootInto(config.rootfs, config.cwd); // after the mounts: they are made through host paths //@s01..s03
   pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root //@s03
+  switchUser(config); // after the pivot: the user is the image's, from its /etc/passwd //@s11
   execCommand(config.argv, config.env);
 }
 
@@ -276,6 +280,26 @@ function inNewPidNamespace<T>(start: () => T): T {
     linux.setns(host, linux.CLONE_NEWPID); // and its later children (cleanup, ip…) the host's again
     fs.closeSync(host);
   }
+  //@}
+}
+//@}
+
+//@s11 {
+/** Run the command as the container's user, with that user's groups and none of root's. */
+function switchUser(config: InitConfig): void {
+  //@todo11 {
+  // TODO(11.1): the command runs as root, with whatever supplementary groups calf had. Look up
+  // config.user in the image (lookupUser), then become that user: its supplementary groups
+  // (setgroups(2)), its group ids and its user ids, real, effective and saved (setresgid(2),
+  // setresuid(2)). Give it $HOME from passwd when the environment sets none. In which order,
+  // and what goes wrong in the other?
+  //@}
+  //@11 {
+  const user = lookupUser(config.user);
+  linux.setgroups(user.groups); // first: changing groups needs root...
+  linux.setresgid(user.gid, user.gid, user.gid);
+  linux.setresuid(user.uid, user.uid, user.uid); // ...which this gives up for good
+  if (!config.env.some((kv) => kv.startsWith('HOME='))) config.env.push(`HOME=${user.home}`);
   //@}
 }
 //@}
