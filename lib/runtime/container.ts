@@ -37,7 +37,7 @@ export function createContainer(root = calfRoot()): Container {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if ((code === 'EACCES' || code === 'EPERM') && process.getuid?.() !== 0) {
-      throw new CalfError(`calf needs root (namespaces, mounts, chroot): run it with sudo, or as root (${code}: cannot create ${dir})`, { cause: err });
+      throw new CalfError(`needs root (namespaces, mounts, chroot): run calf with sudo, or as root (${code}: cannot create ${dir})`, { cause: err });
     }
     throw err;
   }
