@@ -82,15 +82,18 @@ try {
 const before = snapshot([root]);
 const outcomes: { target: string; run: number; outcome: LevelOutcome }[] = [];
 let notRemoved: string[] = [];
+let after: string[] = [];
 try {
   for (const [i, r] of runs.entries()) {
     process.stderr.write(dim(`running ${r.levels.length > 1 ? `levels 00–${r.levels.at(-1)!.id}` : `level ${r.levels[0]!.id}`} against ${r.target}…\n`));
     for (const outcome of await runChecks({ ...r, root, log })) outcomes.push({ target: r.target, run: i, outcome });
   }
 } finally {
+  // what calf left is seen before the store (and everything mounted in it) is removed
+  after = snapshot([root]);
   notRemoved = removeStore(root);
 }
-const leftovers = [...newSince(before, snapshot([root])), ...notRemoved.map((m) => `mount ${m} (could not be detached)`)];
+const leftovers = [...newSince(before, after), ...notRemoved.map((m) => `mount ${m} (could not be detached)`)];
 
 let allPassed = leftovers.length === 0;
 for (const [i, r] of runs.entries()) {
@@ -122,8 +125,16 @@ for (const [i, r] of runs.entries()) {
 if (leftovers.length) {
   const target = chosen ? runs[0]!.target : levelDir(LEVELS.at(-1)!, kind);
   console.log(`${red('✗')} left behind after the run: calf must clean up after itself (\`tsx ${target}/calf.ts cleanup\` removes container dirs and mounts)`);
-  for (const thing of leftovers.slice(0, 20)) console.log(`    ${thing}`);
-  if (leftovers.length > 20) console.log(`    … and ${leftovers.length - 20} more`);
+  // by kind (`mount …`, `container dir …`, `process …`), a few of each: a leaky level leaves hundreds
+  const kinds = new Map<string, string[]>();
+  for (const thing of leftovers) {
+    const k = /^(container dir|\w+)/.exec(thing)![1]!;
+    kinds.set(k, [...(kinds.get(k) ?? []), thing]);
+  }
+  for (const [k, things] of kinds) {
+    for (const thing of things.slice(0, 5)) console.log(`    ${thing}`);
+    if (things.length > 5) console.log(`    … ${things.length} ${k}s in all`);
+  }
 }
 const levelsPassed = outcomes.filter((o) => passed(o.outcome)).length;
 console.log(allPassed ? green(`all ${outcomes.length} levels pass`) : `${levelsPassed} of ${outcomes.length} levels pass`);

@@ -99,6 +99,7 @@ const root = await prepareStore().catch((err: Error) => cannotStart(err.message)
 const before = snapshot([root]);
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-prove-'));
 let notRemoved: string[] = [];
+let after: string[] = [];
 try {
   // a. the last solution, every level
   const final = levelDir(last, 'solutions');
