@@ -39,11 +39,14 @@ export function readMountInfo(pid: number | 'self' = 'self'): MountInfo[] {
 
 /** Mount points at or below `dir` in the caller's mount namespace, shallowest first (a point stacked n times is listed n times). */
 export function mountsUnder(dir: string): string[] {
+  return mountInfoUnder(dir).map((m) => m.mountPoint);
+}
+
+function mountInfoUnder(dir: string): MountInfo[] {
   const prefix = path.resolve(dir);
   return readMountInfo()
-    .map((m) => m.mountPoint)
-    .filter((mp) => mp === prefix || mp.startsWith(prefix + '/'))
-    .sort((a, b) => depth(a) - depth(b));
+    .filter((m) => m.mountPoint === prefix || m.mountPoint.startsWith(prefix + '/'))
+    .sort((a, b) => depth(a.mountPoint) - depth(b.mountPoint));
 }
 
 function depth(mountPoint: string): number {
@@ -78,12 +81,12 @@ export function unmountUnder(dir: string): Unmounted {
   const errors = new Map<string, string>();
   let seen = '';
   for (let pass = 0; pass < 100; pass++) { // bounded, should something keep mounting meanwhile
-    const points = mountsUnder(dir);
-    const table = points.join('\n');
-    if (!points.length || table === seen) break; // done, or a whole pass changed nothing
+    const mounts = mountInfoUnder(dir);
+    const table = mounts.map((m) => m.id).join(' ');
+    if (!mounts.length || table === seen) break; // done, or a whole pass changed nothing
     seen = table;
     errors.clear();
-    for (const mp of points) {
+    for (const { mountPoint: mp } of mounts) {
       try {
         umount2(mp, MNT_DETACH | UMOUNT_NOFOLLOW);
         detached.push(mp);
