@@ -67,9 +67,17 @@ const runs: { target: string; levels: Level[] }[] = chosen
   ? [{ target: chosen.target, levels: LEVELS.slice(0, LEVELS.indexOf(chosen.level) + 1) }]
   : LEVELS.map((l) => ({ target: levelDir(l, kind), levels: [l] }));
 
-// One log per board, so two boards at once don't write over each other's.
+// One log per board, so two boards at once don't write over each other's; calf-board.log links
+// to the latest (the VM runner copies it from there).
 const log = path.join(os.tmpdir(), `calf-board-${process.pid}.log`);
 fs.writeFileSync(log, '');
+try {
+  const latest = path.join(os.tmpdir(), 'calf-board.log');
+  fs.symlinkSync(path.basename(log), `${latest}.${process.pid}`);
+  fs.renameSync(`${latest}.${process.pid}`, latest);
+} catch {
+  // a shared /tmp where the link isn't ours to replace: the header names the log anyway
+}
 console.log(`calf test board · ${chosen ? runs[0]!.target : `every level against its own ${kind}/ directory`}`);
 console.log(dim(`Linux ${os.release()} · ${process.arch} · Node ${process.version} · cgroup ${cgroupVersion()} · jest log: ${log}`));
 
