@@ -36,7 +36,7 @@ describe('03 pivot-root', () => {
       const points = mountPoints(table);
       const foreign = points.filter((m) => !CONTAINER_MOUNTS.includes(m) && !m.startsWith('/proc/') && !m.startsWith('/sys/'));
       if (foreign.length) {
-        throw new Error(`the container's mount namespace still holds ${foreign.length} mount${foreign.length > 1 ? 's' : ''} of the host (nsenter --mount=/proc/${container.pid}/ns/mnt cat /proc/self/mountinfo):\n${foreign.slice(0, 6).join('\n')}${foreign.length > 6 ? '\n…' : ''}`);
+        throw new Error(`the container's mount namespace still holds ${foreign.length} mount${foreign.length > 1 ? 's' : ''} of the host (nsenter --mount=/proc/${container.pid}/ns/mnt … cat /proc/self/mountinfo):\n${foreign.slice(0, 6).join('\n')}${foreign.length > 6 ? '\n…' : ''}`);
       }
       expect(points).toContain('/'); // the control: it is the container's table, with its root
     });
@@ -72,11 +72,16 @@ describe('03 pivot-root', () => {
   });
 });
 
-/** The whole mount table of the namespace process `pid` is in, read from inside it with nsenter. */
+/**
+ * The whole mount table of the namespace process `pid` is in, read from inside it with nsenter.
+ * Its PID namespace too: from level 06 on, the container's /proc shows only its own processes,
+ * and `cat` needs to be one of them for /proc/self to exist.
+ */
 function namespaceMounts(pid: number): string {
+  const args = [`--mount=/proc/${pid}/ns/mnt`, `--pid=/proc/${pid}/ns/pid`, 'cat', '/proc/self/mountinfo'];
   try {
-    return execFileSync('nsenter', [`--mount=/proc/${pid}/ns/mnt`, 'cat', '/proc/self/mountinfo'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return execFileSync('nsenter', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
-    throw new Error(`nsenter --mount=/proc/${pid}/ns/mnt cat /proc/self/mountinfo failed (nsenter is in util-linux): ${(err as Error).message}`);
+    throw new Error(`nsenter ${args.join(' ')} failed (nsenter is in util-linux): ${(err as Error).message}`);
   }
 }
