@@ -89,6 +89,8 @@ const SKELETON_PASSES: Record<string, string> = {
     "flags are parsed by lib's CLI (lib/runtime/cli.ts) before the level's code runs: a level 00 attendee inherits it",
   'fails with 125 for an --env-file that does not exist':
     "--env-file is read by lib's CLI before the level's code runs",
+  'refuses a host name that is not one, with 125 and one line':
+    "level 05's skeleton declares --hostname with its check (not a TODO): the lesson is the namespaces",
 };
 
 /** Checks that may pass against a calf that exits 125 at once: none so far. */
