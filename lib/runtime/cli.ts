@@ -152,7 +152,9 @@ export function main<Config, F extends Flags = Record<never, never>>(stages: Sta
     .option('-f, --force', 'also remove containers whose calf process is still running')
     .action(async (opts: { force?: boolean }) => {
       const { cleanup } = await import('./cleanup.js');
-      for (const line of cleanup({ force: opts.force ?? false })) process.stdout.write(`${line}\n`);
+      const report = cleanup({ force: opts.force ?? false });
+      for (const line of report) process.stdout.write(`${line}\n`);
+      if (report.some((line) => line.startsWith('could not remove'))) process.exitCode = 1; // the machine is not clean yet
     });
 
   program.parseAsync(process.argv).catch((err: unknown) => {
