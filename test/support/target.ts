@@ -33,10 +33,12 @@ export interface RunOptions {
   env?: Record<string, string>;
 }
 
-const CALF_ARGS = () => ['--import', 'tsx', path.join(target.dir, 'calf.ts')];
+// CALF_ENTRY=fast: run the target as the fast entry does (bin/calf.mjs: its bundle, plain node, no tsx).
+const fast = process.env.CALF_ENTRY === 'fast';
+const CALF_ARGS = () => (fast ? [path.join(repo, 'bin/calf.mjs')] : ['--import', 'tsx', path.join(target.dir, 'calf.ts')]);
 const common = (env?: Record<string, string>) => ({
   cwd: repo, reject: false, timeout: 45_000 * slow, stripFinalNewline: false,
-  env: { CALF_ROOT: calfRoot(), ...env },
+  env: { CALF_ROOT: calfRoot(), ...(fast ? { CALF_FAST_ENTRY: path.join(target.dir, 'calf.ts') } : {}), ...env },
 }) as const;
 
 /** `node --import tsx <target>/calf.ts ARGS…`, the way an attendee runs it (`tsx calf.ts`), minus tsx's extra wrapper process. */
@@ -74,6 +76,6 @@ interface Finished {
 export function expectExit(r: Finished, code: number): void {
   if (r.exitCode === code) return;
   const stderr = (typeof r.stderr === 'string' ? r.stderr : Buffer.from(r.stderr).toString()).trim();
-  const shown = r.command.replace(/^\S+ --import tsx \S+\/calf\.ts/, 'calf');
+  const shown = r.command.replace(/^\S+ (--import tsx \S+\/calf\.ts|\S+\/bin\/calf\.mjs)/, 'calf');
   throw new Error(`${shown}\nexited ${r.exitCode}, expected ${code}${stderr ? `; its stderr:\n${stderr.split('\n').slice(0, 6).join('\n')}` : ' (nothing on stderr)'}`);
 }
