@@ -5,30 +5,32 @@
  */
 interface Bar {
   name: string;
-  group: 'node' | 'calf' | 'peer';
+  group: 'node' | 'calf' | 'baseline' | 'peer';
   median: number;
   min: number;
   max: number;
 }
 
-const COLORS = { calf: '#e07b24', peer: '#8a96a3', node: '#3b7dd8' } as const;
+const COLORS = { calf: '#e07b24', baseline: '#f2c49b', peer: '#8a96a3', node: '#3b7dd8' } as const;
 const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-export function chart(bars: Bar[], title: string): string {
+export function chart(bars: Bar[], title: string, subtitle: string): string {
   const label = 400;
   const plot = 460;
   const rowH = 30;
-  const top = 50;
+  const top = 68;
   const width = label + plot + 90;
   const height = top + bars.length * rowH + 40;
   const limit = niceMax(Math.max(...bars.map((b) => b.max)));
   const x = (ms: number) => label + (ms / limit) * plot;
-  const ticks = Array.from({ length: 6 }, (_, i) => (limit / 5) * i);
+  const step = niceStep(limit / 5);
+  const ticks = Array.from({ length: Math.floor(limit / step) + 1 }, (_, i) => step * i);
   const out = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="13">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
-    `<text x="12" y="22" font-size="14" font-weight="600">${escape(title)}</text>`,
-    `<text x="12" y="40" fill="#555" font-size="12">wall time in ms: bar = median, whisker = min…max; shorter is better</text>`,
+    `<text x="12" y="22" font-size="15" font-weight="600">${escape(title)}</text>`,
+    `<text x="12" y="40" fill="#555" font-size="12">${escape(subtitle)}</text>`,
+    `<text x="12" y="56" fill="#555" font-size="12">wall time in ms, shorter is better: bar = median, whisker = min…max</text>`,
   ];
   for (const t of ticks) {
     out.push(`<line x1="${x(t)}" y1="${top - 4}" x2="${x(t)}" y2="${height - 30}" stroke="#e4e4e4"/>`);
@@ -47,8 +49,14 @@ export function chart(bars: Bar[], title: string): string {
   return `${out.join('\n')}\n`;
 }
 
-/** A round axis end above `v`: 1, 2 or 5 times a power of ten. */
+/** A round axis end at or above `v`: 1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten. */
 function niceMax(v: number): number {
+  const p = 10 ** Math.floor(Math.log10(v));
+  return [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10].map((m) => m * p).find((n) => n >= v)!;
+}
+
+/** A round tick step near `v`: 1, 2 or 5 times a power of ten. */
+function niceStep(v: number): number {
   const p = 10 ** Math.floor(Math.log10(v));
   return [1, 2, 5, 10].map((m) => m * p).find((n) => n >= v)!;
 }
