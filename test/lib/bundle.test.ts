@@ -136,3 +136,23 @@ describe('fast entry', () => {
     expect(await fastHelp()).toContain(again);
   });
 });
+
+describe('init stage environment', () => {
+  it('drops what changes or slows Node, keeps the rest', async () => {
+    const { initEnv } = await import('../../lib/runtime/bundle.js');
+    const token = randomBytes(6).toString('hex');
+    const saved = { ...process.env };
+    Object.assign(process.env, { NODE_OPTIONS: '--import tsx', NODE_EXTRA_CA_CERTS: '/x.pem', CALF_DEBUG: token, KEEP_ME: token });
+    try {
+      const env = initEnv();
+      expect(env.CALF_DEBUG).toBe(token); // positive control: calf's own variables pass
+      expect(env.KEEP_ME).toBe(token);
+      expect(Object.keys(env).filter((k) => k.startsWith('NODE_'))).toEqual([]);
+    } finally {
+      for (const key of ['NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS', 'CALF_DEBUG', 'KEEP_ME']) {
+        if (saved[key] === undefined) delete process.env[key];
+        else process.env[key] = saved[key];
+      }
+    }
+  });
+});
