@@ -8,10 +8,11 @@
  * timed cases run interleaved, one round after the other, so a busy neighbour slows all of them
  * alike. Output: a table here, and bench/results/bench.{json,svg}.
  *
- *   npm run bench -- [--runs 10] [--install-peers] [--baseline REF] [--out bench/results]
+ *   npm run bench -- [--runs 10] [--install-peers] [--baseline REF] [--out bench/results] [--readme]
  *
  * `--baseline REF` also times `tsx … calf.ts` of a git revision (e.g. the commit before the
- * bundled init stage), extracted with `git archive` into a temp dir.
+ * bundled init stage), extracted with `git archive` into a temp dir. `--readme` puts the table
+ * and the chart into README.md, between its bench markers.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -33,6 +34,7 @@ const { values: opts } = parseArgs({
     'install-peers': { type: 'boolean', default: false },
     baseline: { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
+    readme: { type: 'boolean', default: false },
   },
 });
 const runs = Math.max(1, Number(opts.runs));
@@ -206,11 +208,29 @@ try {
   fs.writeFileSync(path.resolve(repo, opts.out, 'bench.md'), `${lines.join('\n')}\n`);
   fs.writeFileSync(path.resolve(repo, opts.out, 'bench.svg'), chart(rows, 'Starting a container: calf run busybox true, and its peers', `${date} UTC · ${machine} · load ${load}`));
   process.stdout.write(`\nwrote ${opts.out}/bench.{json,md,svg}\n`);
+  if (opts.readme) writeReadme(lines, path.join(opts.out, 'bench.svg'));
 } finally {
   for (const cleanup of cleanups.reverse()) cleanup();
   removeStore(root);
   unmountUnder(tmp);
   fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+/** Put the results between README.md's bench markers: the chart, then the table and the notes. */
+function writeReadme(lines: string[], svg: string): void {
+  const file = path.join(repo, 'README.md');
+  const text = fs.readFileSync(file, 'utf8');
+  const [start, end] = ['<!-- bench:start -->', '<!-- bench:end -->'].map((m) => text.indexOf(m));
+  if (start! < 0 || end! < start!) throw new Error('README.md has no <!-- bench:start --> … <!-- bench:end --> markers');
+  const [title, how, , ...rest] = lines;
+  const table = rest.filter((l) => l.startsWith('|'));
+  const notes = rest.filter((l) => l && !l.startsWith('|'));
+  const body = [
+    '<!-- bench:start -->', `![${title}](${svg})`, '', `${title!.replace(/^calf bench · /, 'Measured ')}; ${how}.`, '',
+    ...table, '', ...notes.map((n) => `- ${n}`), '',
+  ].join('\n');
+  fs.writeFileSync(file, text.slice(0, start) + body + text.slice(end!));
+  process.stdout.write('wrote the results into README.md\n');
 }
 
 function markdownTable(rows: string[][]): string[] {
