@@ -79,9 +79,17 @@ const row = (c: Pick<Case, 'name' | 'group'>, times: number[]): Row => ({
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-bench-'));
 const cache = path.join(tmp, 'cache');
+const cleanups: (() => void)[] = [];
+/** Remove what the peers left (containers, images, cgroups) and the temp dir; safe to call twice. */
+function cleanUp(): void {
+  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+  unmountUnder(tmp);
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+// Registered before prepareStore's own handlers, which remove the store and exit: these run first.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, cleanUp);
 const root = await prepareStore();
 const cleanEnv = { PATH, HOME: tmp, CALF_ROOT: root, CALF_CACHE: cache };
-const cleanups: (() => void)[] = [];
 let counter = 0;
 
 function time(c: Case): number {
@@ -210,10 +218,8 @@ try {
   process.stdout.write(`\nwrote ${opts.out}/bench.{json,md,svg}\n`);
   if (opts.readme) writeReadme(lines, path.join(opts.out, 'bench.svg'));
 } finally {
-  for (const cleanup of cleanups.reverse()) cleanup();
+  cleanUp();
   removeStore(root);
-  unmountUnder(tmp);
-  fs.rmSync(tmp, { recursive: true, force: true });
 }
 
 /** Put the results between README.md's bench markers: the chart, then the table and the notes. */
