@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const FORMAT = 1; // lib/runtime/bundle.ts's FORMAT
+const FORMAT = 2; // lib/runtime/bundle.ts's FORMAT
 
 const repo = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 /** The level file to run: `$CALF_FAST_ENTRY`, else the latest solution. */

@@ -22,10 +22,14 @@ import path from 'node:path';
 import type { Plugin } from 'esbuild';
 
 /** Bump when the manifest's meaning or the build options change (they are not an input file). */
-const FORMAT = 1;
+const FORMAT = 2;
 
-/** Packages the bundle loads from node_modules at run time, by absolute path: native code, or esbuild itself. */
-const EXTERNAL = ['koffi', 'esbuild'];
+/**
+ * Packages the bundle loads from node_modules at run time, by absolute path: native code
+ * (koffi), esbuild itself, and the big ones only some commands need (commander, tar-stream):
+ * left out, they cost the init stage nothing, not even parsing.
+ */
+const EXTERNAL = ['koffi', 'esbuild', 'commander', 'tar-stream'];
 
 /** The manifest next to a bundle: what it was built from. */
 interface Manifest {
