@@ -22,7 +22,7 @@ import path from 'node:path';
 import type { Plugin } from 'esbuild';
 
 /** Bump when the manifest's meaning or the build options change (they are not an input file). */
-const FORMAT = 2;
+const FORMAT = 3;
 
 /**
  * Packages the bundle loads from node_modules at run time, by absolute path: native code
@@ -131,6 +131,7 @@ export async function buildBundle(entry: string): Promise<string> {
     platform: 'node',
     format: 'cjs', // Node loads CommonJS without the ESM loader's extra turns
     target: `node${process.versions.node}`,
+    supported: { 'dynamic-import': false }, // import() of an external becomes require(): still no ESM loader
     define: { CALF_BUNDLE_FILE: '__filename' },
     write: false,
     logLevel: 'silent',

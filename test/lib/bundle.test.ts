@@ -1,5 +1,5 @@
 /**
- * The init stage's bundle cache (lib/runtime/bundle.ts) and the fast entry (bin/calf.mjs), on a
+ * The init stage's bundle cache (lib/runtime/bundle.ts) and the fast entry (bin/calf.cjs), on a
  * copy of a real level file and lib/ in a temp dir: an edit to the level file, or to a lib file
  * it imports, rebuilds the bundle on both paths; a corrupt bundle or manifest is rebuilt; two
  * first runs at once both get an intact bundle.
@@ -39,9 +39,9 @@ async function help(bundle: string) {
   return `${r.stdout}\n${r.stderr}`;
 }
 
-/** `bin/calf.mjs --help` with the copied level file as its entry. */
+/** `bin/calf.cjs --help` with the copied level file as its entry. */
 async function fastHelp() {
-  const r = await execa(process.execPath, [path.join(repo, 'bin/calf.mjs'), '--help'], {
+  const r = await execa(process.execPath, [path.join(repo, 'bin/calf.cjs'), '--help'], {
     reject: false, env: { CALF_CACHE: cache, CALF_FAST_ENTRY: entry },
   });
   return `${r.stdout}\n${r.stderr}`;

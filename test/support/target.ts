@@ -33,9 +33,9 @@ export interface RunOptions {
   env?: Record<string, string>;
 }
 
-// CALF_ENTRY=fast: run the target as the fast entry does (bin/calf.mjs: its bundle, plain node, no tsx).
+// CALF_ENTRY=fast: run the target as the fast entry does (bin/calf.cjs: its bundle, plain node, no tsx).
 const fast = process.env.CALF_ENTRY === 'fast';
-const CALF_ARGS = () => (fast ? [path.join(repo, 'bin/calf.mjs')] : ['--import', 'tsx', path.join(target.dir, 'calf.ts')]);
+const CALF_ARGS = () => (fast ? [path.join(repo, 'bin/calf.cjs')] : ['--import', 'tsx', path.join(target.dir, 'calf.ts')]);
 const common = (env?: Record<string, string>) => ({
   cwd: repo, reject: false, timeout: 45_000 * slow, stripFinalNewline: false,
   env: { CALF_ROOT: calfRoot(), ...(fast ? { CALF_FAST_ENTRY: path.join(target.dir, 'calf.ts') } : {}), ...env },
@@ -76,6 +76,6 @@ interface Finished {
 export function expectExit(r: Finished, code: number): void {
   if (r.exitCode === code) return;
   const stderr = (typeof r.stderr === 'string' ? r.stderr : Buffer.from(r.stderr).toString()).trim();
-  const shown = r.command.replace(/^\S+ (--import tsx \S+\/calf\.ts|\S+\/bin\/calf\.mjs)/, 'calf');
+  const shown = r.command.replace(/^\S+ (--import tsx \S+\/calf\.ts|\S+\/bin\/calf\.cjs)/, 'calf');
   throw new Error(`${shown}\nexited ${r.exitCode}, expected ${code}${stderr ? `; its stderr:\n${stderr.split('\n').slice(0, 6).join('\n')}` : ' (nothing on stderr)'}`);
 }
