@@ -139,7 +139,7 @@ try {
   const cases: Case[] = [
     { name: 'node -e 0', group: 'node', cmd: () => [node, '-e', '0'] },
     { name: 'calf init stage alone (node bundle init)', group: 'calf', cmd: () => [node, bundle, 'init', initConfig] },
-    { name: `calf run busybox true: fast entry (bin/calf.mjs, ${level.id})`, group: 'calf', cmd: () => [node, 'bin/calf.mjs', 'run', 'busybox', 'true'] },
+    { name: `calf run busybox true: fast entry (bin/calf.cjs, ${level.id})`, group: 'calf', cmd: () => [node, 'bin/calf.cjs', 'run', 'busybox', 'true'] },
     { name: `calf run busybox true: tsx ${levelDir(level, 'solutions')}/calf.ts`, group: 'calf', cmd: () => [tsxBin, entry, 'run', 'busybox', 'true'] },
   ];
   if (opts.baseline) {
@@ -173,7 +173,7 @@ try {
 
   // ── Memory: calf's peak RSS, as a median of 3.
   const rss = {
-    fast: median([0, 1, 2].map(() => peakRss([node, 'bin/calf.mjs', 'run', 'busybox', 'true']))),
+    fast: median([0, 1, 2].map(() => peakRss([node, 'bin/calf.cjs', 'run', 'busybox', 'true']))),
     tsx: median([0, 1, 2].map(() => peakRss([tsxBin, entry, 'run', 'busybox', 'true']))),
     node: median([0, 1, 2].map(() => peakRss([node, '-e', '0']))),
   };
