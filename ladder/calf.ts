@@ -62,7 +62,7 @@ function startInit(config: InitConfig): ChildProcess {
   return spawn(process.execPath, [initEntry(), 'init', JSON.stringify(config)], {
     stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
     env: initEnv(), // the command's environment is in config; Node's own variables only slow this stage
-  }); // initEntry(): no tsx to load, no TypeScript to compile: the stage starts ~5x faster
+  }); // initEntry(): no tsx to load, no TypeScript to compile: the stage starts several times faster
   //@}
 }
 

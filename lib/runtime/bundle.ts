@@ -1,7 +1,7 @@
 /**
  * The init stage's script: the level file and everything it imports, bundled into one
  * JavaScript file that plain `node` runs. Started through tsx, the init stage spent ~260 ms
- * compiling TypeScript to do 2 ms of syscalls; the bundle starts in about the time of `node -e 0`.
+ * compiling TypeScript to do 2 ms of syscalls; the bundle starts in a fraction of that.
  *
  * runc does the same trick: its init stage is the runc binary re-executed (`runc init`), not a
  * second program; only here the "binary" is built from the attendee's own file, on demand.
@@ -191,7 +191,7 @@ export async function prepareInitEntry(): Promise<void> {
 
 /**
  * The script the init stage runs: this level file, bundled, for plain `node` (no tsx, no
- * TypeScript to compile: the stage starts ~5× faster). When calf already runs from its bundle,
+ * TypeScript to compile: the stage starts several times faster). When calf already runs from its bundle,
  * that same file.
  */
 export function initEntry(): string {
