@@ -191,8 +191,8 @@ export async function prepareInitEntry(): Promise<void> {
 
 /**
  * The script the init stage runs: this level file, bundled, for plain `node` (no tsx, no
- * TypeScript to compile: the stage starts several times faster). When calf already runs from its bundle,
- * that same file.
+ * TypeScript to compile: the stage starts several times faster). When calf already runs from
+ * its bundle, that same file.
  */
 export function initEntry(): string {
   const entry = prepared ?? runningBundle() ?? cachedBundle(process.argv[1]!);
