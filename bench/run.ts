@@ -139,6 +139,7 @@ try {
   const cases: Case[] = [
     { name: 'node -e 0', group: 'node', cmd: () => [node, '-e', '0'] },
     { name: 'calf init stage alone (node bundle init)', group: 'calf', cmd: () => [node, bundle, 'init', initConfig] },
+    { name: 'calf init stage alone, through tsx as before', group: 'baseline', cmd: () => [node, '--import', 'tsx', entry, 'init', initConfig] },
     { name: `calf run busybox true: fast entry (bin/calf.cjs, ${level.id})`, group: 'calf', cmd: () => [node, 'bin/calf.cjs', 'run', 'busybox', 'true'] },
     { name: `calf run busybox true: tsx ${levelDir(level, 'solutions')}/calf.ts`, group: 'calf', cmd: () => [tsxBin, entry, 'run', 'busybox', 'true'] },
   ];
