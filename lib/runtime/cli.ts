@@ -9,10 +9,10 @@
  * @module
  */
 import fs from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
 import { EXIT_CALF_ERROR, exitCodeOf, messageOf } from './errors.js';
 import { fail } from './fail.js';
 import { runInitStage } from './stage.js';
+import { prepareInitEntry } from './bundle.js';
 
 /**
  * A `calf run` option a level adds (`--hostname`, `--memory`…): its spelling as Docker's, a help
@@ -89,6 +89,17 @@ function collect(value: string, previous: string[] = []): string[] {
  * and a Docker exit code; nothing of calf's goes to stdout during `run`.
  */
 export function main<Config, F extends Flags = Record<never, never>>(stages: Stages<Config, F>): void {
+  // The init stage is on every container's critical path: it reads its one argument itself,
+  // without loading commander (nor anything else the other commands need).
+  if (process.argv[2] === 'init') {
+    if (process.argv.length !== 4) fail('init: expects exactly one argument, the config as JSON');
+    runInitStage(stages.init, process.argv[3]!);
+  }
+  commandLine(stages).catch((err: unknown) => fail(messageOf(err), exitCodeOf(err)));
+}
+
+async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): Promise<void> {
+  const { Command, CommanderError, Option } = await import('commander');
   const program = new Command('calf')
     .description('a Docker-like container runtime, built one level at a time')
     .enablePositionalOptions()
@@ -117,13 +128,10 @@ export function main<Config, F extends Flags = Record<never, never>>(stages: Sta
         ...((opts.env as string[] | undefined) ?? []).flatMap(envArg),
       ];
       const flags = Object.fromEntries(levelFlags.map(({ name, option }) => [name, opts[option.attributeName()]])) as FlagValues<F>;
+      await prepareInitEntry(); // esbuild's API is async, the level's spawn of the init stage is not
       process.exitCode = await stages.run({ image, command, env, flags });
     });
   for (const { option } of levelFlags) runCommand.addOption(option);
-
-  program.command('init', { hidden: true })
-    .argument('<config>', 'JSON from the parent side')
-    .action((config: string) => runInitStage(stages.init, config));
 
   program.command('load')
     .description('load images from an OCI layout, an oci-archive or a docker-archive')
@@ -157,12 +165,9 @@ export function main<Config, F extends Flags = Record<never, never>>(stages: Sta
       if (report.some((line) => line.startsWith('could not remove'))) process.exitCode = 1; // the machine is not clean yet
     });
 
-  program.parseAsync(process.argv).catch((err: unknown) => {
-    if (err instanceof CommanderError) {
-      if (err.exitCode === 0) process.exit(0);
-      process.exit(EXIT_CALF_ERROR);
-    }
-    fail(messageOf(err), exitCodeOf(err));
+  await program.parseAsync(process.argv).catch((err: unknown) => {
+    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : EXIT_CALF_ERROR);
+    throw err;
   });
 }
 
