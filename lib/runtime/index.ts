@@ -9,3 +9,7 @@ export { exited } from './process.js';
 export { lookPath, mergeEnv, DEFAULT_PATH, CommandNotFoundError } from './exec.js';
 export { syncWithInit, syncWithParent, SYNC_STDIO } from './sync.js';
 export { CalfError } from './errors.js';
+export {
+  DOCKER_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, SECCOMP_DENY, capabilityArg, containerCapabilities,
+  deviceCgroupPath, enterDeviceCgroup, removeDeviceCgroup,
+} from './security.js';
