@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { CAPABILITIES, capLastCap, type Capability } from '../linux/capability.js';
+import { CAPABILITIES, PR_CAPBSET_READ, capLastCap, prctl, type Capability } from '../linux/capability.js';
 import { CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET } from '../linux/sched.js';
 import { SCMP_CMP_MASKED_EQ, type ScmpArgCmp } from '../linux/seccomp.js';
 import { CalfError } from './errors.js';
@@ -22,9 +22,12 @@ export const DOCKER_CAPABILITIES: readonly Capability[] = [
   'CAP_AUDIT_WRITE',
 ];
 
-/** Every capability the running kernel knows. */
+/**
+ * Every capability calf itself may hand on: those the running kernel knows, that are in calf's
+ * own bounding set (a host may have dropped some for everyone: then `--privileged` can't have them).
+ */
 export function allCapabilities(): Capability[] {
-  return CAPABILITIES.slice(0, capLastCap() + 1);
+  return CAPABILITIES.slice(0, capLastCap() + 1).filter((_, cap) => prctl(PR_CAPBSET_READ, cap) === 1);
 }
 
 /**
