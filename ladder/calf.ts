@@ -138,11 +138,13 @@ function init(config: InitConfig): never {
   populateDev(`${config.rootfs}/dev`); //@s02
   chrootInto(config.rootfs, config.cwd); // after the mounts: they are made through host paths //@s01..s03
   pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root //@s03
+  //@s12 {
   // Privileges go last, in this order (as runc's standard_init_linux.go): every mount above needs
   // CAP_SYS_ADMIN and the very syscalls the filter denies; the filter comes after the capabilities
   // (prctl and capset stay allowed anyway) and right before execve, which it must allow.
-  dropCapabilities(config.security); //@s12
-  filterSyscalls(config.security); //@s12
+  dropCapabilities(config.security);
+  filterSyscalls(config.security);
+  //@}
   execCommand(config.argv, config.env);
 }
 
