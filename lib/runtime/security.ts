@@ -146,10 +146,34 @@ export function enterDeviceCgroup(dir: string | null): void {
   write(path.join(dir, 'cgroup.procs'), '0');
 }
 
-/** Remove container `id`'s devices cgroup (and `calf/` when it is the last), once its processes are gone. */
+/** The pids in the cgroup `dir`, or none when it is gone. */
+function members(dir: string): number[] {
+  try {
+    return fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** A process that is exiting already: a zombie, or SIGKILL pending (`calf cleanup` just sent it). */
+function dying(pid: number): boolean {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const killed = ['SigPnd', 'ShdPnd'].some((f) => (BigInt(`0x${new RegExp(`^${f}:\\s+(\\w+)`, 'm').exec(status)?.[1] ?? '0'}`) & (1n << 8n)) !== 0n);
+    return killed || /^State:\s+[ZX]/m.test(status);
+  } catch {
+    return true; // gone already
+  }
+}
+
+/**
+ * Remove container `id`'s devices cgroup (and `calf/` when it is the last), once its processes are
+ * gone: they may still be exiting, so wait for that, a few seconds at most.
+ */
 export function removeDeviceCgroup(id: string): void {
   const dir = deviceCgroupPath(id);
   if (!dir) return;
+  for (let waited = 0; members(dir).length > 0 && waited < 5_000; waited += 20) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
   for (const d of [dir, path.dirname(dir)]) {
     try {
       fs.rmdirSync(d);
@@ -173,9 +197,9 @@ registerLeftovers({
     } catch {
       return [];
     }
-    // a container's cgroup is in use while its container directory (under this root) exists
-    const empty = (n: string) => { try { return fs.readFileSync(path.join(parent, n, 'cgroup.procs'), 'utf8').trim() === ''; } catch { return false; } };
-    return names.filter((n) => !fs.existsSync(path.join(root, 'containers', n)) && empty(n)).map((n) => ({
+    // Ours to remove: no container directory under this root any more (the container kind, cleaned
+    // first, removed it), and nothing alive in it (a running container of another calf root is not)
+    return names.filter((n) => !fs.existsSync(path.join(root, 'containers', n)) && members(path.join(parent, n)).every(dying)).map((n) => ({
       what: `devices cgroup ${path.join(parent, n)}`,
       remove: () => removeDeviceCgroup(n),
     }));
