@@ -94,8 +94,9 @@ function init(config: InitConfig): never {
   populateDev(`${config.rootfs}/dev`);
   pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root
   // Privileges go last, in this order (as runc's standard_init_linux.go): every mount above needs
-  // CAP_SYS_ADMIN and the very syscalls the filter denies; the filter comes after the capabilities
-  // (prctl and capset stay allowed anyway) and right before execve, which it must allow.
+  // CAP_SYS_ADMIN and the very syscalls the filter denies. Capabilities before a switch to another
+  // user (setresuid away from 0 clears them, CAP_SETPCAP too, which PR_CAPBSET_DROP needs); the
+  // filter last, right before execve, which it must allow.
   dropCapabilities(config.security);
   filterSyscalls(config.security);
   execCommand(config.argv, config.env);
