@@ -25,6 +25,7 @@ import * as linux from '../lib/linux/index.js';
 import {
   main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
   initEntry, initEnv, type Container, type RunOptions,
+  MASKED_PATHS, READONLY_PATHS, SECCOMP_DENY, capabilityArg, containerCapabilities, deviceCgroupPath, enterDeviceCgroup, removeDeviceCgroup, //@s12
 } from '../lib/runtime/index.js';
 import { resolveImage, unpackImage, type ResolvedImage } from '../lib/image/index.js';
 
@@ -36,12 +37,16 @@ interface InitConfig {
   cwd: string; // the working directory inside the container //@s01
   hostname: string; //@s05
   user: string; // name|uid[:group|gid], looked up in the image's /etc/passwd and /etc/group //@s11
+  security: Security; //@s12
 }
 
 /** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
 const flags = {
   hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg), //@s05
   user: flag('-u, --user <name|uid[:group|gid]>', "who the command runs as (default: the image's User, else root)"), //@s11
+  privileged: flag<boolean>('--privileged', 'every capability, no seccomp filter, no masked paths, no device policy'), //@s12
+  capAdd: flag('--cap-add <cap>', 'add a capability to Docker\'s default set (repeatable; ALL)', capabilityArg), //@s12
+  capDrop: flag('--cap-drop <cap>', 'drop a capability from Docker\'s default set (repeatable; ALL)', capabilityArg), //@s12
 };
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
@@ -51,6 +56,7 @@ async function run(options: RunOptions<typeof flags>): Promise<number> {
   //@..s01: const config: InitConfig = { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env) };
   const { image, container } = await createRootfs(options.image); //@s01
   const config = containerConfig(options, image, container); //@s01
+  process.on('exit', () => removeDeviceCgroup(container.id)); // after the container: its processes are gone by then //@s12
   if (config.argv.length === 0) throw new CalfError('no command specified');
   //@..s06: const child = startInit(config);
   const child = inNewPidNamespace(() => startInit(config)); //@s06
@@ -119,6 +125,7 @@ function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage
     cwd: defaults.WorkingDir || '/',
     hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id //@s05
     user: options.flags.user || defaults.User || '0', //@s11
+    security: securityOptions(options.flags, container.id), //@s12
   };
   //@}
 }
@@ -132,10 +139,20 @@ function init(config: InitConfig): never {
   enterMountNamespace(); // first: every mount below then stays in the container //@s02
   enterUtsAndIpcNamespaces(config.hostname); //@s05
   mountProcAndSys(config.rootfs); //@s02
+  maskKernelFiles(config.rootfs, config.security); // as soon as /proc and /sys exist; the pivot takes them along //@s12
+  enterDeviceCgroup(config.security.devices); // a host path: before the pivot; before any device is opened //@s12
   populateDev(`${config.rootfs}/dev`); //@s02
   chrootInto(config.rootfs, config.cwd); // after the mounts: they are made through host paths //@s01..s03
   pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root //@s03
+  //@s12 {
+  // Privileges go last, in this order (as runc's standard_init_linux.go): every mount above needs
+  // CAP_SYS_ADMIN and the very syscalls the filter denies. Capabilities before a switch to another
+  // user (setresuid away from 0 clears them, CAP_SETPCAP too, which PR_CAPBSET_DROP needs); the
+  // filter last, right before execve, which it must allow.
+  dropCapabilities(config.security);
+  //@}
   switchUser(config); // after the pivot: the user is the image's, from its /etc/passwd //@s11
+  filterSyscalls(config.security); //@s12
   execCommand(config.argv, config.env);
 }
 
@@ -303,6 +320,88 @@ function switchUser(config: InitConfig): void {
   linux.setresgid(user.gid, user.gid, user.gid);
   linux.setresuid(user.uid, user.uid, user.uid); // ...which this gives up for good
   if (!config.env.some((kv) => kv.startsWith('HOME='))) config.env.push(`HOME=${user.home}`);
+  //@}
+}
+//@}
+
+//@s12 {
+/** What the container may do: Docker's defaults, or what --privileged, --cap-add and --cap-drop make of them. */
+interface Security {
+  privileged: boolean;
+  capabilities: linux.Capability[]; // bounding, permitted and effective; inheritable and ambient stay empty
+  devices: string | null; // its devices cgroup; null: no device policy
+}
+
+/** The flags, as Docker reads them. Without a v1 devices cgroup (cgroup v2), no CAP_MKNOD instead: see the README. */
+function securityOptions(given: RunOptions<typeof flags>['flags'], id: string): Security {
+  const privileged = given.privileged ?? false;
+  const devices = privileged ? null : deviceCgroupPath(id) ?? null;
+  const capabilities = containerCapabilities(given.capAdd, given.capDrop, privileged)
+    .filter((cap) => privileged || devices !== null || cap !== 'CAP_MKNOD');
+  return { privileged, capabilities, devices };
+}
+
+/** Hide what /proc and /sys tell about the host, and freeze the host's kernel settings they expose. */
+function maskKernelFiles(rootfs: string, security: Security): void {
+  if (security.privileged) return;
+  //@todo12 {
+  // TODO(12.1): /proc and /sys are the host kernel's: /proc/kcore is its memory, /proc/sys its
+  // settings, /proc/sysrq-trigger reboots it. Over each of MASKED_PATHS that exists (under
+  // rootfs), mount /dev/null (a file) or an empty read-only tmpfs (a directory); make each of
+  // READONLY_PATHS a read-only mount: bind it onto itself, then remount it (mount(2): "Creating a
+  // bind mount", "Remounting an existing mount"). Why does a read-only bind need two calls?
+  //@}
+  //@12 {
+  for (const file of MASKED_PATHS.map((p) => `${rootfs}${p}`).filter((p) => fs.existsSync(p))) {
+    if (fs.statSync(file).isDirectory()) linux.mount('tmpfs', file, 'tmpfs', linux.MS_RDONLY);
+    else linux.mount('/dev/null', file, null, linux.MS_BIND);
+  }
+  for (const file of READONLY_PATHS.map((p) => `${rootfs}${p}`).filter((p) => fs.existsSync(p))) {
+    linux.mount(file, file, null, linux.MS_BIND | linux.MS_REC);
+    linux.mount(file, file, null, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+  }
+  //@}
+}
+
+/** Root in the container keeps Docker's 14 capabilities, and can never get the others back. */
+function dropCapabilities(security: Security): void {
+  if (security.privileged) return;
+  //@todo12 {
+  // TODO(12.2): root has every capability. Keep security.capabilities only (linux.capMask makes
+  // the mask): drop every other one from the bounding set (prctl(2) PR_CAPBSET_DROP, for each
+  // number up to linux.capLastCap()), clear the ambient set (PR_CAP_AMBIENT), and set effective
+  // and permitted to the mask, inheritable empty (capset(2)). capabilities(7), "Transformation of
+  // capabilities during execve()": why is capset alone not enough for root?
+  //@}
+  //@12 {
+  const keep = linux.capMask(security.capabilities);
+  for (let cap = 0; cap <= linux.capLastCap(); cap++) {
+    if (!(keep & (1n << BigInt(cap)))) linux.prctl(linux.PR_CAPBSET_DROP, cap);
+  }
+  linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL);
+  linux.capset({ effective: keep, permitted: keep, inheritable: 0n });
+  //@}
+}
+
+/** No new privileges through exec, and a seccomp filter that refuses what no container needs. */
+function filterSyscalls(security: Security): void {
+  if (security.privileged) return;
+  //@todo12 {
+  // TODO(12.3): even without CAP_SYS_ADMIN, some syscalls are attack surface (keyctl, bpf, a user
+  // namespace that hands back every capability). Set no_new_privs (prctl(2)), then build a filter
+  // that allows everything but SECCOMP_DENY (seccomp_init(3), seccomp_syscall_resolve_name(3),
+  // seccomp_rule_add(3): a name may not exist on this architecture) and load it (seccomp_load(3)).
+  // Why must no_new_privs come first, now that CAP_SYS_ADMIN is gone?
+  //@}
+  //@12 {
+  linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1);
+  const filter = linux.seccomp_init(linux.SCMP_ACT_ALLOW);
+  for (const rule of SECCOMP_DENY) {
+    const nr = linux.seccomp_syscall_resolve_name(rule.syscall);
+    if (nr >= 0) linux.seccomp_rule_add_array(filter, linux.SCMP_ACT_ERRNO(rule.errno), nr, rule.args);
+  }
+  linux.seccomp_load(filter); // this thread, and the command it becomes
+  linux.seccomp_release(filter);
   //@}
 }
 //@}

@@ -21,6 +21,7 @@ export const LEVELS: readonly Level[] = [
   { id: '05', name: 'uts-ipc', goal: 'a host name and System V IPC objects of its own' },
   { id: '06', name: 'pid-namespace', goal: 'the command is PID 1 of its own PID namespace' },
   { id: '11', name: 'user', goal: 'run the command as the image\'s user, with only its groups' },
+  { id: '12', name: 'security', goal: "Docker's capabilities, no_new_privs, a seccomp filter, masked paths, a device policy" },
 ];
 
 /** `levels/<id>-<name>` or `solutions/<id>-<name>`, relative to the repository root. */

@@ -12,3 +12,5 @@ export * from './stat.js';
 export { syscall, syscallNumber } from './syscall.js';
 export * from './poll.js';
 export * from './grp.js';
+export * from './capability.js';
+export * from './seccomp.js';
