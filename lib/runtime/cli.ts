@@ -23,8 +23,11 @@ export interface Flag<T> {
   /** commander's spelling: `--hostname <name>`, `-p, --publish <ports>`, `--privileged` */
   spec: string;
   description: string;
-  /** the value from its text; `previous` is the value so far, for a flag given more than once */
-  parse?: (text: string, previous: T | undefined) => T;
+  /**
+   * the value from its text; `previous` is the value so far, for a flag given more than once.
+   * (Method syntax on purpose: it lets a `Flag<string>` count as one of {@link Flags}.)
+   */
+  parse?(text: string, previous: T | undefined): T;
 }
 
 /** Declare a level's flag; `T` is what `run()` gets (a string unless `parse` says otherwise). */
