@@ -24,8 +24,10 @@ import { constants } from 'node:os';
 import * as linux from '../lib/linux/index.js';
 import {
   main, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError, type RunOptions,
+  flag, //@s04
 } from '../lib/runtime/index.js';
 import { resolveImage, unpackImage, type ResolvedImage } from '../lib/image/index.js';
+import { storageDriver, checkDriverName, type PreparedRootfs } from '../lib/storage/index.js'; //@s04
 
 /** What the parent side hands to the init stage, as JSON on its command line. */
 interface InitConfig {
@@ -33,15 +35,26 @@ interface InitConfig {
   env: string[]; // its whole environment, KEY=VALUE
   rootfs: string; // the directory that becomes the container's / //@s01
   cwd: string; // the working directory inside the container //@s01
+  overlay?: PreparedRootfs['overlay']; // the directories to stack on rootfs, if the driver wants that //@s04
 }
+
+//@s04 {
+/** The `calf run` flags the levels add, beside Docker's own `-e`, `--env-file`, `-i`, `-t`, `--rm`. */
+const flags = {
+  storageDriver: flag('--storage-driver <name>', 'overlay or vfs (default: $CALF_STORAGE_DRIVER, else overlay)', (name: string) => checkDriverName(name)),
+};
+//@}
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
 // Our job: prepare the container, start its first process, wait for it, report how it ended.
 
-async function run(options: RunOptions): Promise<number> {
+//@..s04: async function run(options: RunOptions): Promise<number> {
+async function run(options: RunOptions<typeof flags>): Promise<number> { //@s04
   //@..s01: const config: InitConfig = { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env) };
-  const { image, rootfs } = await createRootfs(options.image); //@s01
-  const config = containerConfig(options, image, rootfs); //@s01
+  //@s01..s04: const { image, rootfs } = await createRootfs(options.image);
+  const { image, rootfs, overlay } = await prepareRootfs(options.image, options.flags.storageDriver); //@s04
+  //@s01..s04: const config = containerConfig(options, image, rootfs);
+  const config = { ...containerConfig(options, image, rootfs), overlay }; //@s04
   if (config.argv.length === 0) throw new CalfError('no command specified');
   const child = startInit(config);
   return exitStatus(await exited(child));
@@ -72,7 +85,7 @@ function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): num
   return signal === null ? code! : 128 + constants.signals[signal]; //@00
 }
 
-//@s01 {
+//@s01..04 {
 /** Find the image, unpack it into a new container directory, and have that directory removed when calf exits. */
 async function createRootfs(ref: string): Promise<{ image: ResolvedImage; rootfs: string }> {
   //@todo01 {
@@ -89,7 +102,29 @@ async function createRootfs(ref: string): Promise<{ image: ResolvedImage; rootfs
   return { image, rootfs: container.rootfs };
   //@}
 }
+//@}
 
+//@s04 {
+/** Find the image, and have a storage driver make the container's root out of its layers. */
+async function prepareRootfs(ref: string, driverName: string | undefined): Promise<{ image: ResolvedImage } & PreparedRootfs> {
+  //@todo04 {
+  // TODO(04.1): level 01 unpacked every layer into every container. Let a storage driver do it
+  // (storageDriver(driverName): overlay, or vfs): it unpacks each layer once into the layer graph
+  // and builds the container's root out of those. Make the container, have the driver remove it
+  // however calf exits, then let it prepare the root. Why register the removal before prepare()?
+  //@}
+  //@todo04: return createRootfs(ref); // level 01's way, until you replace it
+  //@04 {
+  const driver = storageDriver(driverName); // first: a bad name leaves nothing behind
+  const image = resolveImage(ref);
+  const container = createContainer();
+  process.on('exit', () => driver.remove(container)); // sync, so it also runs when prepare() fails
+  return { image, ...(await driver.prepare(image, container)) };
+  //@}
+}
+//@}
+
+//@s01 {
 /** The init stage's config: the command line's command and environment over the image's defaults. */
 function containerConfig(options: RunOptions, image: ResolvedImage, rootfs: string): InitConfig {
   //@todo01 {
@@ -115,6 +150,7 @@ function containerConfig(options: RunOptions, image: ResolvedImage, rootfs: stri
 
 function init(config: InitConfig): never {
   enterMountNamespace(); // first: every mount below then stays in the container //@s02
+  mountOverlay(config.rootfs, config.overlay); // before the others: they go on top of it //@s04
   mountProcAndSys(config.rootfs); //@s02
   populateDev(`${config.rootfs}/dev`); //@s02
   chrootInto(config.rootfs, config.cwd); // after the mounts: they are made through host paths //@s01..s03
@@ -176,6 +212,24 @@ function populateDev(dev: string): void {
 }
 //@}
 
+//@s04 {
+/** Stack the image's layers under the container's own writable directory, on rootfs: one overlay mount. */
+function mountOverlay(rootfs: string, overlay: InitConfig['overlay']): void {
+  if (!overlay) return; // the vfs driver copied the layers into rootfs: nothing to stack
+  //@todo04 {
+  // TODO(04.2): mount an overlay filesystem on rootfs (mount(2), fstype "overlay"): the layer
+  // directories read-only below, overlay.upper on top for the container's writes, overlay.work
+  // as overlayfs's scratch directory, all in one comma-separated option string (see the
+  // overlayfs docs, "Multiple lower layers"). overlay.lower is in the image's order, base layer
+  // first: which one must lowerdir name first?
+  //@}
+  //@04 {
+  const lowerdir = overlay.lower.toReversed().join(':'); // the top layer first: it hides the ones after it
+  linux.mount('overlay', rootfs, 'overlay', 0, `lowerdir=${lowerdir},upperdir=${overlay.upper},workdir=${overlay.work}`);
+  //@}
+}
+//@}
+
 //@s01..03 {
 /** Make rootfs this process's root directory, and cwd (a path in the image) its working directory. */
 function chrootInto(rootfs: string, cwd: string): void {
@@ -224,4 +278,5 @@ function execCommand(argv: string[], env: string[]): never {
   linux.execve(lookPath(argv[0]!, env), argv, env); //@00
 }
 
-main({ run, init });
+//@..s04: main({ run, init });
+main({ run, init, flags }); //@s04
