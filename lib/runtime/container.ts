@@ -73,10 +73,11 @@ registerLeftovers({
 });
 
 // Mounts under containers/ that outlived their directory's removal (a mount propagated back
-// from a container that forgot MS_PRIVATE shows up here).
+// from a container that forgot MS_PRIVATE shows up here). containers/ itself may be a mount the
+// admin made (a disk of its own; the test board's shared bind mount): that one is not calf's.
 registerLeftovers({
   kind: 'mount',
-  find: (root) => mountsUnder(containersDir(root)).map((point) => ({
+  find: (root) => mountsUnder(containersDir(root)).filter((point) => point !== containersDir(root)).map((point) => ({
     what: `mount ${point}`,
     remove: () => void unmountUnder(point),
   })),
