@@ -28,6 +28,7 @@ import {
   MASKED_PATHS, READONLY_PATHS, SECCOMP_DENY, capabilityArg, containerCapabilities, deviceCgroupPath, enterDeviceCgroup, removeDeviceCgroup, //@s12
 } from '../lib/runtime/index.js';
 import { resolveImage, unpackImage, type ResolvedImage } from '../lib/image/index.js';
+import { storageDriver, checkDriverName, type PreparedRootfs } from '../lib/storage/index.js'; //@s04
 
 /** What the parent side hands to the init stage, as JSON on its command line. */
 interface InitConfig {
@@ -35,6 +36,7 @@ interface InitConfig {
   env: string[]; // its whole environment, KEY=VALUE
   rootfs: string; // the directory that becomes the container's / //@s01
   cwd: string; // the working directory inside the container //@s01
+  overlay?: PreparedRootfs['overlay']; // the directories to stack on rootfs, if the driver wants that //@s04
   hostname: string; //@s05
   user: string; // name|uid[:group|gid], looked up in the image's /etc/passwd and /etc/group //@s11
   security: Security; //@s12
@@ -42,6 +44,7 @@ interface InitConfig {
 
 /** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
 const flags = {
+  storageDriver: flag('--storage-driver <name>', 'overlay or vfs (default: $CALF_STORAGE_DRIVER, else overlay)', (name: string) => checkDriverName(name)), //@s04
   hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg), //@s05
   user: flag('-u, --user <name|uid[:group|gid]>', "who the command runs as (default: the image's User, else root)"), //@s11
   privileged: flag<boolean>('--privileged', 'every capability, no seccomp filter, no masked paths, no device policy'), //@s12
@@ -54,8 +57,10 @@ const flags = {
 
 async function run(options: RunOptions<typeof flags>): Promise<number> {
   //@..s01: const config: InitConfig = { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env) };
-  const { image, container } = await createRootfs(options.image); //@s01
-  const config = containerConfig(options, image, container); //@s01
+  //@s01..s04: const { image, container } = await createRootfs(options.image);
+  const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver); //@s04
+  //@s01..s04: const config = containerConfig(options, image, container);
+  const config = { ...containerConfig(options, image, container), overlay }; //@s04
   process.on('exit', () => removeDeviceCgroup(container.id)); // after the container: its processes are gone by then //@s12
   if (config.argv.length === 0) throw new CalfError('no command specified');
   //@..s06: const child = startInit(config);
@@ -91,7 +96,7 @@ function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): num
   return signal === null ? code! : 128 + constants.signals[signal]; //@00
 }
 
-//@s01 {
+//@s01..04 {
 /** Find the image, unpack it into a new container directory, and have that directory removed when calf exits. */
 async function createRootfs(ref: string): Promise<{ image: ResolvedImage; container: Container }> {
   //@todo01 {
@@ -108,7 +113,29 @@ async function createRootfs(ref: string): Promise<{ image: ResolvedImage; contai
   return { image, container };
   //@}
 }
+//@}
 
+//@s04 {
+/** Find the image, and have a storage driver make the container's root out of its layers. */
+async function prepareRootfs(ref: string, driverName: string | undefined): Promise<{ image: ResolvedImage; container: Container } & Partial<PreparedRootfs>> {
+  //@todo04 {
+  // TODO(04.1): level 01 unpacked every layer into every container. Let a storage driver do it
+  // (storageDriver(driverName): overlay, or vfs): it unpacks each layer once into the layer graph
+  // and builds the container's root out of those. Make the container, have the driver remove it
+  // however calf exits, then let it prepare the root. Why register the removal before prepare()?
+  //@}
+  //@todo04: return createRootfs(ref); // level 01's way, until you replace it
+  //@04 {
+  const driver = storageDriver(driverName); // first: a bad name leaves nothing behind
+  const image = resolveImage(ref);
+  const container = createContainer();
+  process.on('exit', () => driver.remove(container)); // sync, so it also runs when prepare() fails
+  return { image, container, ...(await driver.prepare(image, container)) };
+  //@}
+}
+//@}
+
+//@s01 {
 /** The init stage's config: the command line's command and environment over the image's defaults. */
 function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
   //@todo01 {
@@ -137,6 +164,7 @@ function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage
 
 function init(config: InitConfig): never {
   enterMountNamespace(); // first: every mount below then stays in the container //@s02
+  mountOverlay(config.rootfs, config.overlay); // before the others: they go on top of it //@s04
   enterUtsAndIpcNamespaces(config.hostname); //@s05
   mountProcAndSys(config.rootfs); //@s02
   maskKernelFiles(config.rootfs, config.security); // as soon as /proc and /sys exist; the pivot takes them along //@s12
@@ -207,6 +235,24 @@ function populateDev(dev: string): void {
   linux.mount('shm', `${dev}/shm`, 'tmpfs', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, 'mode=1777,size=65536k');
   for (const [fd, name] of ['stdin', 'stdout', 'stderr'].entries()) fs.symlinkSync(`/proc/self/fd/${fd}`, `${dev}/${name}`);
   fs.symlinkSync('/proc/self/fd', `${dev}/fd`);
+}
+//@}
+
+//@s04 {
+/** Stack the image's layers under the container's own writable directory, on rootfs: one overlay mount. */
+function mountOverlay(rootfs: string, overlay: InitConfig['overlay']): void {
+  if (!overlay) return; // the vfs driver copied the layers into rootfs: nothing to stack
+  //@todo04 {
+  // TODO(04.2): mount an overlay filesystem on rootfs (mount(2), fstype "overlay"): the layer
+  // directories read-only below, overlay.upper on top for the container's writes, overlay.work
+  // as overlayfs's scratch directory, all in one comma-separated option string (see the
+  // overlayfs docs, "Multiple lower layers"). overlay.lower is in the image's order, base layer
+  // first: which one must lowerdir name first?
+  //@}
+  //@04 {
+  const lowerdir = overlay.lower.toReversed().join(':'); // the top layer first: it hides the ones after it
+  linux.mount('overlay', rootfs, 'overlay', 0, `lowerdir=${lowerdir},upperdir=${overlay.upper},workdir=${overlay.work}`);
+  //@}
 }
 //@}
 

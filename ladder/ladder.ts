@@ -18,6 +18,7 @@ export const LEVELS: readonly Level[] = [
   { id: '01', name: 'chroot', goal: 'unpack an image and chroot into it' },
   { id: '02', name: 'mount-namespace', goal: 'a private mount namespace with /proc, /sys and /dev' },
   { id: '03', name: 'pivot-root', goal: 'pivot_root into the image and detach the host root' },
+  { id: '04', name: 'overlay', goal: 'stack the image\'s layers with overlayfs: each unpacked once, a writable layer per container' },
   { id: '05', name: 'uts-ipc', goal: 'a host name and System V IPC objects of its own' },
   { id: '06', name: 'pid-namespace', goal: 'the command is PID 1 of its own PID namespace' },
   { id: '11', name: 'user', goal: 'run the command as the image\'s user, with only its groups' },

@@ -14,3 +14,4 @@ export * from './poll.js';
 export * from './grp.js';
 export * from './capability.js';
 export * from './seccomp.js';
+export * from './xattr.js';

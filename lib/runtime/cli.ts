@@ -9,6 +9,7 @@
  * @module
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { EXIT_CALF_ERROR, exitCodeOf, messageOf } from './errors.js';
 import { fail } from './fail.js';
 import { runInitStage } from './stage.js';
@@ -153,6 +154,25 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
         return [repo, tag, shortId(i.id), i.created?.slice(0, 19).replace('T', ' ') ?? '', humanSize(i.size)];
       });
       printTable([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows]);
+      await noteLayers(); // level 04: the layer graph
+    });
+
+  // ── Level 04 (overlay): the layer graph's commands ──
+  program.command('rmi')
+    .description('remove images by name or id, with the blobs and unpacked layers no other image uses')
+    .usage('IMAGE [IMAGE...]')
+    .argument('<images...>', 'image names or ids')
+    .action(async (refs: string[]) => {
+      const { removeImage } = await import('../image/remove.js');
+      for (const ref of refs) for (const line of removeImage(ref, await runningUser())) process.stdout.write(`${line}\n`);
+    });
+  program.command('image')
+    .description('manage images')
+    .command('prune')
+    .description('remove the blobs and unpacked layers that no image uses')
+    .action(async () => {
+      const { pruneStore } = await import('../image/remove.js');
+      for (const diffId of pruneStore()) process.stdout.write(`Deleted: ${diffId}\n`);
     });
 
   program.command('cleanup')
@@ -169,6 +189,27 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
     if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : EXIT_CALF_ERROR);
     throw err;
   });
+}
+
+/** Level 04: say on stderr (stdout stays `docker images`' table) how much the unpacked layers take, and what no image uses. */
+async function noteLayers(): Promise<void> {
+  const { layerUsage } = await import('../image/remove.js');
+  const usage = layerUsage();
+  if (usage.count === 0) return;
+  const unused = usage.unused.count ? `; ${usage.unused.count} (${humanSize(usage.unused.size)}) used by no image: calf image prune removes them` : '';
+  process.stderr.write(`unpacked layers: ${usage.count}, ${humanSize(usage.size)}${unused}\n`);
+}
+
+/** Level 04: which running container (its directory's name) uses an image, for `calf rmi`'s refusal. */
+async function runningUser(): Promise<(imageId: string) => string | undefined> {
+  const { listContainerDirs } = await import('./container.js');
+  const { imageOf } = await import('../storage/driver.js');
+  const { alive } = await import('./cleanup.js');
+  const running = listContainerDirs().filter((c) => c.owner !== undefined && alive(c.owner));
+  return (id) => {
+    const user = running.find((c) => imageOf(c.dir) === id);
+    return user && path.basename(user.dir);
+  };
 }
 
 function humanSize(bytes: number): string {
