@@ -18,6 +18,8 @@ export const LEVELS: readonly Level[] = [
   { id: '01', name: 'chroot', goal: 'unpack an image and chroot into it' },
   { id: '02', name: 'mount-namespace', goal: 'a private mount namespace with /proc, /sys and /dev' },
   { id: '03', name: 'pivot-root', goal: 'pivot_root into the image and detach the host root' },
+  { id: '07', name: 'net-namespace', goal: 'a network namespace of its own, with lo up; --network none|host' },
+  { id: '08', name: 'networking', goal: 'networks: a bridge, an address pool, a veth per container; -p publishes a port' },
 ];
 
 /** `levels/<id>-<name>` or `solutions/<id>-<name>`, relative to the repository root. */

@@ -11,3 +11,6 @@ export * from './fcntl.js';
 export * from './stat.js';
 export { syscall, syscallNumber } from './syscall.js';
 export * from './poll.js';
+export * from './socket.js';
+export * from './ioctl.js';
+export * from './file.js';

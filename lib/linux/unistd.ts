@@ -9,6 +9,7 @@ const _chdir = libc.func('int chdir(const char *path)');
 const _sethostname = libc.func('int sethostname(const char *name, size_t len)');
 const _execve = libc.func('int execve(const char *pathname, const char **argv, const char **envp)');
 const _getpid = libc.func('int getpid()');
+const _close = libc.func('int close(int fd)');
 
 /**
  * Change the root directory of the calling process to `path`. It does **not** change the
@@ -53,4 +54,13 @@ export function execve(pathname: string, argv: readonly string[], envp: readonly
  */
 export function getpid(): number {
   return _getpid();
+}
+
+/**
+ * Close a file descriptor. For an fd from a koffi call (`socket`), which Node's
+ * `fs.closeSync` would do too, but this keeps the C name next to the call that made it.
+ * @see https://man7.org/linux/man-pages/man2/close.2.html
+ */
+export function close(fd: number): void {
+  check(_close(fd), 'close', [fd]);
 }

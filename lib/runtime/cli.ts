@@ -13,6 +13,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { EXIT_CALF_ERROR, exitCodeOf, messageOf } from './errors.js';
 import { fail } from './fail.js';
 import { runInitStage } from './stage.js';
+import { printTable } from './table.js';
 
 /**
  * A `calf run` option a level adds (`--hostname`, `--memory`…): its spelling as Docker's, a help
@@ -23,8 +24,9 @@ export interface Flag<T> {
   /** commander's spelling: `--hostname <name>`, `-p, --publish <ports>`, `--privileged` */
   spec: string;
   description: string;
-  /** the value from its text; `previous` is the value so far, for a flag given more than once */
-  parse?: (text: string, previous: T | undefined) => T;
+  /** the value from its text; `previous` is the value so far, for a flag given more than once
+   * (method syntax: a `Flag<string>` must fit where `Flags` wants a `Flag<unknown>`) */
+  parse?(text: string, previous: T | undefined): T;
 }
 
 /** Declare a level's flag; `T` is what `run()` gets (a string unless `parse` says otherwise). */
@@ -58,6 +60,8 @@ export interface Stages<Config, F extends Flags> {
   init(config: Config): never;
   /** The `calf run` flags this level adds, e.g. `{ hostname: flag('--hostname <name>', …) }`. */
   flags?: F;
+  /** Commands this level adds beside `run` (level 08: `calf network`), each adding itself to the program. */
+  commands?: ((program: Command) => void)[];
 }
 
 /** Parse `--env-file` the way Docker does: `KEY=VALUE` lines, `#` comments, a bare `KEY` copies the host's value. */
@@ -147,6 +151,8 @@ export function main<Config, F extends Flags = Record<never, never>>(stages: Sta
       printTable([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows]);
     });
 
+  for (const add of stages.commands ?? []) add(program);
+
   program.command('cleanup')
     .description('remove what calf left behind: container directories and the mounts under them')
     .option('-f, --force', 'also remove containers whose calf process is still running')
@@ -172,7 +178,3 @@ function humanSize(bytes: number): string {
   return `${n.toFixed(n < 10 && u ? 2 : n < 100 && u ? 1 : 0)}${units[u]}`;
 }
 
-function printTable(rows: string[][]): void {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  for (const row of rows) process.stdout.write(`${row.map((cell, c) => cell.padEnd(widths[c]!)).join('   ').trimEnd()}\n`);
-}
