@@ -41,14 +41,14 @@ export function listen(server: net.Server, port: number, host: string): Promise<
 }
 
 /**
- * Join two sockets both ways until either end closes or fails, then close both. Neither keeps
- * calf alive: calf's lifetime is the container's.
+ * Join two sockets both ways: what one sends, the other gets, and the end of one direction (a
+ * FIN) is passed on as such. A failure on either side closes both. Neither keeps calf alive:
+ * calf's lifetime is the container's.
  */
 export function splice(a: net.Socket, b: net.Socket): void {
   a.pipe(b).pipe(a);
   for (const s of [a, b]) {
     s.unref();
     s.on('error', () => { a.destroy(); b.destroy(); });
-    s.on('close', () => { a.destroy(); b.destroy(); });
   }
 }

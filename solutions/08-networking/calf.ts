@@ -95,7 +95,8 @@ function joinNetwork(network: string): Endpoint | undefined {
 async function publishPorts(ports: PortMapping[], endpoint: Endpoint | undefined): Promise<void> {
   if (ports.length && !endpoint) throw new CalfError('-p needs a network with addresses: --network NAME');
   for (const { hostPort, containerPort } of ports) {
-    const server = net.createServer((client) => splice(client, net.connect(containerPort, endpoint!.address)));
+    // allowHalfOpen: a client that has sent all it will (a FIN) still wants the answer
+    const server = net.createServer({ allowHalfOpen: true }, (client) => splice(client, net.connect(containerPort, endpoint!.address)));
     await listen(server, hostPort, '127.0.0.1');
     server.unref(); // calf lives as long as the container, not as long as the proxy
   }
