@@ -40,24 +40,33 @@ function randomSubnet(): { subnet: string; prefix: string } {
 const connect = (host: string, port: number | string, nc = 'nc') =>
   `for i in $(seq 20); do ${nc} -w 2 ${host} ${port} </dev/null && exit 0; sleep 0.2; done; exit 1`;
 
-/** The container's address, then a TCP server answering `answer` on port 8080 (the container's main process). */
-const SERVE = (answer: string) => ['busybox', 'sh', '-c', `ip -o -4 addr show dev eth0; exec nc -ll -p 8080 -e echo ${answer}`];
-
 /**
- * Start `calf run ARGS…` in the background and wait for the eth0 address it prints first.
- * `stop()` ends it with SIGTERM (calf passes it on to the container) and returns how it ended.
+ * The container's address, then a TCP server answering `answer` on port 8080 (the container's
+ * main process, so a SIGTERM to calf ends it). Without an eth0 it ends at once.
  */
-async function startContainer(args: string[]) {
-  const child = ns.calf(['run', ...args]);
+const SERVE = (answer: string) => ['busybox', 'sh', '-c', `ip -o -4 addr show dev eth0 || exit 1; exec nc -ll -p 8080 -e echo ${answer}`];
+
+/** Wait until a background `calf run` has printed its eth0 address; fail as soon as it ends without one. */
+async function addressOf(child: ReturnType<TestNetns['calf']>): Promise<string> {
   let out = '';
   child.stdout!.on('data', (chunk: Buffer) => { out += String(chunk); });
   let ended = false;
   void child.then(() => { ended = true; });
-  const address = await waitFor('the container to print its address', () => {
-    if (ended) throw new Error(`the container ended before printing its address: ${out}`);
+  return waitFor('the container to print its eth0 address', () => {
+    if (ended) throw new Error(`the container ended without an eth0 address; it printed: ${JSON.stringify(out)}`);
     return eth0Address(out);
-  }).catch(async (err: Error) => {
-    child.kill('SIGKILL');
+  });
+}
+
+/**
+ * Start `calf run ARGS…` in the background and wait for the eth0 address it prints first.
+ * `stop()` ends it with SIGTERM (calf passes it on to the container, then cleans up) and
+ * returns how it ended. Never SIGKILL: the container would outlive calf.
+ */
+async function startContainer(args: string[]) {
+  const child = ns.calf(['run', ...args]);
+  const address = await addressOf(child).catch(async (err: Error) => {
+    child.kill('SIGTERM');
     const r = await child;
     throw new Error(`${err.message}\nexit ${r.exitCode}; stderr: ${r.stderr}`);
   });
@@ -256,14 +265,12 @@ describe('08 networking', () => {
   describe('Cleaning up after a crash', () => {
     it('removes the veth and frees the address of a calf killed with SIGKILL', async () => {
       const name = await network();
-      const child = ns.calf(['run', '--network', name, 'busybox', 'sh', '-c', 'ip -o -4 addr show dev eth0; read line']);
-      let out = '';
-      child.stdout!.on('data', (chunk: Buffer) => { out += String(chunk); });
+      const child = ns.calf(['run', '--network', name, 'busybox', 'sh', '-c', 'ip -o -4 addr show dev eth0 || exit 1; read line']);
       let address: string | undefined;
       let during: string[] = [];
       let cleanup;
       try {
-        address = await waitFor('the container to print its address', () => eth0Address(out));
+        address = await addressOf(child);
         during = veths();
         child.kill('SIGKILL'); // calf dies at once: no exit handler runs; the container lives on
         await waitFor('calf to die', () => (child.exitCode === null && child.signalCode === null ? undefined : true)).catch(() => undefined);
