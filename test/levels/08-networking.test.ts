@@ -280,6 +280,7 @@ describe('08 networking', () => {
         await child;
       }
       expectExit(cleanup!, 0);
+      expect(cleanup!.stdout).toContain(`removed endpoint ${address} on network ${name}`);
       const again = await ns.calf(['run', '--network', name, 'busybox', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
       expect({ vethDuring: during.length, vethsAfter: veths(), reused: eth0Address(again.stdout) })
         .toEqual({ vethDuring: 1, vethsAfter: [], reused: address });
