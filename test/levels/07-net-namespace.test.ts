@@ -4,7 +4,6 @@
  * made (its throwaway "host"), so nothing touches the machine's own network.
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
 import { expectExit } from '../support/target.js';
 import { token } from '../support/canary.js';
 import { createTestNetns, randomPort, type TestNetns } from '../support/netns.js';
@@ -13,9 +12,9 @@ let ns: TestNetns;
 /** An interface only the test's "host" has: a bridge with a random name. */
 const marker = `calfm${token().slice(0, 8)}`;
 
-beforeAll(() => {
-  ns = createTestNetns();
-  execFileSync('ip', ['-n', ns.name, 'link', 'add', marker, 'type', 'bridge']);
+beforeAll(async () => {
+  ns = await createTestNetns();
+  ns.ip(['link', 'add', marker, 'type', 'bridge']);
 });
 afterAll(() => ns?.remove());
 

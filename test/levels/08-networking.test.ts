@@ -13,8 +13,8 @@ import { createTestNetns, randomPort, eth0Address, type TestNetns } from '../sup
 let ns: TestNetns;
 const networks: string[] = [];
 
-beforeAll(() => {
-  ns = createTestNetns();
+beforeAll(async () => {
+  ns = await createTestNetns();
 });
 afterAll(async () => {
   for (const name of networks) await ns.calf(['network', 'rm', name]);
