@@ -20,15 +20,23 @@
 //@ block it calls, with its TODO inside. Keep the TODO ids (00.1, …): the READMEs refer to them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net'; //@s08
 import { constants } from 'node:os';
 import * as linux from '../lib/linux/index.js';
 import {
   main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
   initEntry, initEnv, type Container, type RunOptions,
+  syncWithInit, syncWithParent, SYNC_STDIO, //@s08
   MASKED_PATHS, READONLY_PATHS, SECCOMP_DENY, capabilityArg, containerCapabilities, deviceCgroupPath, enterDeviceCgroup, removeDeviceCgroup, //@s12
 } from '../lib/runtime/index.js';
 import { resolveImage, unpackImage, type ResolvedImage } from '../lib/image/index.js';
 import { storageDriver, checkDriverName, type PreparedRootfs } from '../lib/storage/index.js'; //@s04
+//@s07..s08: import { networkMode } from '../lib/network/index.js';
+//@s08 {
+import {
+  createEndpoint, removeEndpoint, ip, ipIn, parsePublish, listen, splice, networkCommand, type Endpoint, type PortMapping,
+} from '../lib/network/index.js';
+//@}
 
 /** What the parent side hands to the init stage, as JSON on its command line. */
 interface InitConfig {
@@ -38,6 +46,7 @@ interface InitConfig {
   cwd: string; // the working directory inside the container //@s01
   overlay?: PreparedRootfs['overlay']; // the directories to stack on rootfs, if the driver wants that //@s04
   hostname: string; //@s05
+  network: string; // none, host (level 08: or a network's name) //@s07
   user: string; // name|uid[:group|gid], looked up in the image's /etc/passwd and /etc/group //@s11
   security: Security; //@s12
 }
@@ -46,6 +55,9 @@ interface InitConfig {
 const flags = {
   storageDriver: flag('--storage-driver <name>', 'overlay or vfs (default: $CALF_STORAGE_DRIVER, else overlay)', (name: string) => checkDriverName(name)), //@s04
   hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg), //@s05
+  //@s07..s08: network: flag('--network <mode>', 'none (the default): a network namespace with only lo; host: the host\'s network', networkMode),
+  network: flag('--network <name>', 'none (the default): only lo; host: the host\'s network; or a network of calf network ls'), //@s08
+  publish: flag('-p, --publish <hostPort:containerPort>', 'publish a container\'s TCP port on the host\'s 127.0.0.1 (repeatable)', parsePublish), //@s08
   user: flag('-u, --user <name|uid[:group|gid]>', "who the command runs as (default: the image's User, else root)"), //@s11
   privileged: flag<boolean>('--privileged', 'every capability, no seccomp filter, no masked paths, no device policy'), //@s12
   capAdd: flag('--cap-add <cap>', 'add a capability to Docker\'s default set (repeatable; ALL)', capabilityArg), //@s12
@@ -63,8 +75,18 @@ async function run(options: RunOptions<typeof flags>): Promise<number> {
   const config = { ...containerConfig(options, image, container), overlay }; //@s04
   process.on('exit', () => removeDeviceCgroup(container.id)); // after the container: its processes are gone by then //@s12
   if (config.argv.length === 0) throw new CalfError('no command specified');
+  const endpoint = joinNetwork(config.network); //@s08
+  await publishPorts(options.flags.publish ?? [], endpoint); // before the container starts: a taken port stops it //@s08
   //@..s06: const child = startInit(config);
   const child = inNewPidNamespace(() => startInit(config)); //@s06
+  //@todo08 {
+  // TODO(08.2): connectSandbox() needs the container's network namespace, which exists only once
+  // the init stage has unshared, and must be done before the command starts. Make the two sides
+  // wait for each other (lib/runtime/sync.ts: its diagram): the init stage spawned with
+  // SYNC_STDIO, syncWithInit() here, syncWithParent() in init() after the unshare. What would
+  // `ip link add … netns PID` do if it ran right after the spawn?
+  //@}
+  await syncWithInit(child, (pid) => connectSandbox(endpoint, pid)); // between its unshare and its execve //@08
   return exitStatus(await exited(child));
 }
 
@@ -80,7 +102,8 @@ function startInit(config: InitConfig): ChildProcess {
   //@todo00: throw new Error('level 00 is not done yet: start the init stage (TODO 00.1 in calf.ts)');
   //@00 {
   return spawn(process.execPath, [initEntry(), 'init', JSON.stringify(config)], {
-    stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
+    //@00..08: stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
+    stdio: SYNC_STDIO, // calf's own stdin/stdout/stderr, byte for byte, and fd 3: the sync socket //@08
     env: initEnv(), // the command's environment is in config; Node's own variables only slow this stage
   }); // initEntry(): no tsx to load, no TypeScript to compile: the stage starts several times faster
   //@}
@@ -151,9 +174,56 @@ function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage
     rootfs: container.rootfs,
     cwd: defaults.WorkingDir || '/',
     hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id //@s05
+    network: String(options.flags.network ?? 'none'), //@s07
     user: options.flags.user || defaults.User || '0', //@s11
     security: securityOptions(options.flags, container.id), //@s12
   };
+  //@}
+}
+//@}
+
+//@s08 {
+/** The container's endpoint on its network (none with --network none or host): an address leased from the pool. */
+function joinNetwork(network: string): Endpoint | undefined {
+  if (network === 'none' || network === 'host') return undefined;
+  const endpoint = createEndpoint(network); // IPAM: the lowest free address, under the pool's lock
+  process.on('exit', () => removeEndpoint(endpoint)); // sync: the veth and the lease go however calf exits
+  return endpoint;
+}
+
+/** Publish ports: a proxy on the host's 127.0.0.1 for each, forwarding to the container's address. */
+async function publishPorts(ports: PortMapping[], endpoint: Endpoint | undefined): Promise<void> {
+  if (ports.length && !endpoint) throw new CalfError('-p needs a network with addresses: --network NAME');
+  //@todo08 {
+  // TODO(08.3): for each port, listen on 127.0.0.1:hostPort (net.createServer, then lib's listen),
+  // and join every connection to a new one to the container's address and containerPort
+  // (net.connect; lib's splice pipes them both ways). Why listen before the container starts?
+  //@}
+  //@08 {
+  for (const { hostPort, containerPort } of ports) {
+    // allowHalfOpen: a client that has sent all it will (a FIN) still wants the answer
+    const server = net.createServer({ allowHalfOpen: true }, (client) => splice(client, net.connect(containerPort, endpoint!.address)));
+    await listen(server, hostPort, '127.0.0.1');
+    server.unref(); // calf lives as long as the container, not as long as the proxy
+  }
+  //@}
+}
+
+/** The endpoint's other end: a veth pair from the bridge into the sandbox (the container's netns), with an address and a route. */
+function connectSandbox(endpoint: Endpoint | undefined, pid: number): void {
+  if (!endpoint) return;
+  //@todo08 {
+  // TODO(08.1): the init stage (pid) is in its own netns by now. Make a veth pair (ip-link(8),
+  // veth(4)): endpoint.veth here, on endpoint.bridge and up; its peer eth0 in pid's netns. There
+  // (ipIn), put endpoint.address/prefix on eth0, bring it up, route the rest via endpoint.gateway.
+  // Why does nobody have to delete eth0 when the container ends?
+  //@}
+  //@08 {
+  ip(['link', 'add', endpoint.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(pid)]);
+  ip(['link', 'set', endpoint.veth, 'master', endpoint.bridge, 'up']);
+  ipIn(pid, ['address', 'add', `${endpoint.address}/${endpoint.prefix}`, 'dev', 'eth0']);
+  ipIn(pid, ['link', 'set', 'eth0', 'up']);
+  ipIn(pid, ['route', 'add', 'default', 'via', endpoint.gateway]);
   //@}
 }
 //@}
@@ -166,6 +236,8 @@ function init(config: InitConfig): never {
   enterMountNamespace(); // first: every mount below then stays in the container //@s02
   mountOverlay(config.rootfs, config.overlay); // before the others: they go on top of it //@s04
   enterUtsAndIpcNamespaces(config.hostname); //@s05
+  if (config.network !== 'host') enterNetworkNamespace(); // before /sys: sysfs shows its mounter's netns //@s07
+  syncWithParent(); // sync: our namespaces exist; the parent connects our netns to its network now //@08
   mountProcAndSys(config.rootfs); //@s02
   maskKernelFiles(config.rootfs, config.security); // as soon as /proc and /sys exist; the pivot takes them along //@s12
   enterDeviceCgroup(config.security.devices); // a host path: before the pivot; before any device is opened //@s12
@@ -252,6 +324,28 @@ function mountOverlay(rootfs: string, overlay: InitConfig['overlay']): void {
   //@04 {
   const lowerdir = overlay.lower.toReversed().join(':'); // the top layer first: it hides the ones after it
   linux.mount('overlay', rootfs, 'overlay', 0, `lowerdir=${lowerdir},upperdir=${overlay.upper},workdir=${overlay.work}`);
+  //@}
+}
+//@}
+
+//@s07 {
+/** A network namespace of its own: no interface but a loopback, which we bring up. */
+function enterNetworkNamespace(): void {
+  //@todo07 {
+  // TODO(07.1): the container shares the host's interfaces, addresses and ports. Give this thread
+  // a network namespace of its own (unshare(2), network_namespaces(7)). What is in a new one?
+  // TODO(07.2): a new namespace's lo is down, so even 127.0.0.1 fails. Bring it up the way
+  // ifconfig does: on any socket (socket(2)), read lo's flags (ioctl(2), SIOCGIFFLAGS with a
+  // linux.ifreq: netdevice(7)), set them again with IFF_UP added. Why must the socket be made
+  // after the unshare?
+  //@}
+  //@07 {
+  linux.unshare(linux.CLONE_NEWNET); // this thread only, like CLONE_NEWNS: fine, it will execve
+  const sock = linux.socket(linux.AF_INET, linux.SOCK_DGRAM | linux.SOCK_CLOEXEC, 0); // in the new netns
+  const ifr = linux.ifreq('lo');
+  linux.ioctl(sock, linux.SIOCGIFFLAGS, ifr); // lo's flags, into ifr
+  linux.ioctl(sock, linux.SIOCSIFFLAGS, linux.ifreq('lo', linux.ifr_flags(ifr) | linux.IFF_UP));
+  linux.close(sock);
   //@}
 }
 //@}
@@ -452,4 +546,5 @@ function filterSyscalls(security: Security): void {
 }
 //@}
 
-main({ run, init, flags });
+//@..s08: main({ run, init, flags });
+main({ run, init, flags, commands: [networkCommand] }); //@s08

@@ -21,6 +21,8 @@ export const LEVELS: readonly Level[] = [
   { id: '04', name: 'overlay', goal: 'stack the image\'s layers with overlayfs: each unpacked once, a writable layer per container' },
   { id: '05', name: 'uts-ipc', goal: 'a host name and System V IPC objects of its own' },
   { id: '06', name: 'pid-namespace', goal: 'the command is PID 1 of its own PID namespace' },
+  { id: '07', name: 'net-namespace', goal: 'a network namespace of its own, with lo up; --network none|host' },
+  { id: '08', name: 'networking', goal: 'networks: a bridge, an address pool, a veth per container; -p publishes a port' },
   { id: '11', name: 'user', goal: 'run the command as the image\'s user, with only its groups' },
   { id: '12', name: 'security', goal: "Docker's capabilities, no_new_privs, a seccomp filter, masked paths, a device policy" },
 ];

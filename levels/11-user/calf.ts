@@ -8,14 +8,19 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import { constants } from 'node:os';
 import * as linux from '../../lib/linux/index.js';
 import {
   main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
   initEntry, initEnv, type Container, type RunOptions,
+  syncWithInit, syncWithParent, SYNC_STDIO,
 } from '../../lib/runtime/index.js';
 import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
 import { storageDriver, checkDriverName, type PreparedRootfs } from '../../lib/storage/index.js';
+import {
+  createEndpoint, removeEndpoint, ip, ipIn, parsePublish, listen, splice, networkCommand, type Endpoint, type PortMapping,
+} from '../../lib/network/index.js';
 
 /** What the parent side hands to the init stage, as JSON on its command line. */
 interface InitConfig {
@@ -25,6 +30,7 @@ interface InitConfig {
   cwd: string; // the working directory inside the container
   overlay?: PreparedRootfs['overlay']; // the directories to stack on rootfs, if the driver wants that
   hostname: string;
+  network: string; // none, host (level 08: or a network's name)
   user: string; // name|uid[:group|gid], looked up in the image's /etc/passwd and /etc/group
 }
 
@@ -32,6 +38,8 @@ interface InitConfig {
 const flags = {
   storageDriver: flag('--storage-driver <name>', 'overlay or vfs (default: $CALF_STORAGE_DRIVER, else overlay)', (name: string) => checkDriverName(name)),
   hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg),
+  network: flag('--network <name>', 'none (the default): only lo; host: the host\'s network; or a network of calf network ls'),
+  publish: flag('-p, --publish <hostPort:containerPort>', 'publish a container\'s TCP port on the host\'s 127.0.0.1 (repeatable)', parsePublish),
   user: flag('-u, --user <name|uid[:group|gid]>', "who the command runs as (default: the image's User, else root)"),
 };
 
@@ -42,14 +50,17 @@ async function run(options: RunOptions<typeof flags>): Promise<number> {
   const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver);
   const config = { ...containerConfig(options, image, container), overlay };
   if (config.argv.length === 0) throw new CalfError('no command specified');
+  const endpoint = joinNetwork(config.network);
+  await publishPorts(options.flags.publish ?? [], endpoint); // before the container starts: a taken port stops it
   const child = inNewPidNamespace(() => startInit(config));
+  await syncWithInit(child, (pid) => connectSandbox(endpoint, pid)); // between its unshare and its execve
   return exitStatus(await exited(child));
 }
 
 /** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
 function startInit(config: InitConfig): ChildProcess {
   return spawn(process.execPath, [initEntry(), 'init', JSON.stringify(config)], {
-    stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
+    stdio: SYNC_STDIO, // calf's own stdin/stdout/stderr, byte for byte, and fd 3: the sync socket
     env: initEnv(), // the command's environment is in config; Node's own variables only slow this stage
   }); // initEntry(): no tsx to load, no TypeScript to compile: the stage starts several times faster
 }
@@ -77,8 +88,38 @@ function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage
     rootfs: container.rootfs,
     cwd: defaults.WorkingDir || '/',
     hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id
+    network: String(options.flags.network ?? 'none'),
     user: options.flags.user || defaults.User || '0',
   };
+}
+
+/** The container's endpoint on its network (none with --network none or host): an address leased from the pool. */
+function joinNetwork(network: string): Endpoint | undefined {
+  if (network === 'none' || network === 'host') return undefined;
+  const endpoint = createEndpoint(network); // IPAM: the lowest free address, under the pool's lock
+  process.on('exit', () => removeEndpoint(endpoint)); // sync: the veth and the lease go however calf exits
+  return endpoint;
+}
+
+/** Publish ports: a proxy on the host's 127.0.0.1 for each, forwarding to the container's address. */
+async function publishPorts(ports: PortMapping[], endpoint: Endpoint | undefined): Promise<void> {
+  if (ports.length && !endpoint) throw new CalfError('-p needs a network with addresses: --network NAME');
+  for (const { hostPort, containerPort } of ports) {
+    // allowHalfOpen: a client that has sent all it will (a FIN) still wants the answer
+    const server = net.createServer({ allowHalfOpen: true }, (client) => splice(client, net.connect(containerPort, endpoint!.address)));
+    await listen(server, hostPort, '127.0.0.1');
+    server.unref(); // calf lives as long as the container, not as long as the proxy
+  }
+}
+
+/** The endpoint's other end: a veth pair from the bridge into the sandbox (the container's netns), with an address and a route. */
+function connectSandbox(endpoint: Endpoint | undefined, pid: number): void {
+  if (!endpoint) return;
+  ip(['link', 'add', endpoint.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(pid)]);
+  ip(['link', 'set', endpoint.veth, 'master', endpoint.bridge, 'up']);
+  ipIn(pid, ['address', 'add', `${endpoint.address}/${endpoint.prefix}`, 'dev', 'eth0']);
+  ipIn(pid, ['link', 'set', 'eth0', 'up']);
+  ipIn(pid, ['route', 'add', 'default', 'via', endpoint.gateway]);
 }
 
 // ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
@@ -89,6 +130,8 @@ function init(config: InitConfig): never {
   enterMountNamespace(); // first: every mount below then stays in the container
   mountOverlay(config.rootfs, config.overlay); // before the others: they go on top of it
   enterUtsAndIpcNamespaces(config.hostname);
+  if (config.network !== 'host') enterNetworkNamespace(); // before /sys: sysfs shows its mounter's netns
+  syncWithParent(); // sync: our namespaces exist; the parent connects our netns to its network now
   mountProcAndSys(config.rootfs);
   populateDev(`${config.rootfs}/dev`);
   pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root
@@ -133,6 +176,16 @@ function mountOverlay(rootfs: string, overlay: InitConfig['overlay']): void {
   if (!overlay) return; // the vfs driver copied the layers into rootfs: nothing to stack
   const lowerdir = overlay.lower.toReversed().join(':'); // the top layer first: it hides the ones after it
   linux.mount('overlay', rootfs, 'overlay', 0, `lowerdir=${lowerdir},upperdir=${overlay.upper},workdir=${overlay.work}`);
+}
+
+/** A network namespace of its own: no interface but a loopback, which we bring up. */
+function enterNetworkNamespace(): void {
+  linux.unshare(linux.CLONE_NEWNET); // this thread only, like CLONE_NEWNS: fine, it will execve
+  const sock = linux.socket(linux.AF_INET, linux.SOCK_DGRAM | linux.SOCK_CLOEXEC, 0); // in the new netns
+  const ifr = linux.ifreq('lo');
+  linux.ioctl(sock, linux.SIOCGIFFLAGS, ifr); // lo's flags, into ifr
+  linux.ioctl(sock, linux.SIOCSIFFLAGS, linux.ifreq('lo', linux.ifr_flags(ifr) | linux.IFF_UP));
+  linux.close(sock);
 }
 
 /** Make rootfs the root mount of this mount namespace, and the host's root unreachable. */
@@ -184,4 +237,4 @@ function switchUser(config: InitConfig): void {
   // and what goes wrong in the other?
 }
 
-main({ run, init, flags });
+main({ run, init, flags, commands: [networkCommand] });

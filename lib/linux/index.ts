@@ -15,3 +15,6 @@ export * from './grp.js';
 export * from './capability.js';
 export * from './seccomp.js';
 export * from './xattr.js';
+export * from './socket.js';
+export * from './ioctl.js';
+export * from './file.js';

@@ -10,10 +10,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Command } from 'commander';
 import { EXIT_CALF_ERROR, exitCodeOf, messageOf } from './errors.js';
 import { fail } from './fail.js';
 import { runInitStage } from './stage.js';
 import { prepareInitEntry } from './bundle.js';
+import { printTable } from './table.js';
 
 /**
  * A `calf run` option a level adds (`--hostname`, `--memory`…): its spelling as Docker's, a help
@@ -59,6 +61,8 @@ export interface Stages<Config, F extends Flags> {
   init(config: Config): never;
   /** The `calf run` flags this level adds, e.g. `{ hostname: flag('--hostname <name>', …) }`. */
   flags?: F;
+  /** Commands this level adds beside `run` (level 08: `calf network`), each adding itself to the program. */
+  commands?: ((program: Command) => void)[];
 }
 
 /** Parse `--env-file` the way Docker does: `KEY=VALUE` lines, `#` comments, a bare `KEY` copies the host's value. */
@@ -175,6 +179,8 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
       for (const diffId of pruneStore()) process.stdout.write(`Deleted: ${diffId}\n`);
     });
 
+  for (const add of stages.commands ?? []) add(program);
+
   program.command('cleanup')
     .description('remove what calf left behind: container directories and the mounts under them')
     .option('-f, --force', 'also remove containers whose calf process is still running')
@@ -220,7 +226,3 @@ function humanSize(bytes: number): string {
   return `${n.toFixed(n < 10 && u ? 2 : n < 100 && u ? 1 : 0)}${units[u]}`;
 }
 
-function printTable(rows: string[][]): void {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  for (const row of rows) process.stdout.write(`${row.map((cell, c) => cell.padEnd(widths[c]!)).join('   ').trimEnd()}\n`);
-}
