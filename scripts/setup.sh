@@ -14,6 +14,9 @@ die() { say "$*"; exit 1; }
 # busybox-static: the test images' userland. gcc + libc6-dev: static test helpers (gcc -static).
 # iproute2: network levels. skopeo, umoci: tests that load images made by other tools.
 packages=(busybox-static gcc libc6-dev iproute2 skopeo umoci tar)
+# chromium: npm test opens the slides in it (scripts/slides-check.ts). Debian's is a real deb;
+# Ubuntu ships Chromium only as a snap, so there the browser check says it is skipped.
+if . /etc/os-release 2>/dev/null && [ "${ID:-}" = debian ]; then packages+=(chromium); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
