@@ -139,10 +139,14 @@ async function main(): Promise<void> {
   if (!watch) process.exit(ok ? 0 : 1);
   console.log('slides: watching slides/ (Ctrl-C stops)');
   let timer: NodeJS.Timeout | undefined;
-  fs.watch(slidesDir, { recursive: true }, () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => void once(), 200);
-  });
+  // One watcher per directory: Node 20's recursive fs.watch on Linux misses changes to existing files.
+  const dirs = [slidesDir, ...fs.readdirSync(slidesDir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => path.join(slidesDir, d.name))];
+  for (const dir of dirs) {
+    fs.watch(dir, () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => void once(), 200);
+    });
+  }
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
