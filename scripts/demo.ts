@@ -27,6 +27,9 @@
  * Blocks the README introduces with "while `COMMAND` runs in another terminal" run with COMMAND
  * started in the background first (its container's process waited for) and stopped afterwards.
  *
+ * The session runs in a PID namespace of its own (`unshare --pid --mount-proc`), so `pgrep` in a
+ * transcript finds the demo's container, never another process of the machine's.
+ *
  * Runs as root, with a throwaway calf root holding the test images (build/images), removed at the
  * end along with every process the demo started, even when it fails or is interrupted.
  */
@@ -219,7 +222,13 @@ export function compare(level: string, step: Step, output: string[], root: strin
 
 // ─── Running ─────────────────────────────────────────────────────────────────────────────────
 
-/** A bash session: commands go in on fd 3 (NUL-terminated), stdin is /dev/null, stderr joins stdout. */
+/**
+ * A bash session: commands go in on fd 3 (NUL-terminated), stdin is /dev/null, stderr joins stdout.
+ * It runs in a PID namespace (and the mount namespace its /proc needs) of its own, as PID 1: the
+ * transcripts find the container with `pgrep -n sleep` and `pgrep -f 'calf.ts run'`, which must
+ * see the demo's processes only, as in an attendee's VM, not whatever else runs on the machine.
+ * When the demo ends, the kernel kills everything left in that namespace.
+ */
 class Shell {
   private readonly bash: ChildProcess;
   private buffer = '';
@@ -228,11 +237,13 @@ class Shell {
 
   constructor(cwd: string, env: NodeJS.ProcessEnv, private readonly echo: (chunk: string) => void) {
     const loop = `exec 2>&1; while IFS= read -r -d '' __cmd <&3; do eval "$__cmd"; printf '\\n${this.marker} %s\\n' "$?"; done`;
-    this.bash = spawn('bash', ['--noprofile', '--norc', '-c', loop], { cwd, env, stdio: ['ignore', 'pipe', 'inherit', 'pipe'], detached: true });
+    this.bash = spawn('unshare', ['--pid', '--mount-proc', '--kill-child', 'bash', '--noprofile', '--norc', '-c', loop],
+      { cwd, env, stdio: ['ignore', 'pipe', 'inherit', 'pipe'], detached: true });
     this.bash.stdout!.setEncoding('utf8');
     this.bash.stdout!.on('data', (chunk: string) => this.onData(chunk));
   }
 
+  /** The `unshare` process, on the host: every process of the session descends from it. */
   get pid(): number {
     return this.bash.pid!;
   }
@@ -276,13 +287,18 @@ class Shell {
     });
   }
 
-  /** Stop the shell and everything it started (one process group: bash has no job control here). */
+  /** Stop the shell and everything it started (one process group: bash has no job control here), and so its PID namespace. */
   stop(): void {
+    // SIGKILL: bash is PID 1 of its namespace, which ignores signals it has no handler for, and
+    // unshare ignores SIGTERM while it waits. Its death takes the namespace's processes with it.
+    (this.bash.stdio[3] as Writable).destroy();
+    this.bash.stdout!.destroy();
     try {
-      process.kill(-this.bash.pid!, 'SIGTERM');
+      process.kill(-this.bash.pid!, 'SIGKILL');
     } catch {
       // already gone
     }
+    this.bash.unref();
   }
 }
 
@@ -320,6 +336,19 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The host pid of the session's process that is `inner` in its PID namespace (NSpid in /proc/PID/status). */
+function hostPid(session: number, inner: number): number | undefined {
+  for (const p of descendants(session)) {
+    try {
+      const nspid = /^NSpid:\s+(.*)$/m.exec(fs.readFileSync(`/proc/${p.pid}/status`, 'utf8'))?.[1]?.trim().split(/\s+/);
+      if (nspid && Number(nspid.at(-1)) === inner && nspid.length > 1) return p.pid;
+    } catch {
+      // it exited meanwhile
+    }
+  }
+  return undefined;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -395,17 +424,18 @@ export async function replay(options: Options): Promise<string[]> {
         const rule = MACHINE_WIDE.find((r) => r.level === options.level && r.command.test(step.command));
         if (rule && (await shell.run(rule.unless, { quiet: true })).some((l) => l.trim())) busy.set(step, rule.why);
       }
-      let background: number | undefined;
+      let background: number | undefined; // its host pid
       if (block.background) {
         const bg = rewrite(block.background, options, root);
         if (!check) say(dim(`(in the background: ${bg})\n`));
         await shell.run(`${bg} >/dev/null 2>&1 & __demo_bg=$!`, { quiet: true });
-        background = Number((await shell.run('echo $__demo_bg', { quiet: true }))[0]);
+        const inner = Number((await shell.run('echo $__demo_bg', { quiet: true }))[0]);
+        background = hostPid(shell.pid, inner);
         const container = block.background.split(/\s+/).at(-2); // `calf run busybox sleep 30` → sleep
         const deadline = Date.now() + 30_000;
         let problem: string | undefined;
-        while (!descendants(background).some((p) => p.comm === container)) {
-          if (!alive(background)) problem = 'it ended before its container started';
+        while (background === undefined || !descendants(background).some((p) => p.comm === container)) {
+          if (background === undefined || !alive(background)) problem = 'it ended before its container started';
           else if (Date.now() > deadline) problem = `no ${container} process after 30 s`;
           if (problem) break;
           await sleep(100);
@@ -510,6 +540,13 @@ async function main(): Promise<void> {
     dir = rel.startsWith('..') ? abs : rel;
   }
   const started = Date.now();
+  if (mode === 'check') {
+    // npm test must never hang on a demo: give up after 5 minutes (SIGTERM runs the cleanup).
+    setTimeout(() => {
+      console.error(`${red('✗')} demo ${level}: no end after 5 minutes, giving up`);
+      process.kill(process.pid, 'SIGTERM');
+    }, 300_000).unref();
+  }
   const drifts = await replay({ level, dir, mode, pace });
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   if (drifts.length) {
