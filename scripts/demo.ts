@@ -119,8 +119,8 @@ const HOST_DEPENDENT: { level: string; command: RegExp; why: string; kind: 'numb
 ];
 
 /**
- * Steps whose command looks at the whole machine: they show what the README shows only when no
- * other calf is at work on it (on a shared development machine, another test run's store or
+ * Steps whose command looks at the whole machine's mounts (the demo's PID namespace hides other
+ * processes, not mounts): they show what the README shows only when no other calf is at work on it (on a shared development machine, another test run's store or
  * container). Before the block, `unless` must print nothing; when it prints something, the step
  * still runs but is not compared (⚠, with the reason) instead of failing for someone else's calf.
  */
@@ -128,10 +128,6 @@ const MACHINE_WIDE: { level: string; command: RegExp; unless: string; why: strin
   {
     level: '02', command: /^grep -c calf \/proc\/self\/mountinfo$/, unless: 'grep calf /proc/self/mountinfo',
     why: 'the host\'s mount table already had calf mounts before the demo (another calf store on this machine)',
-  },
-  {
-    level: '00', command: /pgrep -f 'calf\.ts run'/, unless: "pgrep -af 'calf.ts run'",
-    why: 'another calf was already running on this machine, and pgrep would pick the oldest',
   },
 ];
 
