@@ -16,7 +16,8 @@
  *   - runs of spaces count as one space (column widths follow the values);
  *   - tokens that differ on every run are wildcards: 12-hex-digit ids, `/proc/PID/` and
  *     `name(PID)` pids, namespace inodes `mnt:[N]`, `ls -l` times (`Nov 29 09:46`), sizes like
- *     `1.06MB`, the mount id, parent id and major:minor that start a mountinfo line, and the
+ *     `1.06MB`, times in seconds since the epoch (10 digits), the mount id, parent id and
+ *     major:minor that start a mountinfo line, and the
  *     filesystem type and source of the mountinfo line of `/` (the host's disk);
  *   - `/var/lib/calf` in a command or its output is the demo's own throwaway store;
  *   - a few outputs depend on the host or on the terminal, not on calf; `HOST_DEPENDENT` below
@@ -40,8 +41,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { loadImages } from '../lib/image-load.js';
-import { unmountUnder } from '../lib/mountinfo.js';
+import { loadImages } from '../lib/image/load.js';
+import { unmountUnder } from '../lib/runtime/mountinfo.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const imagesDir = path.join(repo, 'build/images');
@@ -99,7 +100,15 @@ export function readTranscript(readme: string): { blocks: Block[]; after: string
 // ─── Matching ────────────────────────────────────────────────────────────────────────────────
 
 /** Outputs that depend on the host rather than on calf, by level and command. */
-const HOST_DEPENDENT: { level: string; command: RegExp; why: string; kind: 'numbers' | 'listing' | 'unordered' | 'words' }[] = [
+const HOST_DEPENDENT: { level: string; command: RegExp; why: string; kind: 'numbers' | 'listing' | 'unordered' | 'words' | 'subset' | 'forking' }[] = [
+  {
+    level: '05', command: /^cat \/proc\/sysvipc\/msg$/, kind: 'subset',
+    why: 'the host\'s table lists every queue on the machine, and its ids count all of them: the README\'s lines must be there, with any id',
+  },
+  {
+    level: '06', command: /sleep 60 & ps -o pid,ppid,comm/, kind: 'forking',
+    why: 'the backgrounded child is named sh until it has exec\'d sleep, and ps may run first',
+  },
   {
     level: '*', command: /^ls (?![^|;]*-[a-zA-Z]*[l1])/, kind: 'words',
     why: 'ls prints columns on a terminal and one name per line into a pipe: the names are compared, in order',
@@ -148,7 +157,8 @@ export function normalize(line: string): string {
     .replace(/\((\d+)\)/g, '(<pid>)')
     .replace(/:\[\d+\]/g, ':[<inode>]')
     .replace(new RegExp(`\\b${MONTH} ?\\d{1,2} \\d\\d:\\d\\d\\b`, 'g'), '<time>')
-    .replace(/\b\d+(?:\.\d+)?(?:B|kB|KB|MB|GB)\b/g, '<size>');
+    .replace(/\b\d+(?:\.\d+)?(?:B|kB|KB|MB|GB)\b/g, '<size>')
+    .replace(/\b1\d{9}\b/g, '<epoch>');
 }
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -189,6 +199,16 @@ export function compare(level: string, step: Step, output: string[], root: strin
   let expected = norm(step.expected);
   let actual = norm(output);
   const rule = HOST_DEPENDENT.find((r) => (r.level === level || r.level === '*') && r.command.test(step.command));
+  if (rule?.kind === 'subset') {
+    const id = (l: string) => l.replace(/^( ?\d+) \d+ /, '$1 <id> ');
+    const have = new Set(actual.map(id));
+    const missing = expected.map(id).filter((l) => !have.has(l));
+    return missing.length ? `missing (${rule.why}): ${missing.join(' | ')}` : undefined;
+  }
+  if (rule?.kind === 'forking') {
+    expected = expected.map((l) => l.replace(/^( \d+ [1-9]\d*) (sh|sleep)$/, '$1 sh|sleep'));
+    actual = actual.map((l) => l.replace(/^( \d+ [1-9]\d*) (sh|sleep)$/, '$1 sh|sleep'));
+  }
   if (rule?.kind === 'words') {
     expected = [expected.join(' ').split(' ').filter(Boolean).join(' ')];
     actual = [actual.join(' ').split(' ').filter(Boolean).join(' ')];
