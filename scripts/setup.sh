@@ -15,6 +15,9 @@ die() { say "$*"; exit 1; }
 # iproute2: network levels. skopeo, umoci: tests that load images made by other tools.
 # libseccomp2: level 12 loads its seccomp filter through libseccomp (koffi).
 packages=(busybox-static gcc libc6-dev iproute2 skopeo umoci tar libseccomp2)
+# chromium: npm test opens the slides in it (scripts/slides-check.ts). Debian's is a real deb;
+# Ubuntu ships Chromium only as a snap, so there the browser check says it is skipped.
+if . /etc/os-release 2>/dev/null && [ "${ID:-}" = debian ]; then packages+=(chromium); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

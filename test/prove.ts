@@ -136,6 +136,39 @@ try {
   fs.rmSync(scratch, { recursive: true, force: true });
 }
 
+// 4b. Workshop materials: the decks render in a real browser without overflow (and that check
+// can fail), and every level's "Check it by hand" transcript replays against its solution (and
+// that replay can fail). After the test store is gone: a transcript greps the host's mount table.
+{
+  const tsx = (args: string[]) => execa(process.execPath, ['--import', 'tsx', ...args], { cwd: repo, reject: false, all: true, env: { FORCE_COLOR: '0' } });
+  // The browser and the demos run side by side: the demos spend most of their time waiting.
+  const slidesRun = tsx(['scripts/slides-check.ts']);
+  const demos = [];
+  for (const level of LEVELS) demos.push(await tsx(['scripts/demo.ts', level.id, '--check']));
+  const drift = await tsx(['scripts/demo.ts', '0', '--check', '--level-dir', levelDir(LEVELS[0]!, 'levels')]);
+  const slides = await slidesRun;
+  fs.appendFileSync(log, `\n$ npm run slides:check\n${slides.all}\n`);
+  if (slides.exitCode === 3) console.log(slides.stdout.trim());
+  else claim(`every slide renders in Chromium without overflow or a broken image (${slides.stdout.split('\n').at(-1)?.replace(/^\S+ /, '')})`, slides.exitCode === 0, slides.all);
+  if (slides.exitCode !== 3) {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'slides-fixture-'));
+    try {
+      const fixture = await tsx(['scripts/slides-check.ts', '--out', out, 'test/materials/overflow-fixture.md']);
+      const named = [/slide 2 .*taller than the slide/, /slide 3 .*cut off on the right/, /slide 4 .*broken image/].every((re) => re.test(fixture.stdout));
+      claim('the slide check fails on a too-tall slide, cut-off code and a broken image, naming each', fixture.exitCode === 1 && named, fixture.all);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  }
+  for (const [i, level] of LEVELS.entries()) {
+    const demo = demos[i]!;
+    fs.appendFileSync(log, `\n$ npm run demo ${level.id}\n${demo.all}\n`);
+    claim(`npm run demo ${Number(level.id)} replays ${levelDir(level, 'levels')}/README.md's check-by-hand transcript against ${levelDir(level, 'solutions')}`,
+      demo.exitCode === 0, demo.all?.split('\n').filter((l) => !l.startsWith('✓')).join('\n'));
+  }
+  claim(`npm run demo 0 fails against ${levelDir(LEVELS[0]!, 'levels')} (its output differs from the README)`, drift.exitCode === 1, drift.all);
+}
+
 // 5. Nothing left behind.
 const left = [...newSince(before, snapshot([root])), ...notRemoved.map((m) => `mount ${m} (could not be detached)`)];
 claim('nothing is left behind (mounts, container dirs, cgroups, netns, links, processes)', left.length === 0, left.join('\n'));

@@ -1,0 +1,575 @@
+/**
+ * `npm run demo N`: replays the "Check it by hand" transcript of levels/NN-name/README.md, live,
+ * against solutions/NN-name (or `--level-dir DIR`, an attendee's code). Each `# ` line of a
+ * ```console block is a command: it is typed, run for real in one bash session (so the `calf()`
+ * function and variables like `pid` carry over), and its real output is shown. The README's
+ * prose after a block, the explanation, is shown too, with a pause.
+ *
+ * Modes: `--step` (default on a terminal) waits for Enter before each command and after each
+ * explanation; `--pace MS` types MS ms per character and goes on by itself; `--check` (default
+ * without a terminal, what `npm test` runs) prints only the verdicts.
+ *
+ * The replay fails (exit 1) when a command's output no longer matches the README, naming the
+ * README, the command and the first differing line: the transcripts can't drift. Matching rules,
+ * all applied to both the README's lines and the real output:
+ *   - `…` stands for any text within a line; a line of only `…` for any number of lines;
+ *   - runs of spaces count as one space (column widths follow the values);
+ *   - tokens that differ on every run are wildcards: 12-hex-digit ids, `/proc/PID/` and
+ *     `name(PID)` pids, namespace inodes `mnt:[N]`, `ls -l` times (`Nov 29 09:46`), sizes like
+ *     `1.06MB`, times in seconds since the epoch (10 digits), the mount id, parent id and
+ *     major:minor that start a mountinfo line, and the
+ *     filesystem type and source of the mountinfo line of `/` (the host's disk);
+ *   - `/var/lib/calf` in a command or its output is the demo's own throwaway store;
+ *   - a few outputs depend on the host or on the terminal, not on calf; `HOST_DEPENDENT` below
+ *     lists them, each with its reason (a number of host mounts, a listing in readdir order, `ls`
+ *     printing columns only on a terminal).
+ * A step that looks at the whole machine (`MACHINE_WIDE`) is not compared, with a ⚠ and the
+ * reason, when another calf was at work on the machine before it ran.
+ * Blocks the README introduces with "while `COMMAND` runs in another terminal" run with COMMAND
+ * started in the background first (its container's process waited for) and stopped afterwards.
+ *
+ * The session runs in a PID namespace of its own (`unshare --pid --mount-proc`), so `pgrep` in a
+ * transcript finds the demo's container, never another process of the machine's.
+ *
+ * Runs as root, with a throwaway calf root holding the test images (build/images), removed at the
+ * end along with every process the demo started, even when it fails or is interrupted.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import type { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { loadImages } from '../lib/image/load.js';
+import { unmountUnder } from '../lib/runtime/mountinfo.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const imagesDir = path.join(repo, 'build/images');
+const TEST_IMAGES = ['busybox', 'layered', 'calf-test'];
+const DEFAULT_ROOT = '/var/lib/calf';
+
+// ─── Reading the transcript ──────────────────────────────────────────────────────────────────
+
+/** One command of a transcript and the lines the README shows after it. */
+export interface Step {
+  command: string;
+  expected: string[];
+  /** line number of the command in the README */
+  line: number;
+}
+
+/** A ```console block, the prose before it, and whether it needs a command running in the background. */
+export interface Block {
+  steps: Step[];
+  /** the README's text before the block (since the previous block) */
+  before: string;
+  /** "while `X` runs in another terminal": X */
+  background?: string;
+}
+
+/** The ```console blocks of the README's "## Check it by hand" section, and the prose after the last one. */
+export function readTranscript(readme: string): { blocks: Block[]; after: string } {
+  const lines = fs.readFileSync(readme, 'utf8').split('\n');
+  const start = lines.findIndex((l) => /^## Check it by hand\s*$/.test(l));
+  if (start === -1) throw new Error(`${path.relative(repo, readme)} has no "## Check it by hand" section`);
+  const end = lines.findIndex((l, i) => i > start && /^## /.test(l));
+  const blocks: Block[] = [];
+  let prose: string[] = [];
+  for (let i = start + 1; i < (end === -1 ? lines.length : end); i++) {
+    const line = lines[i]!;
+    if (!/^```console\s*$/.test(line)) {
+      prose.push(line);
+      continue;
+    }
+    const steps: Step[] = [];
+    for (i++; i < lines.length && !/^```\s*$/.test(lines[i]!); i++) {
+      const l = lines[i]!;
+      if (l.startsWith('# ')) steps.push({ command: l.slice(2), expected: [], line: i + 1 });
+      else if (steps.length) steps.at(-1)!.expected.push(l);
+      else throw new Error(`${path.relative(repo, readme)}:${i + 1}: output before the first command of a block`);
+    }
+    const before = prose.join('\n').trim();
+    const background = /while `([^`]+)` runs/i.exec(before.replace(/\s+/g, ' '))?.[1];
+    blocks.push({ steps, before, ...(background ? { background } : {}) });
+    prose = [];
+  }
+  return { blocks, after: prose.join('\n').trim() };
+}
+
+// ─── Matching ────────────────────────────────────────────────────────────────────────────────
+
+/** Outputs that depend on the host rather than on calf, by level and command. */
+const HOST_DEPENDENT: { level: string; command: RegExp; why: string; kind: 'numbers' | 'listing' | 'unordered' | 'words' | 'subset' | 'forking' }[] = [
+  {
+    level: '05', command: /^cat \/proc\/sysvipc\/msg$/, kind: 'subset',
+    why: 'the host\'s table lists every queue on the machine, and its ids count all of them: the README\'s lines must be there, with any id',
+  },
+  {
+    level: '06', command: /sleep 60 & ps -o pid,ppid,comm/, kind: 'forking',
+    why: 'the backgrounded child is named sh until it has exec\'d sleep, and ps may run first',
+  },
+  {
+    level: '*', command: /^ls (?![^|;]*-[a-zA-Z]*[l1])/, kind: 'words',
+    why: 'ls prints columns on a terminal and one name per line into a pipe: the names are compared, in order',
+  },
+  {
+    level: '02', command: /^nsenter --mount --target \$pid wc -l/, kind: 'numbers',
+    why: 'the whole namespace holds the host\'s mounts too: their number depends on the machine (the README says so)',
+  },
+  {
+    level: '01', command: /breakout \| head -4$/, kind: 'listing',
+    why: 'the escaped process lists the host\'s own /: its first entries depend on the host (readdir order)',
+  },
+  {
+    level: '03', command: /^calf run calf-test breakout$/, kind: 'unordered',
+    why: 'the listing of the image\'s / comes in readdir order, which depends on the host\'s filesystem',
+  },
+];
+
+/**
+ * Steps whose command looks at the whole machine's mounts (the demo's PID namespace hides other
+ * processes, not mounts): they show what the README shows only when no other calf is at work on it (on a shared development machine, another test run's store or
+ * container). Before the block, `unless` must print nothing; when it prints something, the step
+ * still runs but is not compared (⚠, with the reason) instead of failing for someone else's calf.
+ */
+const MACHINE_WIDE: { level: string; command: RegExp; unless: string; why: string }[] = [
+  {
+    level: '02', command: /^grep -c calf \/proc\/self\/mountinfo$/, unless: 'grep calf /proc/self/mountinfo',
+    why: 'the host\'s mount table already had calf mounts before the demo (another calf store on this machine)',
+  },
+];
+
+const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
+
+/** One line, with the wildcard tokens replaced by placeholders and spaces squeezed. */
+export function normalize(line: string): string {
+  let l = line.replace(/\s+/g, ' ').trimEnd();
+  const mountinfo = /^\d+ \d+ \d+:\d+ (\S+) (\S+) /.exec(l);
+  if (mountinfo) {
+    l = l.replace(/^\d+ \d+ \d+:\d+ /, '<mnt> <parent> <dev> ');
+    // The mount of / is the host's disk seen through a bind mount: its type and source are the host's.
+    if (mountinfo[2] === '/') l = l.replace(/ - \S+ \S+ /, ' - <fstype> <source> ');
+  }
+  return l
+    .replace(/\b[0-9a-f]{12}\b/g, '<id>')
+    .replace(/\/proc\/\d+\//g, '/proc/<pid>/')
+    .replace(/\((\d+)\)/g, '(<pid>)')
+    .replace(/:\[\d+\]/g, ':[<inode>]')
+    .replace(new RegExp(`\\b${MONTH} ?\\d{1,2} \\d\\d:\\d\\d\\b`, 'g'), '<time>')
+    .replace(/\b\d+(?:\.\d+)?(?:B|kB|KB|MB|GB)\b/g, '<size>')
+    .replace(/\b1\d{9}\b/g, '<epoch>');
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Does the real line match the README's line (both normalized; `…` is any text)? */
+function lineMatches(expected: string, actual: string): boolean {
+  if (!expected.includes('…')) return expected === actual;
+  return new RegExp(`^${expected.split('…').map(escapeRe).join('.*')}$`).test(actual);
+}
+
+/** Lines match, `…` alone on a line standing for any number of lines. */
+function linesMatch(expected: readonly string[], actual: readonly string[]): boolean {
+  if (expected.length === 0) return actual.length === 0;
+  const [head, ...rest] = expected;
+  if (head!.trim() === '…') {
+    for (let skip = 0; skip <= actual.length; skip++) if (linesMatch(rest, actual.slice(skip))) return true;
+    return false;
+  }
+  return actual.length > 0 && lineMatches(head!, actual[0]!) && linesMatch(rest, actual.slice(1));
+}
+
+/** Where they first differ, for the message. */
+function firstDifference(expected: readonly string[], actual: readonly string[]): string {
+  for (let i = 0; i < Math.max(expected.length, actual.length); i++) {
+    const e = expected[i];
+    const a = actual[i];
+    if (e?.trim() === '…') return `from line ${i + 1} on (after a "…" line)`;
+    if (e === undefined) return `line ${i + 1}: expected no more output, got: ${a}`;
+    if (a === undefined) return `line ${i + 1}: expected: ${e}\n  got no more output`;
+    if (!lineMatches(e, a)) return `line ${i + 1}: expected: ${e}\n  got:      ${a}`;
+  }
+  return 'the outputs differ';
+}
+
+/** Compare a step's real output with the README; undefined when they match, else why not. */
+export function compare(level: string, step: Step, output: string[], root: string): string | undefined {
+  const norm = (lines: readonly string[]) => lines.map((l) => normalize(l.replaceAll(root, DEFAULT_ROOT)));
+  let expected = norm(step.expected);
+  let actual = norm(output);
+  const rule = HOST_DEPENDENT.find((r) => (r.level === level || r.level === '*') && r.command.test(step.command));
+  if (rule?.kind === 'subset') {
+    const id = (l: string) => l.replace(/^( ?\d+) \d+ /, '$1 <id> ');
+    const have = new Set(actual.map(id));
+    const missing = expected.map(id).filter((l) => !have.has(l));
+    return missing.length ? `missing (${rule.why}): ${missing.join(' | ')}` : undefined;
+  }
+  if (rule?.kind === 'forking') {
+    expected = expected.map((l) => l.replace(/^( \d+ [1-9]\d*) (sh|sleep)$/, '$1 sh|sleep'));
+    actual = actual.map((l) => l.replace(/^( \d+ [1-9]\d*) (sh|sleep)$/, '$1 sh|sleep'));
+  }
+  if (rule?.kind === 'words') {
+    expected = [expected.join(' ').split(' ').filter(Boolean).join(' ')];
+    actual = [actual.join(' ').split(' ').filter(Boolean).join(' ')];
+  } else if (rule?.kind === 'numbers') {
+    expected = expected.map((l) => l.replace(/\d+/g, '<n>'));
+    actual = actual.map((l) => l.replace(/\d+/g, '<n>'));
+  } else if (rule?.kind === 'listing') {
+    expected = expected.map((l) => l.replace(/^ \/\S+$/, ' /<entry>'));
+    actual = actual.map((l) => l.replace(/^ \/\S+$/, ' /<entry>'));
+  } else if (rule?.kind === 'unordered') {
+    // First line as is; then every listed entry must be there, in any order ("…": others may be too).
+    const [eHead, ...eRest] = expected;
+    const [aHead, ...aRest] = actual;
+    if (eHead !== undefined && (aHead === undefined || !lineMatches(eHead, aHead))) return firstDifference([eHead], [aHead ?? '']);
+    const open = eRest.some((l) => l.trim() === '…');
+    const wanted = eRest.filter((l) => l.trim() !== '…');
+    const missing = wanted.filter((l) => !aRest.includes(l));
+    const extra = open ? [] : aRest.filter((l) => !wanted.includes(l));
+    if (missing.length || extra.length) {
+      return `the listing differs (order ignored: ${rule.why}):${missing.length ? ` missing ${missing.join(', ')}` : ''}${extra.length ? ` unexpected ${extra.join(', ')}` : ''}`;
+    }
+    return undefined;
+  }
+  if (linesMatch(expected, actual)) return undefined;
+  return firstDifference(expected, actual);
+}
+
+// ─── Running ─────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * A bash session: commands go in on fd 3 (NUL-terminated), stdin is /dev/null, stderr joins stdout.
+ * It runs in a PID namespace (and the mount namespace its /proc needs) of its own, as PID 1: the
+ * transcripts find the container with `pgrep -n sleep` and `pgrep -f 'calf.ts run'`, which must
+ * see the demo's processes only, as in an attendee's VM, not whatever else runs on the machine.
+ * When the demo ends, the kernel kills everything left in that namespace.
+ */
+class Shell {
+  private readonly bash: ChildProcess;
+  private buffer = '';
+  private waiting?: (text: string) => void;
+  private readonly marker = `__demo_${process.pid}_${Date.now()}__`;
+
+  constructor(cwd: string, env: NodeJS.ProcessEnv, private readonly echo: (chunk: string) => void) {
+    const loop = `exec 2>&1; while IFS= read -r -d '' __cmd <&3; do eval "$__cmd"; printf '\\n${this.marker} %s\\n' "$?"; done`;
+    this.bash = spawn('unshare', ['--pid', '--mount-proc', '--kill-child', 'bash', '--noprofile', '--norc', '-c', loop],
+      { cwd, env, stdio: ['ignore', 'pipe', 'inherit', 'pipe'], detached: true });
+    this.bash.stdout!.setEncoding('utf8');
+    this.bash.stdout!.on('data', (chunk: string) => this.onData(chunk));
+  }
+
+  /** The `unshare` process, on the host: every process of the session descends from it. */
+  get pid(): number {
+    return this.bash.pid!;
+  }
+
+  private shown = 0;
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    const at = this.buffer.indexOf(`\n${this.marker} `);
+    // Show output as it comes, but never the marker (hold back what could be its beginning).
+    const visible = at === -1 ? Math.max(this.shown, this.buffer.length - this.marker.length - 2) : at;
+    if (visible > this.shown) {
+      if (!this.muted) this.echo(this.buffer.slice(this.shown, visible));
+      this.shown = visible;
+    }
+    if (at !== -1 && this.buffer.indexOf('\n', at + 1) !== -1 && this.waiting) {
+      const text = this.buffer.slice(0, at);
+      this.buffer = this.buffer.slice(this.buffer.indexOf('\n', at + 1) + 1);
+      this.shown = 0;
+      const done = this.waiting;
+      this.waiting = undefined;
+      done(text);
+    }
+  }
+
+  private muted = false;
+
+  /** Run one command; its output, as lines. `quiet`: the demo's own bookkeeping, not shown. */
+  run(command: string, options: { quiet?: boolean; timeoutMs?: number } = {}): Promise<string[]> {
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    this.muted = options.quiet === true;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs / 1000} s: ${command}`)), timeoutMs);
+      this.waiting = (text) => {
+        clearTimeout(timer);
+        const lines = text.split('\n');
+        if (lines.at(-1) === '') lines.pop();
+        resolve(lines);
+      };
+      (this.bash.stdio[3] as Writable).write(`${command}\0`);
+    });
+  }
+
+  /** Stop the shell and everything it started (one process group: bash has no job control here), and so its PID namespace. */
+  stop(): void {
+    // SIGKILL: bash is PID 1 of its namespace, which ignores signals it has no handler for, and
+    // unshare ignores SIGTERM while it waits. Its death takes the namespace's processes with it.
+    (this.bash.stdio[3] as Writable).destroy();
+    this.bash.stdout!.destroy();
+    try {
+      process.kill(-this.bash.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    this.bash.unref();
+  }
+}
+
+/** Pids of every descendant of `pid`, from /proc. */
+function descendants(pid: number): { pid: number; comm: string }[] {
+  const parent = new Map<number, number>();
+  const comm = new Map<number, string>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      comm.set(Number(entry), stat.slice(stat.indexOf('(') + 1, close));
+      parent.set(Number(entry), Number(stat.slice(close + 2).split(' ')[1]));
+    } catch {
+      // it exited meanwhile
+    }
+  }
+  const found: { pid: number; comm: string }[] = [];
+  const walk = (p: number) => {
+    for (const [child, ppid] of parent) if (ppid === p) {
+      found.push({ pid: child, comm: comm.get(child)! });
+      walk(child);
+    }
+  };
+  walk(pid);
+  return found;
+}
+
+/** Is the process there, and not a zombie? */
+function alive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** The host pid of the session's process that is `inner` in its PID namespace (NSpid in /proc/PID/status). */
+function hostPid(session: number, inner: number): number | undefined {
+  for (const p of descendants(session)) {
+    try {
+      const nspid = /^NSpid:\s+(.*)$/m.exec(fs.readFileSync(`/proc/${p.pid}/status`, 'utf8'))?.[1]?.trim().split(/\s+/);
+      if (nspid && Number(nspid.at(-1)) === inner && nspid.length > 1) return p.pid;
+    } catch {
+      // it exited meanwhile
+    }
+  }
+  return undefined;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Options {
+  level: string;
+  dir: string;
+  mode: 'step' | 'pace' | 'check';
+  pace: number;
+}
+
+const tty = process.stdout.isTTY === true;
+const paint = (code: string) => (text: string) => (tty ? `\x1b[${code}m${text}\x1b[0m` : text);
+const bold = paint('1');
+const dim = paint('2');
+const green = paint('32');
+const red = paint('31');
+
+/** Replay one level's transcript. Returns the drifts found (empty: the README is right). */
+export async function replay(options: Options): Promise<string[]> {
+  const levelReadme = fs.readdirSync(path.join(repo, 'levels')).find((d) => d.startsWith(`${options.level}-`));
+  if (!levelReadme) throw new Error(`no levels/${options.level}-* directory`);
+  const readme = path.join(repo, 'levels', levelReadme, 'README.md');
+  const shownReadme = path.relative(repo, readme);
+  const { blocks, after } = readTranscript(readme);
+  const check = options.mode === 'check';
+  const say = (text: string) => process.stdout.write(text);
+
+  const missing = TEST_IMAGES.filter((name) => !fs.existsSync(path.join(imagesDir, name, 'index.json')));
+  if (missing.length) throw new Error(`test images not built (${missing.join(', ')}): run npm run setup, or npm run images`);
+  // Files the transcript writes on the host (`echo … > /tmp/canary`) are removed afterwards, unless they were there before.
+  const written = [...new Set(blocks.flatMap((b) => b.steps.flatMap((st) => [...st.command.matchAll(/>\s*(\/tmp\/[\w.-]+)/g)].map((m) => m[1]!))))]
+    .filter((f) => !fs.existsSync(f));
+  // Not under a name containing "calf": the transcripts grep the host's mount table for it.
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-root-'));
+  let shell: Shell | undefined;
+  const cleanup = () => {
+    shell?.stop();
+    for (const f of written) fs.rmSync(f, { force: true });
+    unmountUnder(root);
+    fs.rmSync(root, { recursive: true, force: true });
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    cleanup();
+    process.exit(128 + os.constants.signals[signal]);
+  };
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(s, onSignal);
+  const drifts: string[] = [];
+  const rl = check ? undefined : readline.createInterface({ input: process.stdin });
+  const enter = async () => {
+    if (options.mode === 'step' && rl) await new Promise<void>((r) => rl.once('line', () => r()));
+    else if (options.mode === 'pace') await sleep(1200);
+  };
+  try {
+    for (const name of TEST_IMAGES) await loadImages(path.join(imagesDir, name), root);
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      CALF_ROOT: root,
+      PATH: `${path.join(repo, 'node_modules/.bin')}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
+      TERM: 'dumb',
+    };
+    delete env.CALF_DEBUG;
+    shell = new Shell(repo, env, check ? () => undefined : (chunk) => say(chunk));
+    if (!check) say(`${bold(`calf demo · level ${options.level} · ${options.dir}`)}  ${dim(`(${shownReadme}, "Check it by hand"; store ${root})`)}\n\n`);
+    for (const block of blocks) {
+      if (!check && block.before) {
+        say(`${dim(block.before)}\n\n`);
+        await enter();
+      }
+      // Steps that look at the whole machine: is anything else there that would show up?
+      const busy = new Map<Step, string>();
+      for (const step of block.steps) {
+        const rule = MACHINE_WIDE.find((r) => r.level === options.level && r.command.test(step.command));
+        if (rule && (await shell.run(rule.unless, { quiet: true })).some((l) => l.trim())) busy.set(step, rule.why);
+      }
+      let background: number | undefined; // its host pid
+      if (block.background) {
+        const bg = rewrite(block.background, options, root);
+        if (!check) say(dim(`(in the background: ${bg})\n`));
+        await shell.run(`${bg} >/dev/null 2>&1 & __demo_bg=$!`, { quiet: true });
+        const inner = Number((await shell.run('echo $__demo_bg', { quiet: true }))[0]);
+        background = hostPid(shell.pid, inner);
+        const container = block.background.split(/\s+/).at(-2); // `calf run busybox sleep 30` → sleep
+        const deadline = Date.now() + 30_000;
+        let problem: string | undefined;
+        while (background === undefined || !descendants(background).some((p) => p.comm === container)) {
+          if (background === undefined || !alive(background)) problem = 'it ended before its container started';
+          else if (Date.now() > deadline) problem = `no ${container} process after 30 s`;
+          if (problem) break;
+          await sleep(100);
+        }
+        if (problem) {
+          const message = `${shownReadme}: \`${block.background}\` (run in the background for the next ${block.steps.length} commands): ${problem}; those commands were not run`;
+          drifts.push(message);
+          say(`${red('✗')} ${message}\n`);
+          await shell.run('wait $__demo_bg 2>/dev/null; true', { quiet: true });
+          continue;
+        }
+      }
+      try {
+        for (const step of block.steps) {
+          const command = rewrite(step.command, options, root);
+          if (!check) {
+            if (options.mode === 'step') await enter();
+            say(bold('# '));
+            if (options.mode === 'pace') for (const c of command) { say(c); await sleep(options.pace); }
+            else say(command);
+            say('\n');
+          }
+          const output = await shell.run(command);
+          const drift = compare(options.level, step, output, root);
+          if (drift && busy.has(step)) {
+            say(`⚠ ${step.command}: not compared: ${busy.get(step)}\n`);
+          } else if (drift) {
+            const message = `${shownReadme}:${step.line}: \`${step.command}\` no longer prints what the README shows\n  ${drift}`;
+            drifts.push(message);
+            say(`${red('✗')} ${message}\n`);
+          } else if (check) {
+            say(`${green('✓')} ${step.command}\n`);
+          }
+        }
+      } finally {
+        if (background !== undefined) {
+          // Stop the background calf: SIGTERM to calf's own processes (it passes it on to the container).
+          for (const p of [{ pid: background }, ...descendants(background)].reverse()) {
+            try { process.kill(p.pid, 'SIGTERM'); } catch { /* gone */ }
+          }
+          await shell.run('wait $__demo_bg 2>/dev/null; true', { quiet: true });
+        }
+      }
+      if (!check) say('\n');
+    }
+    if (!check && after) {
+      say(`${dim(after)}\n`);
+      await enter();
+    }
+  } finally {
+    rl?.close();
+    cleanup();
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(s, onSignal);
+  }
+  return drifts;
+}
+
+/** A transcript command as the demo runs it: against the chosen directory, in the demo's store. */
+function rewrite(command: string, options: Options, root: string): string {
+  return command
+    .replace(/\btsx levels\/\d\d-[\w-]+\/calf\.ts\b/g, `tsx ${options.dir}/calf.ts`)
+    .replaceAll(DEFAULT_ROOT, root);
+}
+
+function usage(message: string): never {
+  console.error(`${message}\nusage: npm run demo N [-- [--level-dir DIR] [--step | --pace MS | --check]]`);
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  let ref: string | undefined;
+  let dir: string | undefined;
+  let mode: Options['mode'] = process.stdin.isTTY && process.stdout.isTTY ? 'step' : 'check';
+  let pace = 30;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--level-dir') dir = args[++i] ?? usage('--level-dir needs a directory');
+    else if (a === '--step') mode = 'step';
+    else if (a === '--check') mode = 'check';
+    else if (a === '--pace') {
+      mode = 'pace';
+      pace = Number(args[++i]);
+      if (!Number.isFinite(pace)) usage('--pace needs milliseconds per character');
+    } else if (a.startsWith('-') || ref !== undefined) usage(`unknown argument ${a}`);
+    else ref = a;
+  }
+  if (ref === undefined || !/^\d{1,2}$/.test(ref)) usage('which level?');
+  const level = ref.padStart(2, '0');
+  if (process.getuid?.() !== 0) {
+    console.error('calf demo: run it as root (sudo -i): calf needs root for chroot, mounts and namespaces');
+    process.exit(1);
+  }
+  if (dir === undefined) {
+    const solution = fs.readdirSync(path.join(repo, 'solutions')).find((d) => d.startsWith(`${level}-`));
+    if (!solution) usage(`no solutions/${level}-* directory`);
+    dir = `solutions/${solution}`;
+  } else {
+    const abs = path.resolve(process.cwd(), dir);
+    if (!fs.existsSync(path.join(abs, 'calf.ts'))) usage(`${dir} has no calf.ts`);
+    const rel = path.relative(repo, abs);
+    dir = rel.startsWith('..') ? abs : rel;
+  }
+  const started = Date.now();
+  if (mode === 'check') {
+    // npm test must never hang on a demo: give up after 5 minutes (SIGTERM runs the cleanup).
+    setTimeout(() => {
+      console.error(`${red('✗')} demo ${level}: no end after 5 minutes, giving up`);
+      process.kill(process.pid, 'SIGTERM');
+    }, 300_000).unref();
+  }
+  const drifts = await replay({ level, dir, mode, pace });
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  if (drifts.length) {
+    console.log(`${red('✗')} demo ${level}: ${drifts.length} command${drifts.length > 1 ? 's' : ''} no longer match${drifts.length > 1 ? '' : 'es'} levels/${level}-*/README.md (${dir}, ${seconds} s)`);
+    process.exit(1);
+  }
+  console.log(`${green('✓')} demo ${level}: ${dir} replays the README's transcript (${seconds} s)`);
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
