@@ -26,7 +26,7 @@ const yellow = paint('33');
 const dim = paint('2');
 
 function usage(message: string): never {
-  console.error(`${message}\nusage: npm run level [N] [-- --solution]   (N is 0…${LEVELS.length - 1}; or a directory NN-name/ with a calf.ts)`);
+  console.error(`${message}\nusage: npm run level [N] [-- --solution] [--only 0,4,…]   (N is one of ${LEVELS.map((l) => Number(l.id)).join(' ')}; or a directory NN-name/ with a calf.ts)`);
   process.exit(2);
 }
 
@@ -38,7 +38,12 @@ function cannotStart(message: string): never {
 }
 
 // `npm run level 3 --solution` (without `--`) reaches us as npm_config_solution=true, not as an argument.
-const args = process.argv.slice(2);
+const argv = process.argv.slice(2);
+// `--only 0,4,9`: of levels 00…N, check only these against the target (the VM board under
+// emulation runs the levels whose behaviour depends on the kernel's cgroup version, and a smoke test).
+const onlyAt = argv.indexOf('--only');
+const only = onlyAt === -1 ? undefined : (argv[onlyAt + 1] ?? '').split(',').filter(Boolean).map((ref) => findLevel(ref) ?? usage(`--only: no level ${ref}`));
+const args = onlyAt === -1 ? argv : argv.filter((_, i) => i !== onlyAt && i !== onlyAt + 1);
 const solution = args.includes('--solution') || process.env.npm_config_solution === 'true';
 // `npm run level -1` reaches us as npm_config_1=true (npm takes -1 for one of its own flags).
 const swallowed = Object.keys(process.env).map((k) => /^npm_config_(\d+)$/.exec(k)?.[1]).filter((n) => n !== undefined);
@@ -64,7 +69,7 @@ if (why) cannotStart(why);
 
 /** One jest run: levels 0…N against one directory, or (whole board) each level against its own. */
 const runs: { target: string; levels: Level[] }[] = chosen
-  ? [{ target: chosen.target, levels: LEVELS.slice(0, LEVELS.indexOf(chosen.level) + 1) }]
+  ? [{ target: chosen.target, levels: LEVELS.slice(0, LEVELS.indexOf(chosen.level) + 1).filter((l) => !only || only.includes(l)) }]
   : LEVELS.map((l) => ({ target: levelDir(l, kind), levels: [l] }));
 
 // One log per board, so two boards at once don't write over each other's; calf-board.log links
