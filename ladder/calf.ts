@@ -23,9 +23,17 @@ import fs from 'node:fs';
 import { constants } from 'node:os';
 import * as linux from '../lib/linux/index.js';
 import {
-  main, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError, type RunOptions,
+  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError,
+  type Container, type RunOptions,
+  syncWithInit, syncWithParent, SYNC_STDIO, //@s09
 } from '../lib/runtime/index.js';
 import { resolveImage, unpackImage, type ResolvedImage } from '../lib/image/index.js';
+//@s09 {
+import {
+  createCgroup, parseCpus, parseCpuShares, sharesToWeight, CPU_PERIOD_US, type Cgroup,
+  parseMemory, parseMemorySwap, parsePidsLimit, checkMemory, //@s10
+} from '../lib/cgroup/index.js';
+//@}
 
 /** What the parent side hands to the init stage, as JSON on its command line. */
 interface InitConfig {
@@ -35,16 +43,32 @@ interface InitConfig {
   cwd: string; // the working directory inside the container //@s01
 }
 
+/** The `calf run` flags the levels add to Docker's common ones (-e, --env-file…), spelled as Docker's. */
+const flags = {
+  cpus: flag('--cpus <decimal>', 'number of CPUs (0.5: half of one)', parseCpus), //@s09
+  cpuShares: flag('-c, --cpu-shares <int>', 'CPU shares, a relative weight (default 1024)', parseCpuShares), //@s09
+  cgroupParent: flag('--cgroup-parent <string>', 'the parent cgroup of the container\'s cgroup (default: calf)'), //@s09
+  memory: flag('-m, --memory <bytes>', 'memory limit (64m, 1g…)', parseMemory), //@s10
+  memorySwap: flag('--memory-swap <bytes>', 'memory plus swap limit: -1 for unlimited swap (default: twice --memory)', parseMemorySwap), //@s10
+  pidsLimit: flag('--pids-limit <int>', 'most processes the container may have (-1: no limit)', parsePidsLimit), //@s10
+};
+
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
 // Our job: prepare the container, start its first process, wait for it, report how it ended.
 
-async function run(options: RunOptions): Promise<number> {
+async function run(options: RunOptions<typeof flags>): Promise<number> {
   //@..s01: const config: InitConfig = { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env) };
-  const { image, rootfs } = await createRootfs(options.image); //@s01
-  const config = containerConfig(options, image, rootfs); //@s01
+  const { image, container } = await createRootfs(options.image); //@s01
+  const config = containerConfig(options, image, container); //@s01
   if (config.argv.length === 0) throw new CalfError('no command specified');
+  const cgroup = createCgroup(options.flags.cgroupParent ?? 'calf', container.id); // calf/<id>, as Docker's docker/<id> //@s09
+  process.on('exit', () => cgroup.remove()); // sync: also when calf fails; kills what is left in it //@s09
+  limitCpu(cgroup, options.flags.cpus, options.flags.cpuShares); //@s09
+  limitMemoryAndPids(cgroup, options.flags.memory, options.flags.memorySwap, options.flags.pidsLimit); //@s10
   const child = startInit(config);
-  return exitStatus(await exited(child));
+  await syncWithInit(child, (pid) => joinCgroup(cgroup, pid)); // sync: after its unshares, before its execve //@s09
+  //@..s10: return exitStatus(await exited(child));
+  return reportOomKill(cgroup, exitStatus(await exited(child))); //@s10
 }
 
 /** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
@@ -57,7 +81,8 @@ function startInit(config: InitConfig): ChildProcess {
   //@todo00: throw new Error('level 00 is not done yet: start the init stage (TODO 00.1 in calf.ts)');
   //@00 {
   return spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'init', JSON.stringify(config)], {
-    stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
+    //@00..s09: stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
+    stdio: SYNC_STDIO, // calf's own stdin/stdout/stderr, byte for byte, and fd 3: the sync socket //@s09
   }); // execArgv: node runs this .ts file through tsx again
   //@}
 }
@@ -74,37 +99,110 @@ function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): num
 
 //@s01 {
 /** Find the image, unpack it into a new container directory, and have that directory removed when calf exits. */
-async function createRootfs(ref: string): Promise<{ image: ResolvedImage; rootfs: string }> {
+async function createRootfs(ref: string): Promise<{ image: ResolvedImage; container: Container }> {
   //@todo01 {
   // TODO(01.1): the image is ignored so far. Find it (resolveImage), make a container directory
   // (createContainer), unpack the layers into its rootfs (unpackImage); the directory must go
   // however calf exits (removeContainer). Which step can fail, and what is left on disk then?
   //@}
-  //@todo01: return { image: { config: {} } as ResolvedImage, rootfs: '' }; // a stub that keeps calf running
+  //@todo01: return { image: { config: {} } as ResolvedImage, container: { id: '', dir: '', rootfs: '' } }; // a stub
   //@01 {
   const image = resolveImage(ref);
   const container = createContainer();
   process.on('exit', () => removeContainer(container)); // sync, so it also runs when calf fails
   await unpackImage(image, container.rootfs);
-  return { image, rootfs: container.rootfs };
+  return { image, container };
   //@}
 }
 
 /** The init stage's config: the command line's command and environment over the image's defaults. */
-function containerConfig(options: RunOptions, image: ResolvedImage, rootfs: string): InitConfig {
+function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
   //@todo01 {
   // TODO(01.2): docker run applies the image's defaults: Entrypoint before (COMMAND, or else Cmd),
   // Env under the -e values, WorkingDir (else "/"). Where in image.config are they? Which may be missing?
   //@}
-  //@todo01: return { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env), rootfs, cwd: '/' };
+  //@todo01: return { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env), rootfs: container.rootfs, cwd: '/' };
   //@01 {
   const defaults = image.config.config ?? {};
   return {
     argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
     env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
-    rootfs,
+    rootfs: container.rootfs,
     cwd: defaults.WorkingDir || '/',
   };
+  //@}
+}
+//@}
+
+//@s09 {
+/** Put the init stage (pid) into the container's cgroup: everything it starts inherits it. */
+function joinCgroup(cgroup: Cgroup, pid: number): void {
+  //@todo09 {
+  // TODO(09.1): the container's cgroup exists (lib's createCgroup made calf/<id>), but nothing
+  // runs in it. Move the init stage into it: a cgroup's `cgroup.procs` takes a pid (cgroups(7)).
+  // cgroup.set() writes v1's files and v2's side by side: what differs between the two here?
+  // Why now, between the init stage's unshare and its execve, and not once the command runs?
+  //@}
+  cgroup.set({ v1: { 'cgroup.procs': pid }, v2: { 'cgroup.procs': pid } }); // v1: once per hierarchy //@09
+}
+
+/** `--cpus` as a CFS quota per period, `--cpu-shares` as a weight against the other cgroups. */
+function limitCpu(cgroup: Cgroup, cpus: number | undefined, shares: number | undefined): void {
+  //@todo09 {
+  // TODO(09.2): --cpus N lets the container run N × CPU_PERIOD_US µs of every CPU_PERIOD_US: on
+  // v1 as cpu.cfs_period_us and cpu.cfs_quota_us, on v2 as one file, cpu.max ("QUOTA PERIOD").
+  // --cpu-shares is v1's cpu.shares (2–262144); v2's cpu.weight is 1–10000: sharesToWeight()
+  // converts as runc does. Only what was given. Why can't a v1 quota be set before its period?
+  //@}
+  //@09 {
+  if (cpus !== undefined) {
+    const quota = Math.round(cpus * CPU_PERIOD_US);
+    cgroup.set({
+      v1: { 'cpu.cfs_period_us': CPU_PERIOD_US, 'cpu.cfs_quota_us': quota },
+      v2: { 'cpu.max': `${quota} ${CPU_PERIOD_US}` },
+    });
+  }
+  if (shares !== undefined) cgroup.set({ v1: { 'cpu.shares': shares }, v2: { 'cpu.weight': sharesToWeight(shares) } });
+  //@}
+}
+//@}
+
+//@s10 {
+/** `--memory` and `--memory-swap` as the memory controller's limits, `--pids-limit` as the pids controller's. */
+function limitMemoryAndPids(cgroup: Cgroup, memory?: number, memorySwap?: number, pids?: number): void {
+  checkMemory(memory, memorySwap); // Docker's rules: --memory-swap needs --memory, and is not below it
+  //@todo10 {
+  // TODO(10.1): --memory caps RAM: v1 memory.limit_in_bytes, v2 memory.max. --memory-swap is RAM
+  // *plus* swap (-1: no cap; not given: Docker allows as much swap as RAM): v1 takes that sum in
+  // memory.memsw.limit_in_bytes, v2 only the swap in memory.swap.max ("max": no cap). --pids-limit
+  // N > 0 is pids.max on both. Which v1 file must be written first, and why?
+  //@}
+  //@10 {
+  if (memory !== undefined) {
+    const memsw = memorySwap ?? 2 * memory;
+    cgroup.set({
+      v1: { 'memory.limit_in_bytes': memory, 'memory.memsw.limit_in_bytes': memsw }, // memsw may never be below the limit
+      v2: { 'memory.max': memory, 'memory.swap.max': memsw === -1 ? 'max' : memsw - memory },
+    });
+  }
+  if (pids !== undefined && pids > 0) cgroup.set({ v1: { 'pids.max': pids }, v2: { 'pids.max': pids } });
+  //@}
+}
+
+/** Docker's 137 when the kernel's OOM killer ended the container, and a line saying so. */
+function reportOomKill(cgroup: Cgroup, status: number): number {
+  //@todo10 {
+  // TODO(10.2): the OOM killer's SIGKILL looks like any other `kill -9`. The memory controller
+  // counts its kills: an `oom_kill N` line in v1's memory.oom_control and in v2's memory.events
+  // (cgroup.read() reads this version's). Say on stderr that the container was OOM-killed and
+  // return 137. Why read it here and not in an exit handler?
+  //@}
+  //@todo10: return status;
+  //@10 {
+  const events = cgroup.read({ v1: 'memory.oom_control', v2: 'memory.events' });
+  if (!/^oom_kill [1-9]/m.test(events)) return status;
+  process.stderr.write('calf: the container was OOM-killed: it used more memory than --memory allows\n');
+  return 137;
   //@}
 }
 //@}
@@ -115,6 +213,7 @@ function containerConfig(options: RunOptions, image: ResolvedImage, rootfs: stri
 
 function init(config: InitConfig): never {
   enterMountNamespace(); // first: every mount below then stays in the container //@s02
+  syncWithParent(); // sync: our namespaces exist; the parent puts us in our cgroup now //@s09
   mountProcAndSys(config.rootfs); //@s02
   populateDev(`${config.rootfs}/dev`); //@s02
   chrootInto(config.rootfs, config.cwd); // after the mounts: they are made through host paths //@s01..s03
@@ -224,4 +323,4 @@ function execCommand(argv: string[], env: string[]): never {
   linux.execve(lookPath(argv[0]!, env), argv, env); //@00
 }
 
-main({ run, init });
+main({ run, init, flags });

@@ -18,6 +18,8 @@ export const LEVELS: readonly Level[] = [
   { id: '01', name: 'chroot', goal: 'unpack an image and chroot into it' },
   { id: '02', name: 'mount-namespace', goal: 'a private mount namespace with /proc, /sys and /dev' },
   { id: '03', name: 'pivot-root', goal: 'pivot_root into the image and detach the host root' },
+  { id: '09', name: 'cpu-cgroup', goal: 'a cgroup of its own (v1 or v2), --cpus and --cpu-shares' },
+  { id: '10', name: 'memory-pids-cgroup', goal: '--memory, --memory-swap and --pids-limit, and an OOM kill reported as such' },
 ];
 
 /** `levels/<id>-<name>` or `solutions/<id>-<name>`, relative to the repository root. */

@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import { constants } from 'node:os';
 import * as linux from '../../lib/linux/index.js';
 import {
-  main, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError, type RunOptions,
+  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError,
+  type Container, type RunOptions,
 } from '../../lib/runtime/index.js';
 import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
 
@@ -23,12 +24,16 @@ interface InitConfig {
   cwd: string; // the working directory inside the container
 }
 
+/** The `calf run` flags the levels add to Docker's common ones (-e, --env-file…), spelled as Docker's. */
+const flags = {
+};
+
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
 // Our job: prepare the container, start its first process, wait for it, report how it ended.
 
-async function run(options: RunOptions): Promise<number> {
-  const { image, rootfs } = await createRootfs(options.image);
-  const config = containerConfig(options, image, rootfs);
+async function run(options: RunOptions<typeof flags>): Promise<number> {
+  const { image, container } = await createRootfs(options.image);
+  const config = containerConfig(options, image, container);
   if (config.argv.length === 0) throw new CalfError('no command specified');
   const child = startInit(config);
   return exitStatus(await exited(child));
@@ -47,18 +52,18 @@ function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): num
 }
 
 /** Find the image, unpack it into a new container directory, and have that directory removed when calf exits. */
-async function createRootfs(ref: string): Promise<{ image: ResolvedImage; rootfs: string }> {
+async function createRootfs(ref: string): Promise<{ image: ResolvedImage; container: Container }> {
   // TODO(01.1): the image is ignored so far. Find it (resolveImage), make a container directory
   // (createContainer), unpack the layers into its rootfs (unpackImage); the directory must go
   // however calf exits (removeContainer). Which step can fail, and what is left on disk then?
-  return { image: { config: {} } as ResolvedImage, rootfs: '' }; // a stub that keeps calf running
+  return { image: { config: {} } as ResolvedImage, container: { id: '', dir: '', rootfs: '' } }; // a stub
 }
 
 /** The init stage's config: the command line's command and environment over the image's defaults. */
-function containerConfig(options: RunOptions, image: ResolvedImage, rootfs: string): InitConfig {
+function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
   // TODO(01.2): docker run applies the image's defaults: Entrypoint before (COMMAND, or else Cmd),
   // Env under the -e values, WorkingDir (else "/"). Where in image.config are they? Which may be missing?
-  return { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env), rootfs, cwd: '/' };
+  return { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env), rootfs: container.rootfs, cwd: '/' };
 }
 
 // ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
@@ -82,4 +87,4 @@ function execCommand(argv: string[], env: string[]): never {
   linux.execve(lookPath(argv[0]!, env), argv, env);
 }
 
-main({ run, init });
+main({ run, init, flags });

@@ -24,7 +24,7 @@ export interface Flag<T> {
   spec: string;
   description: string;
   /** the value from its text; `previous` is the value so far, for a flag given more than once */
-  parse?: (text: string, previous: T | undefined) => T;
+  parse?(text: string, previous: T | undefined): T; // a method: its parameters are bivariant, so any Flag<T> is a Flag<unknown>
 }
 
 /** Declare a level's flag; `T` is what `run()` gets (a string unless `parse` says otherwise). */
@@ -148,7 +148,7 @@ export function main<Config, F extends Flags = Record<never, never>>(stages: Sta
     });
 
   program.command('cleanup')
-    .description('remove what calf left behind: container directories and the mounts under them')
+    .description('remove what calf left behind: container directories, the mounts under them, cgroups')
     .option('-f, --force', 'also remove containers whose calf process is still running')
     .action(async (opts: { force?: boolean }) => {
       const { cleanup } = await import('./cleanup.js');

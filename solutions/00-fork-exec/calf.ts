@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import { constants } from 'node:os';
 import * as linux from '../../lib/linux/index.js';
 import {
-  main, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError, type RunOptions,
+  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError,
+  type Container, type RunOptions,
 } from '../../lib/runtime/index.js';
 import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
 
@@ -21,10 +22,14 @@ interface InitConfig {
   env: string[]; // its whole environment, KEY=VALUE
 }
 
+/** The `calf run` flags the levels add to Docker's common ones (-e, --env-file…), spelled as Docker's. */
+const flags = {
+};
+
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
 // Our job: prepare the container, start its first process, wait for it, report how it ended.
 
-async function run(options: RunOptions): Promise<number> {
+async function run(options: RunOptions<typeof flags>): Promise<number> {
   const config: InitConfig = { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env) };
   if (config.argv.length === 0) throw new CalfError('no command specified');
   const child = startInit(config);
@@ -57,4 +62,4 @@ function execCommand(argv: string[], env: string[]): never {
   linux.execve(lookPath(argv[0]!, env), argv, env);
 }
 
-main({ run, init });
+main({ run, init, flags });

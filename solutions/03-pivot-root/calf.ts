@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import { constants } from 'node:os';
 import * as linux from '../../lib/linux/index.js';
 import {
-  main, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError, type RunOptions,
+  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError,
+  type Container, type RunOptions,
 } from '../../lib/runtime/index.js';
 import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
 
@@ -23,12 +24,16 @@ interface InitConfig {
   cwd: string; // the working directory inside the container
 }
 
+/** The `calf run` flags the levels add to Docker's common ones (-e, --env-file…), spelled as Docker's. */
+const flags = {
+};
+
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
 // Our job: prepare the container, start its first process, wait for it, report how it ended.
 
-async function run(options: RunOptions): Promise<number> {
-  const { image, rootfs } = await createRootfs(options.image);
-  const config = containerConfig(options, image, rootfs);
+async function run(options: RunOptions<typeof flags>): Promise<number> {
+  const { image, container } = await createRootfs(options.image);
+  const config = containerConfig(options, image, container);
   if (config.argv.length === 0) throw new CalfError('no command specified');
   const child = startInit(config);
   return exitStatus(await exited(child));
@@ -47,21 +52,21 @@ function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): num
 }
 
 /** Find the image, unpack it into a new container directory, and have that directory removed when calf exits. */
-async function createRootfs(ref: string): Promise<{ image: ResolvedImage; rootfs: string }> {
+async function createRootfs(ref: string): Promise<{ image: ResolvedImage; container: Container }> {
   const image = resolveImage(ref);
   const container = createContainer();
   process.on('exit', () => removeContainer(container)); // sync, so it also runs when calf fails
   await unpackImage(image, container.rootfs);
-  return { image, rootfs: container.rootfs };
+  return { image, container };
 }
 
 /** The init stage's config: the command line's command and environment over the image's defaults. */
-function containerConfig(options: RunOptions, image: ResolvedImage, rootfs: string): InitConfig {
+function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
   const defaults = image.config.config ?? {};
   return {
     argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
     env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
-    rootfs,
+    rootfs: container.rootfs,
     cwd: defaults.WorkingDir || '/',
   };
 }
@@ -126,4 +131,4 @@ function execCommand(argv: string[], env: string[]): never {
   linux.execve(lookPath(argv[0]!, env), argv, env);
 }
 
-main({ run, init });
+main({ run, init, flags });
