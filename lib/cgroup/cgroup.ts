@@ -104,7 +104,7 @@ export function createCgroup(parent: string, id: string): Cgroup {
         let dir = root;
         for (const part of cgPath.split('/').filter(Boolean)) {
           dir = path.join(dir, part);
-          if (version === 'v2') delegate(path.dirname(dir), root, parent);
+          if (version === 'v2') delegate(path.dirname(dir), root, record.made);
           if (mkdirOwn(dir)) record.made.push(dir);
           writeRecord(id, record);
         }
@@ -133,14 +133,14 @@ function mkdirOwn(dir: string): boolean {
 
 /**
  * v2: make sure `dir` hands the controllers down to its children (`cgroup.subtree_control`).
- * calf enables them only in the root and in calf's own `calf/`; any other cgroup is another
- * manager's, and one that does not delegate them is an error.
+ * calf enables them only in the root, in `calf/` and in the parents it made (`made`); any other
+ * cgroup is another manager's, and one that does not delegate them is an error.
  */
-function delegate(dir: string, root: string, parent: string): void {
+function delegate(dir: string, root: string, made: readonly string[]): void {
   const enabled = fs.readFileSync(path.join(dir, 'cgroup.subtree_control'), 'utf8').split(/\s+/);
   const missing = V2_CONTROLLERS.filter((c) => !enabled.includes(c));
   if (!missing.length) return;
-  const ours = dir === root || (parent === 'calf' && dir === path.join(root, 'calf'));
+  const ours = dir === root || dir === path.join(root, 'calf') || made.includes(dir);
   if (!ours) throw new CalfError(`cgroup ${dir} does not delegate ${missing.join(', ')} to its children (cgroup.subtree_control), and calf does not write in cgroups it did not make`);
   writeFile(path.join(dir, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
 }
