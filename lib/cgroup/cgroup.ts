@@ -98,13 +98,26 @@ export function createCgroup(parent: string, id: string): Cgroup {
     controllers: version === 'v1' ? Object.fromEntries([...v1Hierarchies()].map(([c, r]) => [c, path.join(r, cgPath)])) : {},
   };
   writeRecord(id, record); // first: a calf killed halfway through leaves nothing cleanup can't find
+  const cgroup = cgroupOf(id, record);
+  try {
+    makeDirs(record, roots, cgPath);
+  } catch (err) {
+    cgroup.remove(); // what was made of it: the caller gets no cgroup to remove
+    throw err;
+  }
+  return cgroup;
+}
+
+/** mkdir the cgroup in each root, parents first, noting each directory this call made. */
+function makeDirs(record: CgroupRecord, roots: string[], cgPath: string): void {
+  const id = path.basename(cgPath);
   for (const root of roots) {
     for (let attempt = 1; ; attempt++) {
       try {
         let dir = root;
         for (const part of cgPath.split('/').filter(Boolean)) {
           dir = path.join(dir, part);
-          if (version === 'v2') delegate(path.dirname(dir), root, record.made);
+          if (record.version === 'v2') delegate(path.dirname(dir), root, record.made);
           if (mkdirOwn(dir)) record.made.push(dir);
           writeRecord(id, record);
         }
@@ -117,7 +130,6 @@ export function createCgroup(parent: string, id: string): Cgroup {
       }
     }
   }
-  return cgroupOf(id, record);
 }
 
 /** mkdir, true when this call made it (false: it was there, e.g. `calf/` of another container). */
