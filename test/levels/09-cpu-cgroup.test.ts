@@ -69,8 +69,7 @@ describe('09 cpu-cgroup', () => {
         const [u1, t1] = [cpuUsageUs(w.cgPath), performance.now()];
         used = (u1 - u0) / ((t1 - t0) * 1000); // CPUs used on average: a ratio, never a time limit
       } finally {
-        killIn(w.cgPath);
-        await w.calf;
+        await w.stop(); // the loop never ends by itself
       }
       expect(used).toBeGreaterThan(0.02); // the loop ran, in this cgroup
       expect(used).toBeLessThanOrEqual(0.55);
@@ -109,8 +108,8 @@ describe('09 cpu-cgroup', () => {
         expect(r.stdout).toMatch(/removed cgroup/);
         expectGone(w.cgPath);
       } finally {
-        killIn(w.cgPath);
-        await w.calf;
+        killIn(w.cgPath); // after calf's SIGKILL the container is nobody's child: find it by its cgroup
+        await w.stop(); // before it: calf's own children
       }
     });
   });

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { expect } from '@jest/globals';
 import { run, calf, expectExit } from './target.js';
 import { cgroupVersion, slow } from './host.js';
-import { waitFor } from './procs.js';
+import { waitFor, childrenOf } from './procs.js';
 
 /** This machine's cgroup version, as the kernel shows it (not calf's idea of it). */
 export const version = cgroupVersion();
@@ -67,8 +67,16 @@ export function procsIn(dir: string): number[] {
   }
 }
 
-/** SIGKILL what runs in the cgroup (the container this test started), by pid. */
+/** A cgroup path calf makes for a container: `/calf/<id>` or a test's `/calf-parent-…/<id>`. */
+const CALF_CGROUP = /^\/calf(-parent-[0-9a-f]+)?\/[0-9a-f]{64}$/;
+
+/**
+ * SIGKILL what runs in the container's cgroup, by pid. Only in a cgroup calf made for a
+ * container: a calf that never joined its cgroup shows `/` (or the caller's cgroup) in
+ * /proc/self/cgroup, and the processes there are the whole machine's.
+ */
 export function killIn(cgPath: string): void {
+  if (!CALF_CGROUP.test(cgPath)) return;
   for (const dir of hostDirs(cgPath)) {
     for (const pid of procsIn(dir)) {
       try {
@@ -76,6 +84,23 @@ export function killIn(cgPath: string): void {
       } catch {
         // gone meanwhile
       }
+    }
+  }
+}
+
+/** Every process below `pid` (its children, theirs…), found from the host. */
+function descendants(pid: number): number[] {
+  return childrenOf(pid).flatMap((kid) => [kid, ...descendants(kid)]);
+}
+
+/** SIGKILL the processes calf started (the container's, tsx's helper), by pid, so calf ends by itself and cleans up. */
+function killBelow(pid: number | undefined): void {
+  if (pid === undefined) return;
+  for (const kid of descendants(pid)) {
+    try {
+      process.kill(kid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
     }
   }
 }
@@ -90,6 +115,8 @@ export interface Waiting {
   calf: ReturnType<typeof run>;
   /** let the container's command go on (close its stdin) and wait for calf */
   finish(): Promise<Awaited<ReturnType<typeof run>>>;
+  /** end the container's processes (calf's descendants, by pid) and wait for calf, which then cleans up */
+  stop(): Promise<unknown>;
 }
 
 /**
@@ -111,7 +138,8 @@ export async function startWaiting(flags: string[], script = 'cat >/dev/null'): 
   try {
     await waitFor(`the container to print its /proc/self/cgroup (calf run ${flags.join(' ')})`, () => (out.includes(token) || ended ? true : undefined));
   } catch (err) {
-    proc.kill('SIGKILL');
+    killBelow(proc.pid);
+    await proc;
     throw err;
   }
   if (!out.includes(token)) {
@@ -126,6 +154,10 @@ export async function startWaiting(flags: string[], script = 'cat >/dev/null'): 
     calf: proc,
     finish: async () => {
       proc.stdin?.end();
+      return await proc;
+    },
+    stop: async () => {
+      killBelow(proc.pid);
       return await proc;
     },
   };
