@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import { constants } from 'node:os';
 import * as linux from '../lib/linux/index.js';
 import {
-  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError,
+  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
   type Container, type RunOptions,
   syncWithInit, syncWithParent, SYNC_STDIO, //@s09
 } from '../lib/runtime/index.js';
@@ -41,16 +41,20 @@ interface InitConfig {
   env: string[]; // its whole environment, KEY=VALUE
   rootfs: string; // the directory that becomes the container's / //@s01
   cwd: string; // the working directory inside the container //@s01
+  hostname: string; //@s05
+  user: string; // name|uid[:group|gid], looked up in the image's /etc/passwd and /etc/group //@s11
 }
 
-/** The `calf run` flags the levels add to Docker's common ones (-e, --env-file…), spelled as Docker's. */
+/** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
 const flags = {
+  hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg), //@s05
   cpus: flag('--cpus <decimal>', 'number of CPUs (0.5: half of one)', parseCpus), //@s09
   cpuShares: flag('-c, --cpu-shares <int>', 'CPU shares, a relative weight (default 1024)', parseCpuShares), //@s09
   cgroupParent: flag('--cgroup-parent <string>', 'the parent cgroup of the container\'s cgroup (default: calf)'), //@s09
   memory: flag('-m, --memory <bytes>', 'memory limit (64m, 1g…)', parseMemory), //@s10
   memorySwap: flag('--memory-swap <bytes>', 'memory plus swap limit: -1 for unlimited swap (default: twice --memory)', parseMemorySwap), //@s10
   pidsLimit: flag('--pids-limit <int>', 'most processes the container may have (-1: no limit)', parsePidsLimit), //@s10
+  user: flag('-u, --user <name|uid[:group|gid]>', "who the command runs as (default: the image's User, else root)"), //@s11
 };
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
@@ -65,7 +69,8 @@ async function run(options: RunOptions<typeof flags>): Promise<number> {
   process.on('exit', () => cgroup.remove()); // sync: also when calf fails; kills what is left in it //@s09
   limitCpu(cgroup, options.flags.cpus, options.flags.cpuShares); //@s09
   limitMemoryAndPids(cgroup, options.flags.memory, options.flags.memorySwap, options.flags.pidsLimit); //@s10
-  const child = startInit(config);
+  //@..s06: const child = startInit(config);
+  const child = inNewPidNamespace(() => startInit(config)); //@s06
   await syncWithInit(child, (pid) => joinCgroup(cgroup, pid)); // sync: after its unshares, before its execve //@s09
   //@..s10: return exitStatus(await exited(child));
   return reportOomKill(cgroup, exitStatus(await exited(child))); //@s10
@@ -129,6 +134,8 @@ function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage
     env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
     rootfs: container.rootfs,
     cwd: defaults.WorkingDir || '/',
+    hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id //@s05
+    user: options.flags.user || defaults.User || '0', //@s11
   };
   //@}
 }
@@ -213,11 +220,13 @@ function reportOomKill(cgroup: Cgroup, status: number): number {
 
 function init(config: InitConfig): never {
   enterMountNamespace(); // first: every mount below then stays in the container //@s02
+  enterUtsAndIpcNamespaces(config.hostname); //@s05
   syncWithParent(); // sync: our namespaces exist; the parent puts us in our cgroup now //@s09
   mountProcAndSys(config.rootfs); //@s02
   populateDev(`${config.rootfs}/dev`); //@s02
   chrootInto(config.rootfs, config.cwd); // after the mounts: they are made through host paths //@s01..s03
   pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root //@s03
+  switchUser(config); // after the pivot: the user is the image's, from its /etc/passwd //@s11
   execCommand(config.argv, config.env);
 }
 
@@ -322,5 +331,71 @@ function execCommand(argv: string[], env: string[]): never {
   //@todo00: throw new Error('level 00 is not done yet: execve the command (TODO 00.4 in calf.ts)');
   linux.execve(lookPath(argv[0]!, env), argv, env); //@00
 }
+
+//@s05 {
+/** A host name and System V IPC objects of its own: what `hostname` and `ipcs` see. */
+function enterUtsAndIpcNamespaces(hostname: string): void {
+  //@todo05 {
+  // TODO(05.1): the container still shares the host's name and its System V message queues,
+  // semaphores and shared memory (keyed by numbers any process may guess). Give it a UTS and an
+  // IPC namespace of its own (unshare(2), one call), then set its host name (sethostname(2)).
+  // Why must the unshare come first?
+  //@}
+  //@05 {
+  linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWIPC);
+  linux.sethostname(hostname);
+  //@}
+}
+
+/** `--hostname`: what sethostname(2) takes, and what a resolver would (RFC 1123: letters, digits, -, .). */
+function hostnameArg(name: string): string {
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(name)) throw new CalfError(`invalid hostname ${JSON.stringify(name)}: use letters, digits, '-' and '.', at most 63`);
+  return name;
+}
+//@}
+
+//@s06 {
+/** Start the init stage as PID 1 of a new PID namespace, and keep calf's later children in the host's. */
+function inNewPidNamespace<T>(start: () => T): T {
+  //@todo06 {
+  // TODO(06.1): a process cannot change its own PID namespace: unshare(2) with CLONE_NEWPID puts
+  // the *next children* of the calling thread into a new one, the first of them as its PID 1.
+  // Do it around start(), then send this thread's later children back to the host's namespace
+  // (setns(2) on an fd of /proc/self/ns/pid, opened before). What would a second child of calf
+  // be, if you didn't?
+  //@}
+  //@todo06: return start();
+  //@06 {
+  const host = fs.openSync('/proc/self/ns/pid', 'r');
+  try {
+    linux.unshare(linux.CLONE_NEWPID); // this thread's next child will be PID 1 of a new namespace
+    return start();
+  } finally {
+    linux.setns(host, linux.CLONE_NEWPID); // and its later children (cleanup, ip…) the host's again
+    fs.closeSync(host);
+  }
+  //@}
+}
+//@}
+
+//@s11 {
+/** Run the command as the container's user, with that user's groups and none of root's. */
+function switchUser(config: InitConfig): void {
+  //@todo11 {
+  // TODO(11.1): the command runs as root, with whatever supplementary groups calf had. Look up
+  // config.user in the image (lookupUser), then become that user: its supplementary groups
+  // (setgroups(2)), its group ids and its user ids, real, effective and saved (setresgid(2),
+  // setresuid(2)). Give it $HOME from passwd when the environment sets none. In which order,
+  // and what goes wrong in the other?
+  //@}
+  //@11 {
+  const user = lookupUser(config.user);
+  linux.setgroups(user.groups); // first: changing groups needs root...
+  linux.setresgid(user.gid, user.gid, user.gid);
+  linux.setresuid(user.uid, user.uid, user.uid); // ...which this gives up for good
+  if (!config.env.some((kv) => kv.startsWith('HOME='))) config.env.push(`HOME=${user.home}`);
+  //@}
+}
+//@}
 
 main({ run, init, flags });

@@ -18,8 +18,11 @@ export const LEVELS: readonly Level[] = [
   { id: '01', name: 'chroot', goal: 'unpack an image and chroot into it' },
   { id: '02', name: 'mount-namespace', goal: 'a private mount namespace with /proc, /sys and /dev' },
   { id: '03', name: 'pivot-root', goal: 'pivot_root into the image and detach the host root' },
+  { id: '05', name: 'uts-ipc', goal: 'a host name and System V IPC objects of its own' },
+  { id: '06', name: 'pid-namespace', goal: 'the command is PID 1 of its own PID namespace' },
   { id: '09', name: 'cpu-cgroup', goal: 'a cgroup of its own (v1 or v2), --cpus and --cpu-shares' },
   { id: '10', name: 'memory-pids-cgroup', goal: '--memory, --memory-swap and --pids-limit, and an OOM kill reported as such' },
+  { id: '11', name: 'user', goal: 'run the command as the image\'s user, with only its groups' },
 ];
 
 /** `levels/<id>-<name>` or `solutions/<id>-<name>`, relative to the repository root. */

@@ -1,16 +1,22 @@
 /**
  * The test board: `npm run level N` runs levels 00…N's checks against levels/N-* (your work),
  * `-- --solution` against solutions/N-*, and `npm run level` alone shows every level against its
- * own directory. Exit code 0 only when every level shown passes.
+ * own directory. `npm run level path/to/NN-name` runs levels 00…NN against any directory
+ * holding a calf.ts (a copy you are experimenting with). Exit code 0 only when every level shown
+ * passes.
+ *
+ * Whatever the code under test does (crash, hang, leak mounts), the board prints its results,
+ * names what was left behind, and ends with the line `N passed, N failed` that CI reads.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LEVELS, levelDir, findLevel, type Level } from '../ladder/ladder.js';
-import { runChecks, passed, pointer, type LevelOutcome } from './support/checks.js';
+import { runChecks, passed, pointer, sharedCause, type LevelOutcome, type Check } from './support/checks.js';
 import { prepareStore, removeStore } from './support/store.js';
 import { snapshot, newSince } from './support/leftovers.js';
 import { cgroupVersion, cannotRun, unexpectedCgroup } from './support/host.js';
+import { repo } from './support/paths.js';
 
 const tty = process.stdout.isTTY === true;
 const paint = (code: string) => (text: string) => (tty ? `\x1b[${code}m${text}\x1b[0m` : text);
@@ -20,72 +26,123 @@ const yellow = paint('33');
 const dim = paint('2');
 
 function usage(message: string): never {
-  console.error(`${message}\nusage: npm run level [N] [-- --solution]   (N is 0…${LEVELS.length - 1})`);
+  console.error(`${message}\nusage: npm run level [N] [-- --solution]   (N is 0…${LEVELS.length - 1}; or a directory NN-name/ with a calf.ts)`);
   process.exit(2);
 }
 
-const args = process.argv.slice(2);
-const solution = args.includes('--solution');
-const refs = args.filter((a) => a !== '--solution');
-if (refs.some((a) => a.startsWith('-')) || refs.length > 1) usage(`unknown arguments: ${args.join(' ')}`);
-const chosen = refs[0] === undefined ? undefined : findLevel(refs[0]) ?? usage(`no level ${refs[0]}`);
-const kind = solution ? 'solutions' : 'levels';
-
-const why = cannotRun() ?? unexpectedCgroup();
-if (why) {
-  console.error(why);
+/** A board that cannot start says so in one line, what to do included, and no stack trace. */
+function cannotStart(message: string): never {
+  console.error(`calf test board: ${message}`);
+  console.log('0 passed, 1 failed');
   process.exit(1);
 }
 
+// `npm run level 3 --solution` (without `--`) reaches us as npm_config_solution=true, not as an argument.
+const args = process.argv.slice(2);
+const solution = args.includes('--solution') || process.env.npm_config_solution === 'true';
+// `npm run level -1` reaches us as npm_config_1=true (npm takes -1 for one of its own flags).
+const swallowed = Object.keys(process.env).map((k) => /^npm_config_(\d+)$/.exec(k)?.[1]).filter((n) => n !== undefined);
+const refs = [...args.filter((a) => a !== '--solution'), ...swallowed.map((n) => `-${n}`)];
+if (refs.some((a) => a.startsWith('-') && !/^-\d+$/.test(a)) || refs.length > 1) usage(`unknown arguments: ${args.join(' ')}`);
+const kind = solution ? 'solutions' : 'levels';
+
+/** The level a reference names, and the directory to check: `3`, `03`, `pivot-root`, or a path to a `NN-name` directory. */
+function choose(ref: string): { level: Level; target: string } {
+  if (/^-\d+$/.test(ref)) usage(`no level ${ref}`);
+  const level = findLevel(ref);
+  if (level) return { level, target: levelDir(level, kind) };
+  const dir = path.resolve(ref);
+  const own = /^(\d\d)-[\w-]+$/.exec(path.basename(dir));
+  const ofDir = own ? LEVELS.find((l) => l.id === own[1]) : undefined;
+  if (ofDir && fs.existsSync(path.join(dir, 'calf.ts'))) return { level: ofDir, target: path.relative(repo, dir) || '.' };
+  return usage(`no level ${ref}`);
+}
+const chosen = refs[0] === undefined ? undefined : choose(refs[0]);
+
+const why = cannotRun() ?? unexpectedCgroup();
+if (why) cannotStart(why);
+
 /** One jest run: levels 0…N against one directory, or (whole board) each level against its own. */
 const runs: { target: string; levels: Level[] }[] = chosen
-  ? [{ target: levelDir(chosen, kind), levels: LEVELS.slice(0, LEVELS.indexOf(chosen) + 1) }]
+  ? [{ target: chosen.target, levels: LEVELS.slice(0, LEVELS.indexOf(chosen.level) + 1) }]
   : LEVELS.map((l) => ({ target: levelDir(l, kind), levels: [l] }));
 
-const log = path.join(os.tmpdir(), 'calf-board.log');
+// One log per board, so two boards at once don't write over each other's; calf-board.log links
+// to the latest (the VM runner copies it from there).
+const log = path.join(os.tmpdir(), `calf-board-${process.pid}.log`);
 fs.writeFileSync(log, '');
+try {
+  const latest = path.join(os.tmpdir(), 'calf-board.log');
+  fs.symlinkSync(path.basename(log), `${latest}.${process.pid}`);
+  fs.renameSync(`${latest}.${process.pid}`, latest);
+} catch {
+  // a shared /tmp where the link isn't ours to replace: the header names the log anyway
+}
 console.log(`calf test board · ${chosen ? runs[0]!.target : `every level against its own ${kind}/ directory`}`);
 console.log(dim(`Linux ${os.release()} · ${process.arch} · Node ${process.version} · cgroup ${cgroupVersion()} · jest log: ${log}`));
 
-const root = await prepareStore();
-const before = snapshot([root]);
-const outcomes: { target: string; outcome: LevelOutcome }[] = [];
+let root: string;
 try {
-  for (const r of runs) {
+  root = await prepareStore();
+} catch (err) {
+  cannotStart((err as Error).message);
+}
+const before = snapshot([root]);
+const outcomes: { target: string; run: number; outcome: LevelOutcome }[] = [];
+let notRemoved: string[] = [];
+let after: string[] = [];
+try {
+  for (const [i, r] of runs.entries()) {
     process.stderr.write(dim(`running ${r.levels.length > 1 ? `levels 00–${r.levels.at(-1)!.id}` : `level ${r.levels[0]!.id}`} against ${r.target}…\n`));
-    for (const outcome of await runChecks({ ...r, root, log })) outcomes.push({ target: r.target, outcome });
+    for (const outcome of await runChecks({ ...r, root, log })) outcomes.push({ target: r.target, run: i, outcome });
   }
 } finally {
-  removeStore(root);
+  // what calf left is seen before the store (and everything mounted in it) is removed
+  after = snapshot([root]);
+  notRemoved = removeStore(root);
 }
-const leftovers = newSince(before, snapshot([root]));
+const leftovers = [...newSince(before, after), ...notRemoved.map((m) => `mount ${m} (could not be detached)`)];
 
 let allPassed = leftovers.length === 0;
-for (const { outcome } of outcomes) {
-  const { level, checks } = outcome;
-  const ok = passed(outcome);
-  allPassed &&= ok;
-  const counted = checks.filter((c) => c.status !== 'skipped');
-  const score = `${counted.filter((c) => c.status === 'passed').length}/${counted.length}`;
-  console.log(`${ok ? green('✓') : red('✗')} ${level.id} ${level.name.padEnd(18)} ${score.padStart(5)}  ${dim(level.goal)}`);
-  if (outcome.error) {
-    console.log(`    ${red('✗')} the tests could not run:\n${indent(outcome.error, 8)}`);
-    console.log(`      → ${levelDir(level, 'levels')}/README.md`);
+for (const [i, r] of runs.entries()) {
+  const mine = outcomes.filter((o) => o.run === i).map((o) => o.outcome);
+  // When most failures share one calf error, it is the cause: say it once, at the top, and point
+  // at the Pitfalls of the level being worked on (not at the earlier levels whose checks tripped).
+  const shared = sharedCause(mine);
+  const current = r.levels.at(-1)!;
+  if (shared) {
+    const n = mine.flatMap((o) => o.checks).filter((c) => c.status === 'failed').length;
+    console.log(`${red('✗')} calf fails in ${shared.checks.length} of the ${n} failing checks, with:`);
+    console.log(`    ${shared.line}`);
+    console.log(`    → ${levelDir(current, 'levels')}/README.md#pitfalls`);
   }
-  for (const check of checks) {
-    if (check.status === 'skipped') continue;
-    const warning = check.title.startsWith('⚠');
-    const mark = check.status === 'failed' ? red('✗') : warning ? yellow('⚠') : green('✓');
-    console.log(`    ${mark} ${warning ? check.title.slice(1).trim() : check.title}`);
-    if (check.status === 'failed') {
-      console.log(indent(check.reason ?? '', 8));
-      console.log(`        → ${pointer(level, check.section)}`);
+  for (const outcome of mine) {
+    const { level, checks } = outcome;
+    const ok = passed(outcome);
+    allPassed &&= ok;
+    const counted = checks.filter((c) => c.status !== 'skipped');
+    const score = `${counted.filter((c) => c.status === 'passed').length}/${counted.length}`;
+    console.log(`${ok ? green('✓') : red('✗')} ${level.id} ${level.name.padEnd(18)} ${score.padStart(5)}  ${dim(level.goal)}`);
+    if (outcome.error) {
+      console.log(`    ${red('✗')} the tests could not run:\n${indent(outcome.error, 8)}`);
+      console.log(`      → ${levelDir(level, 'levels')}/README.md`);
     }
+    for (const check of checks) printCheck(level, check, shared?.checks.includes(check) ?? false);
   }
 }
 if (leftovers.length) {
-  console.log(`${red('✗')} left behind after the run: calf must clean up after itself (\`tsx ${runs[0]!.target}/calf.ts cleanup\` removes container dirs and mounts)`);
-  for (const thing of leftovers) console.log(`    ${thing}`);
+  const target = chosen ? runs[0]!.target : levelDir(LEVELS.at(-1)!, kind);
+  console.log(`${red('✗')} left behind after the run: calf must clean up after itself (\`tsx ${target}/calf.ts cleanup\` removes container dirs and mounts)`);
+  // by kind (`mount …`, `container dir …`, `process …`), a few of each: a leaky level leaves hundreds
+  const kinds = new Map<string, string[]>();
+  for (const thing of leftovers) {
+    const k = /^(container dir|\w+)/.exec(thing)![1]!;
+    kinds.set(k, [...(kinds.get(k) ?? []), thing]);
+  }
+  for (const [k, things] of kinds) {
+    for (const thing of things.slice(0, 5)) console.log(`    ${thing}`);
+    if (things.length > 5) console.log(`    … ${things.length} ${k}s in all`);
+  }
 }
 const levelsPassed = outcomes.filter((o) => passed(o.outcome)).length;
 console.log(allPassed ? green(`all ${outcomes.length} levels pass`) : `${levelsPassed} of ${outcomes.length} levels pass`);
@@ -95,7 +152,23 @@ const broken = outcomes.filter((o) => o.outcome.error).length + (leftovers.lengt
 console.log(`${checks.filter((c) => c.status === 'passed').length} passed, ${checks.filter((c) => c.status === 'failed').length + broken} failed`);
 process.exit(allPassed ? 0 : 1);
 
+function printCheck(level: Level, check: Check, causeShown: boolean): void {
+  if (check.status === 'skipped') return;
+  const warning = check.title.startsWith('⚠');
+  const mark = check.status === 'failed' ? red('✗') : warning ? yellow('⚠') : green('✓');
+  const title = warning ? check.title.slice(1).trim() : check.title;
+  if (check.status !== 'failed') {
+    console.log(`    ${mark} ${title}`);
+  } else if (causeShown) {
+    console.log(`    ${mark} ${title} ${dim('(calf failed as above)')}`);
+  } else {
+    console.log(`    ${mark} ${title}`);
+    console.log(indent(check.reason ?? '', 8));
+    if (check.calfSaid && !(check.reason ?? '').includes(check.calfSaid)) console.log(indent(`calf said: ${check.calfSaid}`, 8));
+    console.log(`        → ${pointer(level, check.section)}`);
+  }
+}
+
 function indent(text: string, n: number): string {
   return text.split('\n').map((l) => ' '.repeat(n) + l).join('\n');
 }
-

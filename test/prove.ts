@@ -1,9 +1,9 @@
 /**
- * `npm test`: proves that the tests can fail. For every level N:
- *   - solutions/N passes the checks of levels 00…N;
- *   - levels/N (the skeleton) fails level N's checks and passes those of every earlier level;
- * the last solution passes every level; the generated files are up to date; the TypeScript
- * compiles; lib's own tests pass; and nothing is left behind on the host.
+ * `npm test`: proves that the level tests can fail, and that the references pass them:
+ *   - the generated files are up to date; the TypeScript compiles; lib's own tests pass;
+ *   - the ladder (below): every solution passes, every skeleton fails its own level check by
+ *     check, and a calf that crashes at once fails every check of every level;
+ *   - nothing is left behind on the host.
  * Ends with a line "N passed, N failed" counting those claims.
  */
 import fs from 'node:fs';
@@ -11,19 +11,23 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { LEVELS, levelDir } from '../ladder/ladder.js';
-import { runChecks, passed, type LevelOutcome } from './support/checks.js';
+import { runChecks, passed, type LevelOutcome, type Check } from './support/checks.js';
 import { prepareStore, removeStore } from './support/store.js';
 import { snapshot, newSince } from './support/leftovers.js';
 import { cgroupVersion, cannotRun, unexpectedCgroup } from './support/host.js';
 import { repo } from './support/paths.js';
 
-const why = cannotRun() ?? unexpectedCgroup();
-if (why) {
-  console.error(why);
+/** `npm test` that cannot start says why in one line, and what to do. */
+function cannotStart(message: string): never {
+  console.error(`calf: npm test cannot run: ${message}`);
+  console.log('0 passed, 1 failed');
   process.exit(1);
 }
 
-const log = path.join(os.tmpdir(), 'calf-test.log');
+const why = cannotRun() ?? unexpectedCgroup();
+if (why) cannotStart(why);
+
+const log = path.join(os.tmpdir(), `calf-test-${process.pid}.log`);
 fs.writeFileSync(log, '');
 const started = Date.now();
 const results: { claim: string; ok: boolean; detail?: string }[] = [];
@@ -41,45 +45,133 @@ claim('levels/ and solutions/ are generated from ladder/calf.ts', generate.exitC
 const tsc = await execa(process.execPath, ['node_modules/typescript/bin/tsc', '--noEmit'], { cwd: repo, reject: false, all: true });
 claim('tsc --noEmit is clean', tsc.exitCode === 0, tsc.all);
 
-// 3. lib's own tests (image store, unpacking, loading).
+// 3. lib's own tests (image store, unpacking, loading, cleanup of a mount mess).
 const lib = await execa(process.execPath, [
   '--experimental-vm-modules', 'node_modules/jest/bin/jest.js', '--config', 'jest.config.js', 'test/lib',
 ], { cwd: repo, reject: false, all: true, env: { NODE_NO_WARNINGS: '1' } });
 fs.appendFileSync(log, `\n$ jest test/lib\n${lib.all}\n`);
 claim("lib's own tests pass", lib.exitCode === 0, lib.all?.split('\n').filter((l) => /✕|●|Tests:/.test(l)).slice(0, 20).join('\n'));
 
-// 4. The ladder: each solution passes, each skeleton fails its own level only.
-const root = await prepareStore();
+// ─── 4. The ladder ──────────────────────────────────────────────────────────────────────────────
+//
+// What it proves, and why these runs are enough (each jest run of a level costs the same, so
+// the cost is the number of level runs; this plan is linear in the number of levels, where
+// running every earlier level against every solution and skeleton was quadratic):
+//
+//   a. The last solution passes every level, 00…L: all checks can pass together, and the
+//      finished calf keeps every earlier behaviour.                           L+1 level runs
+//   b. Each other solution N passes level N: the reference an attendee compares with works.
+//      (Its earlier levels are covered by b/c of those levels and by a: what the skeleton
+//      N+1 — solution N plus TODOs — passes, solution N passes.)             L level runs
+//   c. Each skeleton N fails every check of level N, one by one (a check that passes on an
+//      untouched skeleton tests nothing), except the few in SKELETON_PASSES, and passes level
+//      N-1 (the starting point works: it is solution N-1 plus TODOs).         2L+1 level runs
+//   d. A calf that writes one error line and exits 125 at once fails every check of every level:
+//      no check passes by observing an absence that a crash also produces. Cheap (nothing
+//      runs), and one jest run for all levels: its directory is `00-crash`, so the checks that
+//      run only below some level (the ⚠ breakout) run too; a check it skips that the last
+//      solution runs would be unproven, and fails the claim.               L+1 level runs
+//
+// Jest starts once per target: 2L+3 times (about 4 s each here); the level runs are 5L+3, of
+// which L+1 are the crash's (fast). At 13 levels that is 27 starts instead of the 26 runs of
+// 1…13 levels each (182 level runs) of the quadratic plan.
+//
+// Not re-proven: solution N against levels below N-1 (only a and b's neighbours), which the
+// old quadratic plan did; a level that broke an earlier one and a later level that repaired it
+// would slip through, which the ladder's one-source generation makes unlikely.
+
+/**
+ * Checks of level N that pass on the untouched skeleton of level N by design, with why. Each
+ * must still fail against the crashing calf (d), so it can fail.
+ */
+const SKELETON_PASSES: Record<string, string> = {
+  'returns 125 with a one-line message for a flag it does not know':
+    "flags are parsed by lib's CLI (lib/runtime/cli.ts) before the level's code runs: a level 00 attendee inherits it",
+  'fails with 125 for an --env-file that does not exist':
+    "--env-file is read by lib's CLI before the level's code runs",
+  'refuses a host name that is not one, with 125 and one line':
+    "level 05's skeleton declares --hostname with its check (not a TODO): the lesson is the namespaces",
+};
+
+/** Checks that may pass against a calf that exits 125 at once: none so far. */
+const CRASH_PASSES: Record<string, string> = {};
+
+const last = LEVELS.at(-1)!;
+const root = await prepareStore().catch((err: Error) => cannotStart(err.message));
 const before = snapshot([root]);
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-prove-'));
+let notRemoved: string[] = [];
+let after: string[] = [];
 try {
+  // a. the last solution, every level
+  const final = levelDir(last, 'solutions');
+  const finalOutcomes = await runChecks({ target: final, levels: LEVELS, root, log });
+  for (const o of finalOutcomes) claim(`${final} passes level ${o.level.id}`, passed(o), failures(o));
+
   for (const [i, level] of LEVELS.entries()) {
-    const upTo = LEVELS.slice(0, i + 1);
-    const solution = levelDir(level, 'solutions');
+    // b. each other solution, its own level
+    if (level !== last) {
+      const solution = levelDir(level, 'solutions');
+      const [o] = await runChecks({ target: solution, levels: [level], root, log });
+      claim(`${solution} passes level ${level.id}`, passed(o!), failures(o!));
+    }
+
+    // c. each skeleton: the previous level passes, its own fails check by check
     const skeleton = levelDir(level, 'levels');
-    const solved = await runChecks({ target: solution, levels: upTo, root, log });
-    for (const o of solved) claim(`${solution} passes level ${o.level.id}`, passed(o), failures(o));
-    const skel = await runChecks({ target: skeleton, levels: upTo, root, log });
-    for (const o of skel) {
-      if (o.level === level) {
-        const failing = o.checks.filter((c) => c.status === 'failed').length;
-        claim(`${skeleton} fails level ${o.level.id} (${failing} of ${o.checks.filter((c) => c.status !== 'skipped').length} checks fail)`, !passed(o) && !o.error, o.error ?? 'every check passed on the skeleton: a test that cannot fail');
-      } else {
-        claim(`${skeleton} passes level ${o.level.id}`, passed(o), failures(o));
-      }
+    const upTo = LEVELS.slice(Math.max(0, i - 1), i + 1);
+    for (const o of await runChecks({ target: skeleton, levels: upTo, root, log })) {
+      if (o.level !== level) claim(`${skeleton} passes level ${o.level.id}`, passed(o), failures(o));
+      else everyCheckFails(`${skeleton} (untouched)`, o, SKELETON_PASSES);
     }
   }
+
+  // d. a calf that crashes at once, against every level
+  const crashed = await runChecks({ target: crashingCalf(), levels: LEVELS, root, log });
+  for (const o of crashed) {
+    const ranOnFinal = new Set(finalOutcomes.find((f) => f.level === o.level)?.checks.filter((c) => c.status !== 'skipped').map((c) => c.title));
+    everyCheckFails('a calf that exits 125 at once', o, CRASH_PASSES, o.checks.filter((c) => c.status === 'skipped' && ranOnFinal.has(c.title)));
+  }
 } finally {
-  removeStore(root);
+  notRemoved = removeStore(root);
+  fs.rmSync(scratch, { recursive: true, force: true });
 }
 
 // 5. Nothing left behind.
-const left = newSince(before, snapshot([root]));
+const left = [...newSince(before, snapshot([root])), ...notRemoved.map((m) => `mount ${m} (could not be detached)`)];
 claim('nothing is left behind (mounts, container dirs, cgroups, netns, links, processes)', left.length === 0, left.join('\n'));
 
 const failed = results.filter((r) => !r.ok).length;
 console.log(`\nwall time ${((Date.now() - started) / 1000).toFixed(0)} s`);
 console.log(`${results.length - failed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
+
+/**
+ * Claim that every (not skipped) check of a level failed against `what`, bar the allowed ones;
+ * `unproven` are checks that were skipped here though they run elsewhere.
+ */
+function everyCheckFails(what: string, o: LevelOutcome, allowed: Record<string, string>, unproven: Check[] = []): void {
+  const counted = o.checks.filter((c) => c.status !== 'skipped');
+  const passing = counted.filter((c) => c.status === 'passed');
+  const unexpected = passing.filter((c) => !(c.title in allowed));
+  const excused = passing.length - unexpected.length;
+  const problems = [
+    ...unexpected.map((c) => `passes against it, so it can pass without testing anything: ${c.title}`),
+    ...unproven.map((c) => `skipped against it, so not proven to fail: ${c.title}`),
+  ];
+  claim(
+    `${what} fails level ${o.level.id}: ${counted.length - passing.length} of ${counted.length} checks fail${excused ? ` (${excused} pass by design)` : ''}`,
+    !o.error && counted.length > 0 && problems.length === 0,
+    o.error ?? (counted.length === 0 ? 'no check ran' : problems.join('\n')),
+  );
+}
+
+/** A target directory `00-crash/calf.ts` whose calf writes one error line and exits 125, as a broken level does. */
+function crashingCalf(): string {
+  const dir = path.join(scratch, '00-crash');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'calf.ts'), "process.stderr.write('calf: crashed on purpose (test/prove.ts)\\n');\nprocess.exit(125);\n");
+  return dir;
+}
 
 function failures(o: LevelOutcome): string {
   if (o.error) return o.error;

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { constants } from 'node:os';
 import * as linux from '../../lib/linux/index.js';
 import {
-  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError,
+  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
   type Container, type RunOptions,
 } from '../../lib/runtime/index.js';
 import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
@@ -24,7 +24,7 @@ interface InitConfig {
   cwd: string; // the working directory inside the container
 }
 
-/** The `calf run` flags the levels add to Docker's common ones (-e, --env-file…), spelled as Docker's. */
+/** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
 const flags = {
 };
 

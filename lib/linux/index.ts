@@ -11,3 +11,4 @@ export * from './fcntl.js';
 export * from './stat.js';
 export { syscall, syscallNumber } from './syscall.js';
 export * from './poll.js';
+export * from './grp.js';

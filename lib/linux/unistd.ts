@@ -9,6 +9,8 @@ const _chdir = libc.func('int chdir(const char *path)');
 const _sethostname = libc.func('int sethostname(const char *name, size_t len)');
 const _execve = libc.func('int execve(const char *pathname, const char **argv, const char **envp)');
 const _getpid = libc.func('int getpid()');
+const _setresuid = libc.func('int setresuid(uint32_t ruid, uint32_t euid, uint32_t suid)');
+const _setresgid = libc.func('int setresgid(uint32_t rgid, uint32_t egid, uint32_t sgid)');
 
 /**
  * Change the root directory of the calling process to `path`. It does **not** change the
@@ -53,4 +55,23 @@ export function execve(pathname: string, argv: readonly string[], envp: readonly
  */
 export function getpid(): number {
   return _getpid();
+}
+
+/**
+ * Set the real, effective and saved user ids. Once all three are non-zero, the process has lost
+ * root's privileges for good (capabilities(7): its permitted and effective sets are cleared), so
+ * everything that needs root (setgroups, setresgid) must come first. glibc applies it to every
+ * thread of the process, as POSIX requires, though the kernel call is per-thread.
+ * @see https://man7.org/linux/man-pages/man2/setresuid.2.html
+ */
+export function setresuid(ruid: number, euid: number, suid: number): void {
+  check(_setresuid(ruid, euid, suid), 'setresuid', [ruid, euid, suid]);
+}
+
+/**
+ * Set the real, effective and saved group ids (every thread, as {@link setresuid}).
+ * @see https://man7.org/linux/man-pages/man2/setresgid.2.html
+ */
+export function setresgid(rgid: number, egid: number, sgid: number): void {
+  check(_setresgid(rgid, egid, sgid), 'setresgid', [rgid, egid, sgid]);
 }

@@ -9,3 +9,4 @@ export { exited } from './process.js';
 export { lookPath, mergeEnv, DEFAULT_PATH, CommandNotFoundError } from './exec.js';
 export { syncWithInit, syncWithParent, SYNC_STDIO } from './sync.js';
 export { CalfError } from './errors.js';
+export { lookupUser, type ExecUser } from './user.js';

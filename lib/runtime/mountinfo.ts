@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { umount2, MNT_DETACH } from '../linux/mount.js';
+import { umount2, MNT_DETACH, UMOUNT_NOFOLLOW } from '../linux/mount.js';
 
 /** One line of `/proc/PID/mountinfo`. */
 export interface MountInfo {
@@ -37,28 +37,66 @@ export function readMountInfo(pid: number | 'self' = 'self'): MountInfo[] {
   });
 }
 
-/** Mount points at or below `dir` in the caller's mount namespace, deepest first. */
+/** Mount points at or below `dir` in the caller's mount namespace, shallowest first (a point stacked n times is listed n times). */
 export function mountsUnder(dir: string): string[] {
+  return mountInfoUnder(dir).map((m) => m.mountPoint);
+}
+
+function mountInfoUnder(dir: string): MountInfo[] {
   const prefix = path.resolve(dir);
   return readMountInfo()
-    .map((m) => m.mountPoint)
-    .filter((mp) => mp === prefix || mp.startsWith(prefix + '/'))
-    .sort((a, b) => b.length - a.length);
+    .filter((m) => m.mountPoint === prefix || m.mountPoint.startsWith(prefix + '/'))
+    .sort((a, b) => depth(a.mountPoint) - depth(b.mountPoint));
+}
+
+function depth(mountPoint: string): number {
+  return mountPoint.split('/').length;
+}
+
+/** What {@link unmountUnder} did: the points it detached, and the mounts still there. */
+export interface Unmounted {
+  detached: string[];
+  /** mount points still at or below the directory (empty when it worked) */
+  left: string[];
+  /** why the last attempt on a point that is still there failed, by point */
+  errors: Map<string, string>;
 }
 
 /**
- * Lazily detach every mount at or below `dir` (deepest first), so that removing `dir` can never
- * reach into a filesystem mounted there — a bind mount of a host directory, say.
- * @returns the mount points it detached
+ * Lazily detach every mount at or below `dir`, so that removing `dir` can never reach into a
+ * filesystem mounted there (a bind mount of a host directory, say). It never throws: it returns
+ * what it detached and what is left.
+ *
+ * A half-done level leaves odd mount tables: a mount propagated back from a container that
+ * forgot `MS_PRIVATE` appears twice (under its parent and under the shared `containers/`
+ * mount, hidden below the first), mounts stack on one point, and detaching one member of a
+ * peer group detaches its peers' copies too, so a point read a moment ago may be gone. Hence:
+ * shallowest first (`MNT_DETACH` takes a mount's whole subtree with it), then read the table
+ * again, until nothing is left under `dir` or a whole pass changes nothing. `EINVAL` (no longer a
+ * mount point) and `ENOENT` (its directory went with a parent) just mean gone; `UMOUNT_NOFOLLOW`
+ * keeps a symlink a container planted from redirecting the unmount out of `dir`.
  */
-export function unmountUnder(dir: string): string[] {
+export function unmountUnder(dir: string): Unmounted {
   const detached: string[] = [];
-  // Stacked mounts show up once per layer: repeat until nothing is left.
-  for (let points = mountsUnder(dir); points.length; points = mountsUnder(dir)) {
-    for (const mp of points) {
-      umount2(mp, MNT_DETACH);
-      detached.push(mp);
+  const errors = new Map<string, string>();
+  let seen = '';
+  for (let pass = 0; pass < 100; pass++) { // bounded, should something keep mounting meanwhile
+    const mounts = mountInfoUnder(dir);
+    const table = mounts.map((m) => m.id).join(' ');
+    if (!mounts.length || table === seen) break; // done, or a whole pass changed nothing
+    seen = table;
+    errors.clear();
+    for (const { mountPoint: mp } of mounts) {
+      try {
+        umount2(mp, MNT_DETACH | UMOUNT_NOFOLLOW);
+        detached.push(mp);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'EINVAL' && code !== 'ENOENT') errors.set(mp, (err as Error).message);
+      }
     }
   }
-  return detached;
+  const left = mountsUnder(dir);
+  for (const mp of errors.keys()) if (!left.includes(mp)) errors.delete(mp);
+  return { detached, left, errors };
 }

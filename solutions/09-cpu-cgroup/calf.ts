@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { constants } from 'node:os';
 import * as linux from '../../lib/linux/index.js';
 import {
-  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, CalfError,
+  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
   type Container, type RunOptions,
   syncWithInit, syncWithParent, SYNC_STDIO,
 } from '../../lib/runtime/index.js';
@@ -26,10 +26,12 @@ interface InitConfig {
   env: string[]; // its whole environment, KEY=VALUE
   rootfs: string; // the directory that becomes the container's /
   cwd: string; // the working directory inside the container
+  hostname: string;
 }
 
-/** The `calf run` flags the levels add to Docker's common ones (-e, --env-file…), spelled as Docker's. */
+/** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
 const flags = {
+  hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg),
   cpus: flag('--cpus <decimal>', 'number of CPUs (0.5: half of one)', parseCpus),
   cpuShares: flag('-c, --cpu-shares <int>', 'CPU shares, a relative weight (default 1024)', parseCpuShares),
   cgroupParent: flag('--cgroup-parent <string>', 'the parent cgroup of the container\'s cgroup (default: calf)'),
@@ -45,7 +47,7 @@ async function run(options: RunOptions<typeof flags>): Promise<number> {
   const cgroup = createCgroup(options.flags.cgroupParent ?? 'calf', container.id); // calf/<id>, as Docker's docker/<id>
   process.on('exit', () => cgroup.remove()); // sync: also when calf fails; kills what is left in it
   limitCpu(cgroup, options.flags.cpus, options.flags.cpuShares);
-  const child = startInit(config);
+  const child = inNewPidNamespace(() => startInit(config));
   await syncWithInit(child, (pid) => joinCgroup(cgroup, pid)); // sync: after its unshares, before its execve
   return exitStatus(await exited(child));
 }
@@ -79,6 +81,7 @@ function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage
     env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
     rootfs: container.rootfs,
     cwd: defaults.WorkingDir || '/',
+    hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id
   };
 }
 
@@ -105,6 +108,7 @@ function limitCpu(cgroup: Cgroup, cpus: number | undefined, shares: number | und
 
 function init(config: InitConfig): never {
   enterMountNamespace(); // first: every mount below then stays in the container
+  enterUtsAndIpcNamespaces(config.hostname);
   syncWithParent(); // sync: our namespaces exist; the parent puts us in our cgroup now
   mountProcAndSys(config.rootfs);
   populateDev(`${config.rootfs}/dev`);
@@ -158,6 +162,30 @@ function pivotInto(rootfs: string, cwd: string): void {
 function execCommand(argv: string[], env: string[]): never {
   for (const fd of [0, 1, 2]) linux.fcntl(fd, linux.F_SETFD, 0);
   linux.execve(lookPath(argv[0]!, env), argv, env);
+}
+
+/** A host name and System V IPC objects of its own: what `hostname` and `ipcs` see. */
+function enterUtsAndIpcNamespaces(hostname: string): void {
+  linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWIPC);
+  linux.sethostname(hostname);
+}
+
+/** `--hostname`: what sethostname(2) takes, and what a resolver would (RFC 1123: letters, digits, -, .). */
+function hostnameArg(name: string): string {
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(name)) throw new CalfError(`invalid hostname ${JSON.stringify(name)}: use letters, digits, '-' and '.', at most 63`);
+  return name;
+}
+
+/** Start the init stage as PID 1 of a new PID namespace, and keep calf's later children in the host's. */
+function inNewPidNamespace<T>(start: () => T): T {
+  const host = fs.openSync('/proc/self/ns/pid', 'r');
+  try {
+    linux.unshare(linux.CLONE_NEWPID); // this thread's next child will be PID 1 of a new namespace
+    return start();
+  } finally {
+    linux.setns(host, linux.CLONE_NEWPID); // and its later children (cleanup, ip…) the host's again
+    fs.closeSync(host);
+  }
 }
 
 main({ run, init, flags });

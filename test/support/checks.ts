@@ -8,6 +8,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { type Level, levelDir } from '../../ladder/ladder.js';
 import { repo } from './paths.js';
+import type { RunRecord } from './target.js';
 
 export type Status = 'passed' | 'failed' | 'skipped';
 
@@ -20,6 +21,8 @@ export interface Check {
   status: Status;
   /** why it failed, a few lines */
   reason?: string;
+  /** calf's own error line (`calf: …`) from a run of this check that failed, if any */
+  calfSaid?: string;
 }
 
 /** The outcome of one level's test file. */
@@ -34,7 +37,7 @@ interface JestJson {
   testResults: {
     name: string;
     message: string;
-    assertionResults: { ancestorTitles: string[]; title: string; status: string; failureMessages: string[] }[];
+    assertionResults: { ancestorTitles: string[]; title: string; fullName: string; status: string; failureMessages: string[] }[];
   }[];
 }
 
@@ -63,12 +66,22 @@ function reasonOf(message: string): string {
     .filter((l) => l.trim()).slice(0, 8).join('\n');
 }
 
+/** calf's own error line in a run's stderr: `calf: …` (its one-line errors), else the first line of a trace. */
+function calfLine(run: RunRecord): string | undefined {
+  if (run.exitCode === 0) return undefined;
+  const lines = run.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.find((l) => l.startsWith('calf: ')) ?? lines.find((l) => /^\w*Error\b|^\w+Error:/.test(l));
+}
+
 /**
  * Run the test files of `levels` against `target` (a directory relative to the repo), with the
  * calf root `root`. Jest's own output goes to `log`; the outcome is read from its JSON report.
+ * It never throws: a jest that could not run becomes an `error` on every level.
  */
 export async function runChecks(options: { target: string; levels: readonly Level[]; root: string; log: string }): Promise<LevelOutcome[]> {
-  const report = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'calf-jest-')), 'report.json');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-jest-'));
+  const report = path.join(tmp, 'report.json');
+  const runsLog = path.join(tmp, 'runs.jsonl');
   try {
     const jest = await execa(process.execPath, [
       '--experimental-vm-modules', path.join(repo, 'node_modules/jest/bin/jest.js'),
@@ -76,29 +89,62 @@ export async function runChecks(options: { target: string; levels: readonly Leve
       ...options.levels.map(testFile),
     ], {
       cwd: repo, reject: false, all: true,
-      env: { CALF_TARGET: options.target, CALF_ROOT: options.root, NODE_NO_WARNINGS: '1', FORCE_COLOR: '0' },
+      env: { CALF_TARGET: options.target, CALF_ROOT: options.root, CALF_RUNS_LOG: runsLog, NODE_NO_WARNINGS: '1', FORCE_COLOR: '0' },
     });
     fs.appendFileSync(options.log, `\n$ jest (CALF_TARGET=${options.target})\n${jest.all ?? ''}\n`);
     if (!fs.existsSync(report)) {
       throw new Error(`jest did not run (exit ${jest.exitCode}); its output is in ${options.log}:\n${(jest.all ?? '').split('\n').slice(-15).join('\n')}`);
     }
     const json = JSON.parse(fs.readFileSync(report, 'utf8')) as JestJson;
+    const runs = fs.existsSync(runsLog)
+      ? fs.readFileSync(runsLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as RunRecord)
+      : [];
     return options.levels.map((level) => {
       const file = json.testResults.find((r) => r.name === testFile(level));
       if (!file) return { level, checks: [], error: 'its test file did not run' };
-      const checks = file.assertionResults.map((a): Check => ({
-        level: level.id,
-        section: a.ancestorTitles[1] ?? a.ancestorTitles[0] ?? '',
-        title: a.title,
-        status: a.status === 'passed' ? 'passed' : a.status === 'failed' ? 'failed' : 'skipped',
-        ...(a.failureMessages.length ? { reason: reasonOf(a.failureMessages.join('\n')) } : {}),
-      }));
+      const checks = file.assertionResults.map((a): Check => {
+        const failed = a.status === 'failed';
+        const said = failed ? runs.filter((r) => r.test === a.fullName).map(calfLine).find((l) => l !== undefined) : undefined;
+        return {
+          level: level.id,
+          section: a.ancestorTitles[1] ?? a.ancestorTitles[0] ?? '',
+          title: a.title,
+          status: a.status === 'passed' ? 'passed' : failed ? 'failed' : 'skipped',
+          ...(a.failureMessages.length ? { reason: reasonOf(a.failureMessages.join('\n')) } : {}),
+          ...(said ? { calfSaid: said } : {}),
+        };
+      });
       const error = file.message && !checks.some((c) => c.status === 'failed') ? reasonOf(file.message) : undefined;
       return { level, checks, ...(error ? { error } : {}) };
     });
+  } catch (err) {
+    const error = (err as Error).message;
+    return options.levels.map((level) => ({ level, checks: [], error }));
   } finally {
-    fs.rmSync(path.dirname(report), { recursive: true, force: true });
+    fs.rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * The calf error line most failing checks share, when it is most of them (two or more, and at
+ * least half): one cause the board prints once, above the checks, instead of under each.
+ * Container ids and random tokens differ between runs, so lines are compared without them.
+ */
+export function sharedCause(outcomes: readonly LevelOutcome[]): { line: string; checks: Check[] } | undefined {
+  const failed = outcomes.flatMap((o) => o.checks).filter((c) => c.status === 'failed');
+  const groups = new Map<string, Check[]>();
+  for (const c of failed) {
+    if (!c.calfSaid) continue;
+    const key = normalized(c.calfSaid);
+    groups.set(key, [...(groups.get(key) ?? []), c]);
+  }
+  const [best] = [...groups.values()].sort((a, b) => b.length - a.length);
+  return best && best.length >= 2 && best.length * 2 >= failed.length ? { line: best[0]!.calfSaid!, checks: best } : undefined;
+}
+
+/** A calf error line without what differs from run to run (container ids, random tokens, pids). */
+export function normalized(line: string): string {
+  return line.replace(/\b[0-9a-f]{12,64}\b/g, '<id>').replace(/-[A-Za-z0-9]{6}\b/g, '-<tmp>').replace(/\b\d{2,}\b/g, '<n>');
 }
 
 /** Did every check of the level pass (skipped ones aside), and did its file run? */

@@ -2,11 +2,26 @@
  * What calf or its tests may leave on the host: mounts and container directories under a calf
  * root, calf cgroups, network namespaces and links, and calf processes. The board and
  * `npm test` take a snapshot before a run and fail it on anything new afterwards.
+ *
+ * Two sources, on purpose: the detector's own scans (it does not trust the code it checks), and
+ * every kind of leftover lib registers (lib/runtime/leftovers.ts), so a kind a new level adds is
+ * detected without an edit here. Every module under lib/ is loaded to let each one register.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { mountPoints } from './mounts.js';
+import { repo } from './paths.js';
+import { findLeftovers } from '../../lib/runtime/leftovers.js';
+
+function libModules(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const full = path.join(dir, e.name);
+    return e.isDirectory() ? libModules(full) : e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [full] : [];
+  });
+}
+for (const file of libModules(path.join(repo, 'lib'))) await import(pathToFileURL(file).href);
 
 function safe<T>(fn: () => T, fallback: T): T {
   try {
@@ -46,7 +61,8 @@ export function snapshot(roots: readonly string[]): string[] {
     const ours = roots.some((r) => environ.includes(`CALF_ROOT=${r}`) || rootDir.startsWith(`${r}/`));
     if (ours) found.push(`process ${pid} ${safe(() => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), '').split('\0').join(' ').trim()}`);
   }
-  return found;
+  for (const root of roots) for (const thing of safe(() => findLeftovers(root), [])) found.push(thing.what);
+  return [...new Set(found)];
 }
 
 /** What `after` has that `before` had not. */

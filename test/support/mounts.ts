@@ -5,12 +5,18 @@
  */
 import fs from 'node:fs';
 
-/** Mount point (field 5) and filesystem type (first field after ` - `) of each line. */
-function parse(mountinfo: string): { point: string; fsType: string }[] {
+/** Mount point (field 5), filesystem type and source (the fields after ` - `) of each line. */
+function parse(mountinfo: string): { point: string; fsType: string; source: string }[] {
   return mountinfo.trim().split('\n').filter(Boolean).map((line) => ({
     point: line.split(' ')[4]!,
     fsType: line.split(' - ')[1]?.split(' ')[0] ?? '',
+    source: line.split(' - ')[1]?.split(' ')[1] ?? '',
   }));
+}
+
+/** A process's mounts as `"<mount point> <fs type> <source>"` strings. */
+export function mountsWithSource(pid: number | 'self' = 'self'): string[] {
+  return parse(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8')).map((m) => `${m.point} ${m.fsType} ${m.source}`);
 }
 
 /** A process's mount table (`/proc/PID/mountinfo`) as `"<mount point> <fs type>"` strings. */

@@ -44,11 +44,22 @@ export async function prepareStore(): Promise<string> {
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 const interrupted = new Map<string, (signal: NodeJS.Signals) => void>();
 
-/** Remove a calf root made by {@link prepareStore}, and whatever a broken run mounted in it. */
-export function removeStore(root: string): void {
+/**
+ * Remove a calf root made by {@link prepareStore}, and whatever a broken run mounted in it. It
+ * never throws: a mount it cannot detach is returned (and the files are then kept, since
+ * deleting through a mount deletes what it shows), for the caller to report.
+ * @returns the mount points still under `root`; empty when everything is gone
+ */
+export function removeStore(root: string): string[] {
   const onSignal = interrupted.get(root);
   if (onSignal) for (const signal of SIGNALS) process.off(signal, onSignal);
   interrupted.delete(root);
-  unmountUnder(root);
-  fs.rmSync(root, { recursive: true, force: true });
+  const { left, errors } = unmountUnder(root);
+  if (left.length) return left.map((point) => `${point}${errors.has(point) ? ` (${errors.get(point)})` : ''}`);
+  try {
+    fs.rmSync(root, { recursive: true, force: true });
+  } catch (err) {
+    return [`${root} (${(err as Error).message})`];
+  }
+  return [];
 }

@@ -5,10 +5,12 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import { execa } from 'execa';
+import { expect } from '@jest/globals';
 import { LEVELS, levelDir } from '../../ladder/ladder.js';
 
 import { repo } from './paths.js';
 import { slow } from './host.js';
+import { childrenOf } from './procs.js';
 export { repo };
 
 const dir = path.resolve(repo, process.env.CALF_TARGET ?? levelDir(LEVELS.at(-1)!, 'solutions'));
@@ -39,12 +41,39 @@ const common = (env?: Record<string, string>) => ({
   env: { CALF_ROOT: calfRoot(), ...env },
 }) as const;
 
+/**
+ * One calf run as the board reads it back: which check ran it, how calf ended, what it said.
+ * The board (test/support/checks.ts) sets `CALF_RUNS_LOG`; each run appends one JSON line.
+ */
+export interface RunRecord {
+  /** the check's full name, as jest's report spells it (`fullName`) */
+  test: string;
+  command: string;
+  exitCode: number | undefined;
+  stderr: string;
+}
+
+/** Remember how a run ended, for the board: calf's own stderr often says more than a check. */
+function record<T extends PromiseLike<{ exitCode?: number | undefined; stderr: unknown; command: string }>>(subprocess: T): T {
+  const log = process.env.CALF_RUNS_LOG;
+  if (!log) return subprocess;
+  const test = expect.getState().currentTestName ?? '';
+  subprocess.then((r) => {
+    const stderr = typeof r.stderr === 'string' ? r.stderr : Buffer.from(r.stderr as Uint8Array).toString();
+    const line: RunRecord = { test, command: shown(r.command), exitCode: r.exitCode, stderr: stderr.slice(0, 2000) };
+    fs.appendFileSync(log, `${JSON.stringify(line)}\n`);
+  }, () => undefined);
+  return subprocess;
+}
+
+const shown = (command: string) => command.replace(/^\S+ --import tsx \S+\/calf\.ts/, 'calf');
+
 /** `node --import tsx <target>/calf.ts ARGS…`, the way an attendee runs it (`tsx calf.ts`), minus tsx's extra wrapper process. */
 export function calf(args: readonly string[], options: RunOptions = {}) {
-  return execa(process.execPath, [...CALF_ARGS(), ...args], {
+  return record(execa(process.execPath, [...CALF_ARGS(), ...args], {
     ...common(options.env),
     ...(options.input === undefined ? {} : { input: options.input }),
-  });
+  }));
 }
 
 /** `calf run ARGS…` */
@@ -54,7 +83,7 @@ export function run(args: readonly string[], options: RunOptions = {}) {
 
 /** `calf run ARGS…` with binary stdin and stdout. */
 export function runBytes(args: readonly string[], input: Uint8Array) {
-  return execa(process.execPath, [...CALF_ARGS(), 'run', ...args], { ...common(), input, encoding: 'buffer' });
+  return record(execa(process.execPath, [...CALF_ARGS(), 'run', ...args], { ...common(), input, encoding: 'buffer' }));
 }
 
 /** Run only for targets below `level` (checks that show what a later level fixes). */
@@ -74,6 +103,53 @@ interface Finished {
 export function expectExit(r: Finished, code: number): void {
   if (r.exitCode === code) return;
   const stderr = (typeof r.stderr === 'string' ? r.stderr : Buffer.from(r.stderr).toString()).trim();
-  const shown = r.command.replace(/^\S+ --import tsx \S+\/calf\.ts/, 'calf');
-  throw new Error(`${shown}\nexited ${r.exitCode}, expected ${code}${stderr ? `; its stderr:\n${stderr.split('\n').slice(0, 6).join('\n')}` : ' (nothing on stderr)'}`);
+  throw new Error(`${shown(r.command)}\nexited ${r.exitCode}, expected ${code}${stderr ? `; its stderr:\n${stderr.split('\n').slice(0, 6).join('\n')}` : ' (nothing on stderr)'}`);
+}
+
+/** A container that is running: its command's pid (seen from the host), and how to end it. */
+export interface Running {
+  /** the calf process */
+  calfPid: number;
+  /** the container's command (the init stage after execve), a child of calf */
+  pid: number;
+  /** what it printed before it was ready */
+  output: string;
+  /** Let the command finish (it reads one line) and wait for calf. */
+  finish(): Promise<Awaited<ReturnType<typeof run>>>;
+}
+
+/**
+ * Start `calf run IMAGE sh -c 'SETUP; echo ready; read line'` and wait until the container is
+ * ready: the host can then look at it (`/proc/PID/…`, `nsenter`) while it runs. A calf that
+ * exits first fails with its exit code and stderr. Call `finish()` in a `finally`.
+ */
+export async function startContainer(image: string, setup = 'true', options: RunOptions = {}): Promise<Running> {
+  const ready = `calf-ready-${Math.random().toString(16).slice(2)}`;
+  const child = run([image, 'sh', '-c', `${setup}\necho ${ready}; read line`], options);
+  const finish = async () => {
+    child.stdin?.end('\n');
+    return await child;
+  };
+  let output = '';
+  const up = await new Promise<boolean>((resolve) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes(`${ready}\n`)) resolve(true);
+    });
+    child.once('exit', () => resolve(false));
+  });
+  if (!up) {
+    const r = await child;
+    expectExit(r, 0); // says how calf ended
+    throw new Error(`${shown(r.command)}\nended before the container was ready; its stdout:\n${output}`);
+  }
+  // the command is calf's child (the init stage became it), and its command line has our token
+  const cmdline = (pid: number) => { try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' '); } catch { return ''; } };
+  const kids = childrenOf(child.pid!);
+  const pid = kids.find((k) => cmdline(k).includes(ready));
+  if (pid === undefined) {
+    await finish();
+    throw new Error(`none of calf's child processes is the container's command (sh -c '…'): ${kids.map((k) => `${k} ${cmdline(k).slice(0, 80)}`).join('; ') || 'it has none'}`);
+  }
+  return { calfPid: child.pid!, pid, output: output.replace(`${ready}\n`, ''), finish };
 }

@@ -1,0 +1,230 @@
+/**
+ * calf, level 11 (user): the reference solution.
+ * Goal: run the command as the image's user, with only its groups.
+ * Lesson: levels/11-user/README.md · check: npm run level 11 -- --solution
+ * Run it as root: tsx solutions/11-user/calf.ts run busybox sh
+ *
+ * Generated from ladder/calf.ts by `npm run generate`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import { constants } from 'node:os';
+import * as linux from '../../lib/linux/index.js';
+import {
+  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
+  type Container, type RunOptions,
+  syncWithInit, syncWithParent, SYNC_STDIO,
+} from '../../lib/runtime/index.js';
+import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
+import {
+  createCgroup, parseCpus, parseCpuShares, sharesToWeight, CPU_PERIOD_US, type Cgroup,
+  parseMemory, parseMemorySwap, parsePidsLimit, checkMemory,
+} from '../../lib/cgroup/index.js';
+
+/** What the parent side hands to the init stage, as JSON on its command line. */
+interface InitConfig {
+  argv: string[]; // the command and its arguments
+  env: string[]; // its whole environment, KEY=VALUE
+  rootfs: string; // the directory that becomes the container's /
+  cwd: string; // the working directory inside the container
+  hostname: string;
+  user: string; // name|uid[:group|gid], looked up in the image's /etc/passwd and /etc/group
+}
+
+/** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
+const flags = {
+  hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg),
+  cpus: flag('--cpus <decimal>', 'number of CPUs (0.5: half of one)', parseCpus),
+  cpuShares: flag('-c, --cpu-shares <int>', 'CPU shares, a relative weight (default 1024)', parseCpuShares),
+  cgroupParent: flag('--cgroup-parent <string>', 'the parent cgroup of the container\'s cgroup (default: calf)'),
+  memory: flag('-m, --memory <bytes>', 'memory limit (64m, 1g…)', parseMemory),
+  memorySwap: flag('--memory-swap <bytes>', 'memory plus swap limit: -1 for unlimited swap (default: twice --memory)', parseMemorySwap),
+  pidsLimit: flag('--pids-limit <int>', 'most processes the container may have (-1: no limit)', parsePidsLimit),
+  user: flag('-u, --user <name|uid[:group|gid]>', "who the command runs as (default: the image's User, else root)"),
+};
+
+// ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
+// Our job: prepare the container, start its first process, wait for it, report how it ended.
+
+async function run(options: RunOptions<typeof flags>): Promise<number> {
+  const { image, container } = await createRootfs(options.image);
+  const config = containerConfig(options, image, container);
+  if (config.argv.length === 0) throw new CalfError('no command specified');
+  const cgroup = createCgroup(options.flags.cgroupParent ?? 'calf', container.id); // calf/<id>, as Docker's docker/<id>
+  process.on('exit', () => cgroup.remove()); // sync: also when calf fails; kills what is left in it
+  limitCpu(cgroup, options.flags.cpus, options.flags.cpuShares);
+  limitMemoryAndPids(cgroup, options.flags.memory, options.flags.memorySwap, options.flags.pidsLimit);
+  const child = inNewPidNamespace(() => startInit(config));
+  await syncWithInit(child, (pid) => joinCgroup(cgroup, pid)); // sync: after its unshares, before its execve
+  return reportOomKill(cgroup, exitStatus(await exited(child)));
+}
+
+/** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
+function startInit(config: InitConfig): ChildProcess {
+  return spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'init', JSON.stringify(config)], {
+    stdio: SYNC_STDIO, // calf's own stdin/stdout/stderr, byte for byte, and fd 3: the sync socket
+  }); // execArgv: node runs this .ts file through tsx again
+}
+
+/** Docker's exit code for how the init stage (by then, the command) ended. */
+function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): number {
+  return signal === null ? code! : 128 + constants.signals[signal];
+}
+
+/** Find the image, unpack it into a new container directory, and have that directory removed when calf exits. */
+async function createRootfs(ref: string): Promise<{ image: ResolvedImage; container: Container }> {
+  const image = resolveImage(ref);
+  const container = createContainer();
+  process.on('exit', () => removeContainer(container)); // sync, so it also runs when calf fails
+  await unpackImage(image, container.rootfs);
+  return { image, container };
+}
+
+/** The init stage's config: the command line's command and environment over the image's defaults. */
+function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
+  const defaults = image.config.config ?? {};
+  return {
+    argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
+    env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
+    rootfs: container.rootfs,
+    cwd: defaults.WorkingDir || '/',
+    hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id
+    user: options.flags.user || defaults.User || '0',
+  };
+}
+
+/** Put the init stage (pid) into the container's cgroup: everything it starts inherits it. */
+function joinCgroup(cgroup: Cgroup, pid: number): void {
+  cgroup.set({ v1: { 'cgroup.procs': pid }, v2: { 'cgroup.procs': pid } }); // v1: once per hierarchy
+}
+
+/** `--cpus` as a CFS quota per period, `--cpu-shares` as a weight against the other cgroups. */
+function limitCpu(cgroup: Cgroup, cpus: number | undefined, shares: number | undefined): void {
+  if (cpus !== undefined) {
+    const quota = Math.round(cpus * CPU_PERIOD_US);
+    cgroup.set({
+      v1: { 'cpu.cfs_period_us': CPU_PERIOD_US, 'cpu.cfs_quota_us': quota },
+      v2: { 'cpu.max': `${quota} ${CPU_PERIOD_US}` },
+    });
+  }
+  if (shares !== undefined) cgroup.set({ v1: { 'cpu.shares': shares }, v2: { 'cpu.weight': sharesToWeight(shares) } });
+}
+
+/** `--memory` and `--memory-swap` as the memory controller's limits, `--pids-limit` as the pids controller's. */
+function limitMemoryAndPids(cgroup: Cgroup, memory?: number, memorySwap?: number, pids?: number): void {
+  checkMemory(memory, memorySwap); // Docker's rules: --memory-swap needs --memory, and is not below it
+  if (memory !== undefined) {
+    const memsw = memorySwap ?? 2 * memory;
+    cgroup.set({
+      v1: { 'memory.limit_in_bytes': memory, 'memory.memsw.limit_in_bytes': memsw }, // memsw may never be below the limit
+      v2: { 'memory.max': memory, 'memory.swap.max': memsw === -1 ? 'max' : memsw - memory },
+    });
+  }
+  if (pids !== undefined && pids > 0) cgroup.set({ v1: { 'pids.max': pids }, v2: { 'pids.max': pids } });
+}
+
+/** Docker's 137 when the kernel's OOM killer ended the container, and a line saying so. */
+function reportOomKill(cgroup: Cgroup, status: number): number {
+  const events = cgroup.read({ v1: 'memory.oom_control', v2: 'memory.events' });
+  if (!/^oom_kill [1-9]/m.test(events)) return status;
+  process.stderr.write('calf: the container was OOM-killed: it used more memory than --memory allows\n');
+  return 137;
+}
+
+// ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
+// Our job: turn this process into the container, then become the command with execve().
+// Everything here is synchronous: after unshare() only this thread is in the new namespaces.
+
+function init(config: InitConfig): never {
+  enterMountNamespace(); // first: every mount below then stays in the container
+  enterUtsAndIpcNamespaces(config.hostname);
+  syncWithParent(); // sync: our namespaces exist; the parent puts us in our cgroup now
+  mountProcAndSys(config.rootfs);
+  populateDev(`${config.rootfs}/dev`);
+  pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root
+  switchUser(config); // after the pivot: the user is the image's, from its /etc/passwd
+  execCommand(config.argv, config.env);
+}
+
+/** A mount namespace of its own, whose mounts never reach the host's. */
+function enterMountNamespace(): void {
+  linux.unshare(linux.CLONE_NEWNS); // the calling thread only: Node's other threads stay in the host's
+  linux.mount(null, '/', null, linux.MS_REC | linux.MS_PRIVATE); // shared mounts would propagate to the host
+}
+
+/** The kernel's views of processes and devices: proc on /proc, a read-only sysfs on /sys. */
+function mountProcAndSys(rootfs: string): void {
+  linux.mount('proc', `${rootfs}/proc`, 'proc', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+  linux.mount('sysfs', `${rootfs}/sys`, 'sysfs', linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+}
+
+const DEVICES: [string, number, number][] = [ // the character devices of Docker's /dev: name, major, minor
+  ['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0],
+];
+
+/** A fresh /dev: a tmpfs with device nodes, a private devpts and a /dev/shm of its own. */
+function populateDev(dev: string): void {
+  linux.mount('tmpfs', dev, 'tmpfs', linux.MS_NOSUID | linux.MS_STRICTATIME, 'mode=755,size=65536k');
+  for (const [name, major, minor] of DEVICES) {
+    linux.mknod(`${dev}/${name}`, linux.S_IFCHR | 0o666, linux.makedev(major, minor));
+    fs.chmodSync(`${dev}/${name}`, 0o666); // mknod's mode passes through the umask
+  }
+  fs.mkdirSync(`${dev}/pts`);
+  linux.mount('devpts', `${dev}/pts`, 'devpts', linux.MS_NOSUID | linux.MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620');
+  fs.symlinkSync('pts/ptmx', `${dev}/ptmx`);
+  fs.mkdirSync(`${dev}/shm`);
+  linux.mount('shm', `${dev}/shm`, 'tmpfs', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, 'mode=1777,size=65536k');
+  for (const [fd, name] of ['stdin', 'stdout', 'stderr'].entries()) fs.symlinkSync(`/proc/self/fd/${fd}`, `${dev}/${name}`);
+  fs.symlinkSync('/proc/self/fd', `${dev}/fd`);
+}
+
+/** Make rootfs the root mount of this mount namespace, and the host's root unreachable. */
+function pivotInto(rootfs: string, cwd: string): void {
+  linux.mount(rootfs, rootfs, null, linux.MS_BIND | linux.MS_REC); // a mount point, with /proc, /sys, /dev along
+  fs.mkdirSync(`${rootfs}/.oldroot`);
+  linux.pivot_root(rootfs, `${rootfs}/.oldroot`); // the host's root is now at /.oldroot...
+  linux.umount2('/.oldroot', linux.MNT_DETACH); // ...and now nowhere: lazily detached
+  fs.rmdirSync('/.oldroot');
+  linux.chdir(cwd);
+}
+
+/** Become the command: same process, same pid, same stdin/stdout/stderr, new program. */
+function execCommand(argv: string[], env: string[]): never {
+  for (const fd of [0, 1, 2]) linux.fcntl(fd, linux.F_SETFD, 0);
+  linux.execve(lookPath(argv[0]!, env), argv, env);
+}
+
+/** A host name and System V IPC objects of its own: what `hostname` and `ipcs` see. */
+function enterUtsAndIpcNamespaces(hostname: string): void {
+  linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWIPC);
+  linux.sethostname(hostname);
+}
+
+/** `--hostname`: what sethostname(2) takes, and what a resolver would (RFC 1123: letters, digits, -, .). */
+function hostnameArg(name: string): string {
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(name)) throw new CalfError(`invalid hostname ${JSON.stringify(name)}: use letters, digits, '-' and '.', at most 63`);
+  return name;
+}
+
+/** Start the init stage as PID 1 of a new PID namespace, and keep calf's later children in the host's. */
+function inNewPidNamespace<T>(start: () => T): T {
+  const host = fs.openSync('/proc/self/ns/pid', 'r');
+  try {
+    linux.unshare(linux.CLONE_NEWPID); // this thread's next child will be PID 1 of a new namespace
+    return start();
+  } finally {
+    linux.setns(host, linux.CLONE_NEWPID); // and its later children (cleanup, ip…) the host's again
+    fs.closeSync(host);
+  }
+}
+
+/** Run the command as the container's user, with that user's groups and none of root's. */
+function switchUser(config: InitConfig): void {
+  const user = lookupUser(config.user);
+  linux.setgroups(user.groups); // first: changing groups needs root...
+  linux.setresgid(user.gid, user.gid, user.gid);
+  linux.setresuid(user.uid, user.uid, user.uid); // ...which this gives up for good
+  if (!config.env.some((kv) => kv.startsWith('HOME='))) config.env.push(`HOME=${user.home}`);
+}
+
+main({ run, init, flags });

@@ -1,0 +1,91 @@
+/**
+ * Level 05: the container has a host name and System V IPC objects of its own (UTS and IPC
+ * namespaces), and the host's stay as they were.
+ */
+import { describe, it, expect, afterAll } from '@jest/globals';
+import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import path from 'node:path';
+import { run, expectExit, repo } from '../support/target.js';
+import { token } from '../support/canary.js';
+
+const hostHostname = () => fs.readFileSync('/proc/sys/kernel/hostname', 'utf8').trim();
+/** The keys of the System V message queues the host can see (/proc/sysvipc/msg, column 1). */
+const hostQueueKeys = () => fs.readFileSync('/proc/sysvipc/msg', 'utf8').trim().split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[0]));
+
+/** Wait until the running container printed `ready` on stdout, or fail with what it said. */
+async function ready(child: ReturnType<typeof run>): Promise<string> {
+  let out = '';
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += String(chunk);
+      if (out.includes('ready\n')) resolve(out);
+    });
+    child.once('exit', () => reject(new Error(`the container exited before it was ready; it printed ${JSON.stringify(out)}`)));
+  });
+}
+
+describe('05 uts-ipc', () => {
+  describe('The UTS namespace', () => {
+    it('sets the host name given with --hostname, inside only', async () => {
+      const name = `calf-${token()}`;
+      const before = hostHostname();
+      const child = run(['--hostname', name, 'busybox', 'sh', '-c', 'hostname; cat /proc/sys/kernel/hostname; echo ready; read line']);
+      const out = await ready(child);
+      const during = hostHostname();
+      child.stdin!.end('\n');
+      expectExit(await child, 0);
+      expect({ inside: out, hostDuring: during, hostAfter: hostHostname() })
+        .toEqual({ inside: `${name}\n${name}\nready\n`, hostDuring: before, hostAfter: before });
+    });
+
+    it('names the container after its short id when no --hostname is given', async () => {
+      const [a, b] = await Promise.all([run(['busybox', 'hostname']), run(['busybox', 'hostname'])]);
+      expectExit(a, 0);
+      expect(a.stdout).toMatch(/^[0-9a-f]{12}\n$/);
+      expect(b.stdout).toMatch(/^[0-9a-f]{12}\n$/);
+      expect(a.stdout).not.toBe(b.stdout);
+    });
+
+    it('refuses a host name that is not one, with 125 and one line', async () => {
+      const r = await run(['--hostname', 'not a name!', 'busybox', 'hostname']);
+      expectExit(r, 125);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain('hostname');
+    });
+  });
+
+  describe('The IPC namespace', () => {
+    const keys: number[] = [];
+    afterAll(() => {
+      for (const key of keys) execFileSync('ipcrm', ['-Q', String(key)], { stdio: 'ignore' });
+    });
+
+    it("cannot see a System V message queue the host made", async () => {
+      const key = randomInt(100_000, 2 ** 31 - 1);
+      execFileSync(path.join(repo, 'build/helpers/sysv-queue'), [String(key)], { stdio: 'ignore' }); // util-linux's ipcmk picks its own key
+      keys.push(key);
+      expect(hostQueueKeys()).toContain(key); // the host can
+      const r = await run(['calf-test', 'sh', '-c', 'cat /proc/sysvipc/msg; echo done']);
+      expectExit(r, 0);
+      const lines = r.stdout.trim().split('\n');
+      expect(lines[0]).toMatch(/^\s*key\s+msqid/); // the container read the table...
+      expect(lines.at(-1)).toBe('done');
+      expect(r.stdout).not.toMatch(new RegExp(`^\\s*${key}\\s`, 'm')); // ...and the host's queue is not in it
+    });
+
+    it('keeps a queue made inside out of the host’s sight', async () => {
+      const key = randomInt(100_000, 2 ** 31 - 1);
+      const child = run(['calf-test', 'sh', '-c', `sysv-queue ${key} >/dev/null && grep -c "^ *${key} " /proc/sysvipc/msg && echo ready && read line`]);
+      const out = await ready(child);
+      const hostDuring = hostQueueKeys();
+      child.stdin!.end('\n');
+      expectExit(await child, 0);
+      expect({ inside: out, hostSeesIt: hostDuring.includes(key) }).toEqual({ inside: '1\nready\n', hostSeesIt: false });
+      if (hostQueueKeys().includes(key)) keys.push(key); // the afterAll removes it
+      expect(hostQueueKeys()).not.toContain(key);
+    });
+  });
+});
