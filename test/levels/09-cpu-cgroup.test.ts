@@ -91,8 +91,11 @@ describe('09 cpu-cgroup', () => {
   describe('Removing the cgroup', () => {
     it('removes the cgroup’s directories when the container ends', async () => {
       const w = await startWaiting([]);
-      expectCalfCgroup(w);
-      expectExit(await w.finish(), 0);
+      try {
+        expectCalfCgroup(w);
+      } finally {
+        expectExit(await w.finish(), 0);
+      }
       expectGone(w.cgPath);
     });
 
