@@ -136,7 +136,8 @@ export async function startWaiting(flags: string[], script = 'cat >/dev/null'): 
     ended = true;
   });
   try {
-    await waitFor(`the container to print its /proc/self/cgroup (calf run ${flags.join(' ')})`, () => (out.includes(token) || ended ? true : undefined));
+    // as long as calf run itself may take (target.ts): an emulated VM on a busy host needs it
+    await waitFor(`the container to print its /proc/self/cgroup (calf run ${flags.join(' ')})`, () => (out.includes(token) || ended ? true : undefined), 45_000);
   } catch (err) {
     killBelow(proc.pid);
     await proc;
