@@ -20,14 +20,23 @@
 //@ block it calls, with its TODO inside. Keep the TODO ids (00.1, …): the READMEs refer to them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net'; //@s08
 import { constants } from 'node:os';
 import * as linux from '../lib/linux/index.js';
 import {
   main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
-  type Container, type RunOptions,
-  syncWithInit, syncWithParent, SYNC_STDIO, //@s09
+  initEntry, initEnv, type Container, type RunOptions,
+  syncWithInit, syncWithParent, SYNC_STDIO, //@s08
+  MASKED_PATHS, READONLY_PATHS, SECCOMP_DENY, capabilityArg, containerCapabilities, deviceCgroupPath, enterDeviceCgroup, removeDeviceCgroup, //@s12
 } from '../lib/runtime/index.js';
 import { resolveImage, unpackImage, type ResolvedImage } from '../lib/image/index.js';
+import { storageDriver, checkDriverName, type PreparedRootfs } from '../lib/storage/index.js'; //@s04
+//@s07..s08: import { networkMode } from '../lib/network/index.js';
+//@s08 {
+import {
+  createEndpoint, removeEndpoint, ip, ipIn, parsePublish, listen, splice, networkCommand, type Endpoint, type PortMapping,
+} from '../lib/network/index.js';
+//@}
 //@s09 {
 import {
   createCgroup, parseCpus, parseCpuShares, sharesToWeight, CPU_PERIOD_US, type Cgroup,
@@ -41,13 +50,20 @@ interface InitConfig {
   env: string[]; // its whole environment, KEY=VALUE
   rootfs: string; // the directory that becomes the container's / //@s01
   cwd: string; // the working directory inside the container //@s01
+  overlay?: PreparedRootfs['overlay']; // the directories to stack on rootfs, if the driver wants that //@s04
   hostname: string; //@s05
+  network: string; // none, host (level 08: or a network's name) //@s07
   user: string; // name|uid[:group|gid], looked up in the image's /etc/passwd and /etc/group //@s11
+  security: Security; //@s12
 }
 
 /** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
 const flags = {
+  storageDriver: flag('--storage-driver <name>', 'overlay or vfs (default: $CALF_STORAGE_DRIVER, else overlay)', (name: string) => checkDriverName(name)), //@s04
   hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg), //@s05
+  //@s07..s08: network: flag('--network <mode>', 'none (the default): a network namespace with only lo; host: the host\'s network', networkMode),
+  network: flag('--network <name>', 'none (the default): only lo; host: the host\'s network; or a network of calf network ls'), //@s08
+  publish: flag('-p, --publish <hostPort:containerPort>', 'publish a container\'s TCP port on the host\'s 127.0.0.1 (repeatable)', parsePublish), //@s08
   cpus: flag('--cpus <decimal>', 'number of CPUs (0.5: half of one)', parseCpus), //@s09
   cpuShares: flag('-c, --cpu-shares <int>', 'CPU shares, a relative weight (default 1024)', parseCpuShares), //@s09
   cgroupParent: flag('--cgroup-parent <string>', 'the parent cgroup of the container\'s cgroup (default: calf)'), //@s09
@@ -55,6 +71,9 @@ const flags = {
   memorySwap: flag('--memory-swap <bytes>', 'memory plus swap limit: -1 for unlimited swap (default: twice --memory)', parseMemorySwap), //@s10
   pidsLimit: flag('--pids-limit <int>', 'most processes the container may have (-1: no limit)', parsePidsLimit), //@s10
   user: flag('-u, --user <name|uid[:group|gid]>', "who the command runs as (default: the image's User, else root)"), //@s11
+  privileged: flag<boolean>('--privileged', 'every capability, no seccomp filter, no masked paths, no device policy'), //@s12
+  capAdd: flag('--cap-add <cap>', 'add a capability to Docker\'s default set (repeatable; ALL)', capabilityArg), //@s12
+  capDrop: flag('--cap-drop <cap>', 'drop a capability from Docker\'s default set (repeatable; ALL)', capabilityArg), //@s12
 };
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
@@ -62,16 +81,29 @@ const flags = {
 
 async function run(options: RunOptions<typeof flags>): Promise<number> {
   //@..s01: const config: InitConfig = { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env) };
-  const { image, container } = await createRootfs(options.image); //@s01
-  const config = containerConfig(options, image, container); //@s01
+  //@s01..s04: const { image, container } = await createRootfs(options.image);
+  const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver); //@s04
+  //@s01..s04: const config = containerConfig(options, image, container);
+  const config = { ...containerConfig(options, image, container), overlay }; //@s04
+  process.on('exit', () => removeDeviceCgroup(container.id)); // after the container: its processes are gone by then //@s12
   if (config.argv.length === 0) throw new CalfError('no command specified');
+  const endpoint = joinNetwork(config.network); //@s08
+  await publishPorts(options.flags.publish ?? [], endpoint); // before the container starts: a taken port stops it //@s08
   const cgroup = createCgroup(options.flags.cgroupParent ?? 'calf', container.id); // calf/<id>, as Docker's docker/<id> //@s09
   process.on('exit', () => cgroup.remove()); // sync: also when calf fails; kills what is left in it //@s09
   limitCpu(cgroup, options.flags.cpus, options.flags.cpuShares); //@s09
   limitMemoryAndPids(cgroup, options.flags.memory, options.flags.memorySwap, options.flags.pidsLimit); //@s10
   //@..s06: const child = startInit(config);
   const child = inNewPidNamespace(() => startInit(config)); //@s06
-  await syncWithInit(child, (pid) => joinCgroup(cgroup, pid)); // sync: after its unshares, before its execve //@s09
+  //@todo08 {
+  // TODO(08.2): connectSandbox() needs the container's network namespace, which exists only once
+  // the init stage has unshared, and must be done before the command starts. Make the two sides
+  // wait for each other (lib/runtime/sync.ts: its diagram): the init stage spawned with
+  // SYNC_STDIO, syncWithInit() here, syncWithParent() in init() after the unshare. What would
+  // `ip link add … netns PID` do if it ran right after the spawn?
+  //@}
+  //@08..s09: await syncWithInit(child, (pid) => connectSandbox(endpoint, pid)); // between its unshare and its execve
+  await syncWithInit(child, (pid) => { joinCgroup(cgroup, pid); connectSandbox(endpoint, pid); }); // between its unshares and its execve //@s09
   //@..s10: return exitStatus(await exited(child));
   return reportOomKill(cgroup, exitStatus(await exited(child))); //@s10
 }
@@ -81,14 +113,17 @@ function startInit(config: InitConfig): ChildProcess {
   //@todo00 {
   // TODO(00.1): Node can't fork(): run this very file again as a child (child_process.spawn),
   // with the hidden command `init`, the config as JSON, and calf's own stdin/stdout/stderr.
-  // process.execPath is node, process.argv[1] this file. Why must process.execArgv come along?
+  // process.execPath is node; initEntry() is this file (with all it imports) compiled to one
+  // plain-JavaScript file, initEnv() calf's environment minus NODE_OPTIONS & co. Why not run
+  // process.argv[1] again, with process.execArgv (tsx) along?
   //@}
   //@todo00: throw new Error('level 00 is not done yet: start the init stage (TODO 00.1 in calf.ts)');
   //@00 {
-  return spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'init', JSON.stringify(config)], {
-    //@00..s09: stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
-    stdio: SYNC_STDIO, // calf's own stdin/stdout/stderr, byte for byte, and fd 3: the sync socket //@s09
-  }); // execArgv: node runs this .ts file through tsx again
+  return spawn(process.execPath, [initEntry(), 'init', JSON.stringify(config)], {
+    //@00..08: stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
+    stdio: SYNC_STDIO, // calf's own stdin/stdout/stderr, byte for byte, and fd 3: the sync socket //@08
+    env: initEnv(), // the command's environment is in config; Node's own variables only slow this stage
+  }); // initEntry(): no tsx to load, no TypeScript to compile: the stage starts several times faster
   //@}
 }
 
@@ -102,7 +137,7 @@ function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): num
   return signal === null ? code! : 128 + constants.signals[signal]; //@00
 }
 
-//@s01 {
+//@s01..04 {
 /** Find the image, unpack it into a new container directory, and have that directory removed when calf exits. */
 async function createRootfs(ref: string): Promise<{ image: ResolvedImage; container: Container }> {
   //@todo01 {
@@ -119,7 +154,29 @@ async function createRootfs(ref: string): Promise<{ image: ResolvedImage; contai
   return { image, container };
   //@}
 }
+//@}
 
+//@s04 {
+/** Find the image, and have a storage driver make the container's root out of its layers. */
+async function prepareRootfs(ref: string, driverName: string | undefined): Promise<{ image: ResolvedImage; container: Container } & Partial<PreparedRootfs>> {
+  //@todo04 {
+  // TODO(04.1): level 01 unpacked every layer into every container. Let a storage driver do it
+  // (storageDriver(driverName): overlay, or vfs): it unpacks each layer once into the layer graph
+  // and builds the container's root out of those. Make the container, have the driver remove it
+  // however calf exits, then let it prepare the root. Why register the removal before prepare()?
+  //@}
+  //@todo04: return createRootfs(ref); // level 01's way, until you replace it
+  //@04 {
+  const driver = storageDriver(driverName); // first: a bad name leaves nothing behind
+  const image = resolveImage(ref);
+  const container = createContainer();
+  process.on('exit', () => driver.remove(container)); // sync, so it also runs when prepare() fails
+  return { image, container, ...(await driver.prepare(image, container)) };
+  //@}
+}
+//@}
+
+//@s01 {
 /** The init stage's config: the command line's command and environment over the image's defaults. */
 function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
   //@todo01 {
@@ -135,7 +192,9 @@ function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage
     rootfs: container.rootfs,
     cwd: defaults.WorkingDir || '/',
     hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id //@s05
+    network: String(options.flags.network ?? 'none'), //@s07
     user: options.flags.user || defaults.User || '0', //@s11
+    security: securityOptions(options.flags, container.id), //@s12
   };
   //@}
 }
@@ -214,19 +273,77 @@ function reportOomKill(cgroup: Cgroup, status: number): number {
 }
 //@}
 
+//@s08 {
+/** The container's endpoint on its network (none with --network none or host): an address leased from the pool. */
+function joinNetwork(network: string): Endpoint | undefined {
+  if (network === 'none' || network === 'host') return undefined;
+  const endpoint = createEndpoint(network); // IPAM: the lowest free address, under the pool's lock
+  process.on('exit', () => removeEndpoint(endpoint)); // sync: the veth and the lease go however calf exits
+  return endpoint;
+}
+
+/** Publish ports: a proxy on the host's 127.0.0.1 for each, forwarding to the container's address. */
+async function publishPorts(ports: PortMapping[], endpoint: Endpoint | undefined): Promise<void> {
+  if (ports.length && !endpoint) throw new CalfError('-p needs a network with addresses: --network NAME');
+  //@todo08 {
+  // TODO(08.3): for each port, listen on 127.0.0.1:hostPort (net.createServer, then lib's listen),
+  // and join every connection to a new one to the container's address and containerPort
+  // (net.connect; lib's splice pipes them both ways). Why listen before the container starts?
+  //@}
+  //@08 {
+  for (const { hostPort, containerPort } of ports) {
+    // allowHalfOpen: a client that has sent all it will (a FIN) still wants the answer
+    const server = net.createServer({ allowHalfOpen: true }, (client) => splice(client, net.connect(containerPort, endpoint!.address)));
+    await listen(server, hostPort, '127.0.0.1');
+    server.unref(); // calf lives as long as the container, not as long as the proxy
+  }
+  //@}
+}
+
+/** The endpoint's other end: a veth pair from the bridge into the sandbox (the container's netns), with an address and a route. */
+function connectSandbox(endpoint: Endpoint | undefined, pid: number): void {
+  if (!endpoint) return;
+  //@todo08 {
+  // TODO(08.1): the init stage (pid) is in its own netns by now. Make a veth pair (ip-link(8),
+  // veth(4)): endpoint.veth here, on endpoint.bridge and up; its peer eth0 in pid's netns. There
+  // (ipIn), put endpoint.address/prefix on eth0, bring it up, route the rest via endpoint.gateway.
+  // Why does nobody have to delete eth0 when the container ends?
+  //@}
+  //@08 {
+  ip(['link', 'add', endpoint.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(pid)]);
+  ip(['link', 'set', endpoint.veth, 'master', endpoint.bridge, 'up']);
+  ipIn(pid, ['address', 'add', `${endpoint.address}/${endpoint.prefix}`, 'dev', 'eth0']);
+  ipIn(pid, ['link', 'set', 'eth0', 'up']);
+  ipIn(pid, ['route', 'add', 'default', 'via', endpoint.gateway]);
+  //@}
+}
+//@}
+
 // ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
 // Our job: turn this process into the container, then become the command with execve().
 // Everything here is synchronous: after unshare() only this thread is in the new namespaces.
 
 function init(config: InitConfig): never {
   enterMountNamespace(); // first: every mount below then stays in the container //@s02
+  mountOverlay(config.rootfs, config.overlay); // before the others: they go on top of it //@s04
   enterUtsAndIpcNamespaces(config.hostname); //@s05
-  syncWithParent(); // sync: our namespaces exist; the parent puts us in our cgroup now //@s09
+  if (config.network !== 'host') enterNetworkNamespace(); // before /sys: sysfs shows its mounter's netns //@s07
+  syncWithParent(); // sync: our namespaces exist; the parent connects our netns to its network now //@08
   mountProcAndSys(config.rootfs); //@s02
+  maskKernelFiles(config.rootfs, config.security); // as soon as /proc and /sys exist; the pivot takes them along //@s12
+  enterDeviceCgroup(config.security.devices); // a host path: before the pivot; before any device is opened //@s12
   populateDev(`${config.rootfs}/dev`); //@s02
   chrootInto(config.rootfs, config.cwd); // after the mounts: they are made through host paths //@s01..s03
   pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root //@s03
+  //@s12 {
+  // Privileges go last, in this order (as runc's standard_init_linux.go): every mount above needs
+  // CAP_SYS_ADMIN and the very syscalls the filter denies. Capabilities before a switch to another
+  // user (setresuid away from 0 clears them, CAP_SETPCAP too, which PR_CAPBSET_DROP needs); the
+  // filter last, right before execve, which it must allow.
+  dropCapabilities(config.security);
+  //@}
   switchUser(config); // after the pivot: the user is the image's, from its /etc/passwd //@s11
+  filterSyscalls(config.security); //@s12
   execCommand(config.argv, config.env);
 }
 
@@ -281,6 +398,46 @@ function populateDev(dev: string): void {
   linux.mount('shm', `${dev}/shm`, 'tmpfs', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, 'mode=1777,size=65536k');
   for (const [fd, name] of ['stdin', 'stdout', 'stderr'].entries()) fs.symlinkSync(`/proc/self/fd/${fd}`, `${dev}/${name}`);
   fs.symlinkSync('/proc/self/fd', `${dev}/fd`);
+}
+//@}
+
+//@s04 {
+/** Stack the image's layers under the container's own writable directory, on rootfs: one overlay mount. */
+function mountOverlay(rootfs: string, overlay: InitConfig['overlay']): void {
+  if (!overlay) return; // the vfs driver copied the layers into rootfs: nothing to stack
+  //@todo04 {
+  // TODO(04.2): mount an overlay filesystem on rootfs (mount(2), fstype "overlay"): the layer
+  // directories read-only below, overlay.upper on top for the container's writes, overlay.work
+  // as overlayfs's scratch directory, all in one comma-separated option string (see the
+  // overlayfs docs, "Multiple lower layers"). overlay.lower is in the image's order, base layer
+  // first: which one must lowerdir name first?
+  //@}
+  //@04 {
+  const lowerdir = overlay.lower.toReversed().join(':'); // the top layer first: it hides the ones after it
+  linux.mount('overlay', rootfs, 'overlay', 0, `lowerdir=${lowerdir},upperdir=${overlay.upper},workdir=${overlay.work}`);
+  //@}
+}
+//@}
+
+//@s07 {
+/** A network namespace of its own: no interface but a loopback, which we bring up. */
+function enterNetworkNamespace(): void {
+  //@todo07 {
+  // TODO(07.1): the container shares the host's interfaces, addresses and ports. Give this thread
+  // a network namespace of its own (unshare(2), network_namespaces(7)). What is in a new one?
+  // TODO(07.2): a new namespace's lo is down, so even 127.0.0.1 fails. Bring it up the way
+  // ifconfig does: on any socket (socket(2)), read lo's flags (ioctl(2), SIOCGIFFLAGS with a
+  // linux.ifreq: netdevice(7)), set them again with IFF_UP added. Why must the socket be made
+  // after the unshare?
+  //@}
+  //@07 {
+  linux.unshare(linux.CLONE_NEWNET); // this thread only, like CLONE_NEWNS: fine, it will execve
+  const sock = linux.socket(linux.AF_INET, linux.SOCK_DGRAM | linux.SOCK_CLOEXEC, 0); // in the new netns
+  const ifr = linux.ifreq('lo');
+  linux.ioctl(sock, linux.SIOCGIFFLAGS, ifr); // lo's flags, into ifr
+  linux.ioctl(sock, linux.SIOCSIFFLAGS, linux.ifreq('lo', linux.ifr_flags(ifr) | linux.IFF_UP));
+  linux.close(sock);
+  //@}
 }
 //@}
 
@@ -398,4 +555,87 @@ function switchUser(config: InitConfig): void {
 }
 //@}
 
-main({ run, init, flags });
+//@s12 {
+/** What the container may do: Docker's defaults, or what --privileged, --cap-add and --cap-drop make of them. */
+interface Security {
+  privileged: boolean;
+  capabilities: linux.Capability[]; // bounding, permitted and effective; inheritable and ambient stay empty
+  devices: string | null; // its devices cgroup; null: no device policy
+}
+
+/** The flags, as Docker reads them. Without a v1 devices cgroup (cgroup v2), no CAP_MKNOD instead: see the README. */
+function securityOptions(given: RunOptions<typeof flags>['flags'], id: string): Security {
+  const privileged = given.privileged ?? false;
+  const devices = privileged ? null : deviceCgroupPath(id) ?? null;
+  const capabilities = containerCapabilities(given.capAdd, given.capDrop, privileged)
+    .filter((cap) => privileged || devices !== null || cap !== 'CAP_MKNOD');
+  return { privileged, capabilities, devices };
+}
+
+/** Hide what /proc and /sys tell about the host, and freeze the host's kernel settings they expose. */
+function maskKernelFiles(rootfs: string, security: Security): void {
+  if (security.privileged) return;
+  //@todo12 {
+  // TODO(12.1): /proc and /sys are the host kernel's: /proc/kcore is its memory, /proc/sys its
+  // settings, /proc/sysrq-trigger reboots it. Over each of MASKED_PATHS that exists (under
+  // rootfs), mount /dev/null (a file) or an empty read-only tmpfs (a directory); make each of
+  // READONLY_PATHS a read-only mount: bind it onto itself, then remount it (mount(2): "Creating a
+  // bind mount", "Remounting an existing mount"). Why does a read-only bind need two calls?
+  //@}
+  //@12 {
+  for (const file of MASKED_PATHS.map((p) => `${rootfs}${p}`).filter((p) => fs.existsSync(p))) {
+    if (fs.statSync(file).isDirectory()) linux.mount('tmpfs', file, 'tmpfs', linux.MS_RDONLY);
+    else linux.mount('/dev/null', file, null, linux.MS_BIND);
+  }
+  for (const file of READONLY_PATHS.map((p) => `${rootfs}${p}`).filter((p) => fs.existsSync(p))) {
+    linux.mount(file, file, null, linux.MS_BIND | linux.MS_REC);
+    linux.mount(file, file, null, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+  }
+  //@}
+}
+
+/** Root in the container keeps Docker's 14 capabilities, and can never get the others back. */
+function dropCapabilities(security: Security): void {
+  if (security.privileged) return;
+  //@todo12 {
+  // TODO(12.2): root has every capability. Keep security.capabilities only (linux.capMask makes
+  // the mask): drop every other one from the bounding set (prctl(2) PR_CAPBSET_DROP, for each
+  // number up to linux.capLastCap()), clear the ambient set (PR_CAP_AMBIENT), and set effective
+  // and permitted to the mask, inheritable empty (capset(2)). capabilities(7), "Transformation of
+  // capabilities during execve()": why is capset alone not enough for root?
+  //@}
+  //@12 {
+  const keep = linux.capMask(security.capabilities);
+  for (let cap = 0; cap <= linux.capLastCap(); cap++) {
+    if (!(keep & (1n << BigInt(cap)))) linux.prctl(linux.PR_CAPBSET_DROP, cap);
+  }
+  linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL);
+  linux.capset({ effective: keep, permitted: keep, inheritable: 0n });
+  //@}
+}
+
+/** No new privileges through exec, and a seccomp filter that refuses what no container needs. */
+function filterSyscalls(security: Security): void {
+  if (security.privileged) return;
+  //@todo12 {
+  // TODO(12.3): even without CAP_SYS_ADMIN, some syscalls are attack surface (keyctl, bpf, a user
+  // namespace that hands back every capability). Set no_new_privs (prctl(2)), then build a filter
+  // that allows everything but SECCOMP_DENY (seccomp_init(3), seccomp_syscall_resolve_name(3),
+  // seccomp_rule_add(3): a name may not exist on this architecture) and load it (seccomp_load(3)).
+  // Why must no_new_privs come first, now that CAP_SYS_ADMIN is gone?
+  //@}
+  //@12 {
+  linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1);
+  const filter = linux.seccomp_init(linux.SCMP_ACT_ALLOW);
+  for (const rule of SECCOMP_DENY) {
+    const nr = linux.seccomp_syscall_resolve_name(rule.syscall);
+    if (nr >= 0) linux.seccomp_rule_add_array(filter, linux.SCMP_ACT_ERRNO(rule.errno), nr, rule.args);
+  }
+  linux.seccomp_load(filter); // this thread, and the command it becomes
+  linux.seccomp_release(filter);
+  //@}
+}
+//@}
+
+//@..s08: main({ run, init, flags });
+main({ run, init, flags, commands: [networkCommand] }); //@s08

@@ -18,11 +18,15 @@ export const LEVELS: readonly Level[] = [
   { id: '01', name: 'chroot', goal: 'unpack an image and chroot into it' },
   { id: '02', name: 'mount-namespace', goal: 'a private mount namespace with /proc, /sys and /dev' },
   { id: '03', name: 'pivot-root', goal: 'pivot_root into the image and detach the host root' },
+  { id: '04', name: 'overlay', goal: 'stack the image\'s layers with overlayfs: each unpacked once, a writable layer per container' },
   { id: '05', name: 'uts-ipc', goal: 'a host name and System V IPC objects of its own' },
   { id: '06', name: 'pid-namespace', goal: 'the command is PID 1 of its own PID namespace' },
+  { id: '07', name: 'net-namespace', goal: 'a network namespace of its own, with lo up; --network none|host' },
+  { id: '08', name: 'networking', goal: 'networks: a bridge, an address pool, a veth per container; -p publishes a port' },
   { id: '09', name: 'cpu-cgroup', goal: 'a cgroup of its own (v1 or v2), --cpus and --cpu-shares' },
   { id: '10', name: 'memory-pids-cgroup', goal: '--memory, --memory-swap and --pids-limit, and an OOM kill reported as such' },
   { id: '11', name: 'user', goal: 'run the command as the image\'s user, with only its groups' },
+  { id: '12', name: 'security', goal: "Docker's capabilities, no_new_privs, a seccomp filter, masked paths, a device policy" },
 ];
 
 /** `levels/<id>-<name>` or `solutions/<id>-<name>`, relative to the repository root. */

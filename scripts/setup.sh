@@ -13,7 +13,8 @@ die() { say "$*"; exit 1; }
 
 # busybox-static: the test images' userland. gcc + libc6-dev: static test helpers (gcc -static).
 # iproute2: network levels. skopeo, umoci: tests that load images made by other tools.
-packages=(busybox-static gcc libc6-dev iproute2 skopeo umoci tar)
+# libseccomp2: level 12 loads its seccomp filter through libseccomp (koffi).
+packages=(busybox-static gcc libc6-dev iproute2 skopeo umoci tar libseccomp2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

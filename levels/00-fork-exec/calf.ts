@@ -12,7 +12,7 @@ import { constants } from 'node:os';
 import * as linux from '../../lib/linux/index.js';
 import {
   main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
-  type Container, type RunOptions,
+  initEntry, initEnv, type Container, type RunOptions,
 } from '../../lib/runtime/index.js';
 import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
 
@@ -40,7 +40,9 @@ async function run(options: RunOptions<typeof flags>): Promise<number> {
 function startInit(config: InitConfig): ChildProcess {
   // TODO(00.1): Node can't fork(): run this very file again as a child (child_process.spawn),
   // with the hidden command `init`, the config as JSON, and calf's own stdin/stdout/stderr.
-  // process.execPath is node, process.argv[1] this file. Why must process.execArgv come along?
+  // process.execPath is node; initEntry() is this file (with all it imports) compiled to one
+  // plain-JavaScript file, initEnv() calf's environment minus NODE_OPTIONS & co. Why not run
+  // process.argv[1] again, with process.execArgv (tsx) along?
   throw new Error('level 00 is not done yet: start the init stage (TODO 00.1 in calf.ts)');
 }
 

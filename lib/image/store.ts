@@ -321,14 +321,16 @@ export function isIndexMediaType(mediaType: string | undefined): boolean {
   return mediaType === MediaType.index || mediaType === MediaType.dockerManifestList;
 }
 
-function readIndex(root: string): ImageIndex {
+/** The store's `index.json` (an empty one when the store does not exist yet). */
+export function readIndex(root: string): ImageIndex {
   const path = join(imagesDir(root), 'index.json');
   if (!existsSync(path)) return { schemaVersion: 2, manifests: [] };
   const index = JSON.parse(readFileSync(path, 'utf8')) as ImageIndex;
   return { ...index, manifests: index.manifests ?? [] };
 }
 
-function readJsonBlob<T>(digest: string, root: string, what: string): T {
+/** A JSON blob of the store, parsed; `what` names it in the error when it is missing. */
+export function readJsonBlob<T>(digest: string, root: string, what: string): T {
   const path = blobPath(digest, root);
   let text: string;
   try {
@@ -343,7 +345,7 @@ function readJsonBlob<T>(digest: string, root: string, what: string): T {
 }
 
 /** The manifest an index.json entry stands for on this platform. */
-function platformManifest(entry: Descriptor, what: string, root: string): ImageManifest {
+export function platformManifest(entry: Descriptor, what: string, root: string): ImageManifest {
   if (isIndexMediaType(entry.mediaType)) {
     const index = readJsonBlob<ImageIndex>(entry.digest, root, `image ${what}: index`);
     return platformManifest(pickPlatform(index, what), what, root);
@@ -399,7 +401,8 @@ function parseIdRef(ref: string): { hex: string; definite: boolean } | undefined
   return { hex: match[2]!, definite: Boolean(match[1]) || match[2]!.length === 64 };
 }
 
-function writeFileAtomic(path: string, data: string | Buffer): void {
+/** Write a file by writing a temp file beside it and renaming it over: readers see the old or the new. */
+export function writeFileAtomic(path: string, data: string | Buffer): void {
   const temp = `${path}.tmp-${randomBytes(8).toString('hex')}`;
   try {
     writeFileSync(temp, data, { flag: 'wx' });

@@ -15,15 +15,17 @@ import {
   chmodSync, createReadStream, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync,
   realpathSync, rmSync, symlinkSync, unlinkSync, constants, type Stats,
 } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { open, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
-import type { Transform } from 'node:stream';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract as tarExtract, type Header } from 'tar-stream';
 import type { ResolvedImage } from './store.js';
-import { sniffCompression } from './digest.js';
+import { shortDigest, sniffCompression } from './digest.js';
 import { mknod, makedev, S_IFBLK, S_IFCHR, S_IFIFO } from '../linux/stat.js';
+import { lsetxattr } from '../linux/xattr.js';
 
 /** A layer entry that would be written outside the directory being unpacked into. */
 export class UnsafeLayerError extends Error {
@@ -50,6 +52,24 @@ export async function unpackLayer(blobPath: string, target: string): Promise<voi
   await extractInto(blobPath, target, { source, whiteouts: true, owners: true });
 }
 
+/**
+ * Unpack one layer blob on its own into the empty directory `target`, the way overlayfs wants a
+ * lower layer: `.wh.NAME` becomes a character device 0/0 named NAME, `.wh..wh..opq` becomes the
+ * `trusted.overlay.opaque=y` attribute on its directory. The uncompressed tar must hash to
+ * `diffId` (the image config's `rootfs.diff_ids` entry), or this throws and `target` is half done.
+ * `onRead` hears how many bytes of the blob have been read, for a progress display.
+ * @see https://docs.kernel.org/filesystems/overlayfs.html#whiteouts-and-opaque-directories
+ */
+export async function unpackLayerDir(
+  blobPath: string,
+  target: string,
+  diffId: string,
+  onRead?: (bytes: number) => void,
+): Promise<void> {
+  const source = `layer ${shortDigest(diffId)}`;
+  await extractInto(blobPath, target, { source, whiteouts: true, owners: true, overlay: true, diffId, ...(onRead ? { onRead } : {}) });
+}
+
 /** Unpack all of an image's layers, bottom first, into one directory. */
 export async function unpackImage(image: ResolvedImage, target: string): Promise<void> {
   mkdirSync(target, { recursive: true });
@@ -69,6 +89,11 @@ interface Options {
   source: string;
   whiteouts: boolean;
   owners: boolean;
+  /** write whiteouts as overlayfs does (device 0/0, opaque xattr) instead of applying them */
+  overlay?: boolean;
+  /** the digest the uncompressed tar must have */
+  diffId?: string;
+  onRead?: (bytes: number) => void;
 }
 
 /** What one layer did, needed once all its entries are in. */
@@ -98,7 +123,14 @@ async function extractInto(path: string, target: string, options: Options): Prom
   };
   try {
     const extract = tarExtract();
-    const feeding = pipeline([createReadStream(path), ...(await decompressor(path, options.source)), extract]);
+    const hash = createHash('sha256');
+    const feeding = pipeline([
+      createReadStream(path),
+      ...(options.onRead ? [tap((chunk) => options.onRead!(chunk.length))] : []),
+      ...(await decompressor(path, options.source)),
+      ...(options.diffId ? [tap((chunk) => hash.update(chunk))] : []),
+      extract,
+    ]);
     // A read or gunzip error also fails the loop below, which reports it; this just keeps it handled.
     feeding.catch(() => {});
     for await (const entry of extract) {
@@ -106,7 +138,12 @@ async function extractInto(path: string, target: string, options: Options): Prom
       entry.resume();
     }
     await feeding;
-    applyWhiteouts(state);
+    if (options.diffId) {
+      const diffId = `sha256:${hash.digest('hex')}`;
+      if (diffId !== options.diffId) throw new Error(`its content hashes to ${shortDigest(diffId)}, the image config says ${shortDigest(options.diffId)}: the layer is corrupt`);
+    }
+    if (options.overlay) writeOverlayWhiteouts(state);
+    else applyWhiteouts(state);
     // Deepest first is not needed: setting a directory's times does not touch its parent's.
     for (const [dir, mtime] of state.dirTimes) lutimesSync(dir, mtime, mtime);
   } catch (error) {
@@ -114,6 +151,16 @@ async function extractInto(path: string, target: string, options: Options): Prom
     const message = (error as Error).message;
     throw new Error(message.startsWith(options.source) ? message : `${options.source}: ${message}`, { cause: error });
   }
+}
+
+/** A pass-through stream that shows each chunk to `see`. */
+function tap(see: (chunk: Buffer) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      see(chunk);
+      done(null, chunk);
+    },
+  });
 }
 
 /** The streams that turn the blob into a tar: gunzip for gzip, none for a plain tar. */
@@ -300,6 +347,25 @@ function applyWhiteouts(state: LayerState): void {
   }
   for (const dir of state.opaque) pruneOlder(dir, state);
 }
+
+/**
+ * Write the layer's whiteouts the way overlayfs reads them in a lower directory. What this layer
+ * itself wrote under a whited-out name stays: a file simply covers the one below, and a
+ * directory covers it wholly, so it is marked opaque.
+ */
+function writeOverlayWhiteouts(state: LayerState): void {
+  for (const path of state.whiteouts) {
+    const existing = lstatOrUndefined(path);
+    if (existing?.isDirectory() && state.touched.has(path)) state.opaque.push(path);
+    if (existing) continue;
+    mkdirSync(dirname(path), { recursive: true });
+    mknod(path, S_IFCHR | 0o600, makedev(0, 0)); // device 0/0: overlayfs's whiteout
+  }
+  for (const dir of state.opaque) lsetxattr(dir, OVERLAY_OPAQUE, 'y');
+}
+
+/** The attribute that makes a directory opaque to overlayfs: nothing below it shows through. */
+export const OVERLAY_OPAQUE = 'trusted.overlay.opaque';
 
 /** Remove from `dir` everything this layer did not write. */
 function pruneOlder(dir: string, state: LayerState): void {

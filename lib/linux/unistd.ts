@@ -11,6 +11,7 @@ const _execve = libc.func('int execve(const char *pathname, const char **argv, c
 const _getpid = libc.func('int getpid()');
 const _setresuid = libc.func('int setresuid(uint32_t ruid, uint32_t euid, uint32_t suid)');
 const _setresgid = libc.func('int setresgid(uint32_t rgid, uint32_t egid, uint32_t sgid)');
+const _close = libc.func('int close(int fd)');
 
 /**
  * Change the root directory of the calling process to `path`. It does **not** change the
@@ -74,4 +75,13 @@ export function setresuid(ruid: number, euid: number, suid: number): void {
  */
 export function setresgid(rgid: number, egid: number, sgid: number): void {
   check(_setresgid(rgid, egid, sgid), 'setresgid', [rgid, egid, sgid]);
+}
+
+/**
+ * Close a file descriptor. For an fd from a koffi call (`socket`), which Node's
+ * `fs.closeSync` would do too, but this keeps the C name next to the call that made it.
+ * @see https://man7.org/linux/man-pages/man2/close.2.html
+ */
+export function close(fd: number): void {
+  check(_close(fd), 'close', [fd]);
 }

@@ -9,10 +9,13 @@
  * @module
  */
 import fs from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
+import path from 'node:path';
+import type { Command } from 'commander';
 import { EXIT_CALF_ERROR, exitCodeOf, messageOf } from './errors.js';
 import { fail } from './fail.js';
 import { runInitStage } from './stage.js';
+import { prepareInitEntry } from './bundle.js';
+import { printTable } from './table.js';
 
 /**
  * A `calf run` option a level adds (`--hostname`, `--memory`…): its spelling as Docker's, a help
@@ -58,6 +61,8 @@ export interface Stages<Config, F extends Flags> {
   init(config: Config): never;
   /** The `calf run` flags this level adds, e.g. `{ hostname: flag('--hostname <name>', …) }`. */
   flags?: F;
+  /** Commands this level adds beside `run` (level 08: `calf network`), each adding itself to the program. */
+  commands?: ((program: Command) => void)[];
 }
 
 /** Parse `--env-file` the way Docker does: `KEY=VALUE` lines, `#` comments, a bare `KEY` copies the host's value. */
@@ -89,6 +94,17 @@ function collect(value: string, previous: string[] = []): string[] {
  * and a Docker exit code; nothing of calf's goes to stdout during `run`.
  */
 export function main<Config, F extends Flags = Record<never, never>>(stages: Stages<Config, F>): void {
+  // The init stage is on every container's critical path: it reads its one argument itself,
+  // without loading commander (nor anything else the other commands need).
+  if (process.argv[2] === 'init') {
+    if (process.argv.length !== 4) fail('init: expects exactly one argument, the config as JSON');
+    runInitStage(stages.init, process.argv[3]!);
+  }
+  commandLine(stages).catch((err: unknown) => fail(messageOf(err), exitCodeOf(err)));
+}
+
+async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): Promise<void> {
+  const { Command, CommanderError, Option } = await import('commander');
   const program = new Command('calf')
     .description('a Docker-like container runtime, built one level at a time')
     .enablePositionalOptions()
@@ -117,13 +133,10 @@ export function main<Config, F extends Flags = Record<never, never>>(stages: Sta
         ...((opts.env as string[] | undefined) ?? []).flatMap(envArg),
       ];
       const flags = Object.fromEntries(levelFlags.map(({ name, option }) => [name, opts[option.attributeName()]])) as FlagValues<F>;
+      await prepareInitEntry(); // esbuild's API is async, the level's spawn of the init stage is not
       process.exitCode = await stages.run({ image, command, env, flags });
     });
   for (const { option } of levelFlags) runCommand.addOption(option);
-
-  program.command('init', { hidden: true })
-    .argument('<config>', 'JSON from the parent side')
-    .action((config: string) => runInitStage(stages.init, config));
 
   program.command('load')
     .description('load images from an OCI layout, an oci-archive or a docker-archive')
@@ -145,23 +158,64 @@ export function main<Config, F extends Flags = Record<never, never>>(stages: Sta
         return [repo, tag, shortId(i.id), i.created?.slice(0, 19).replace('T', ' ') ?? '', humanSize(i.size)];
       });
       printTable([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows]);
+      await noteLayers(); // level 04: the layer graph
     });
+
+  // ── Level 04 (overlay): the layer graph's commands ──
+  program.command('rmi')
+    .description('remove images by name or id, with the blobs and unpacked layers no other image uses')
+    .usage('IMAGE [IMAGE...]')
+    .argument('<images...>', 'image names or ids')
+    .action(async (refs: string[]) => {
+      const { removeImage } = await import('../image/remove.js');
+      for (const ref of refs) for (const line of removeImage(ref, await runningUser())) process.stdout.write(`${line}\n`);
+    });
+  program.command('image')
+    .description('manage images')
+    .command('prune')
+    .description('remove the blobs and unpacked layers that no image uses')
+    .action(async () => {
+      const { pruneStore } = await import('../image/remove.js');
+      for (const diffId of pruneStore()) process.stdout.write(`Deleted: ${diffId}\n`);
+    });
+
+  for (const add of stages.commands ?? []) add(program);
 
   program.command('cleanup')
     .description('remove what calf left behind: container directories, the mounts under them, cgroups')
     .option('-f, --force', 'also remove containers whose calf process is still running')
     .action(async (opts: { force?: boolean }) => {
       const { cleanup } = await import('./cleanup.js');
-      for (const line of cleanup({ force: opts.force ?? false })) process.stdout.write(`${line}\n`);
+      const report = cleanup({ force: opts.force ?? false });
+      for (const line of report) process.stdout.write(`${line}\n`);
+      if (report.some((line) => line.startsWith('could not remove'))) process.exitCode = 1; // the machine is not clean yet
     });
 
-  program.parseAsync(process.argv).catch((err: unknown) => {
-    if (err instanceof CommanderError) {
-      if (err.exitCode === 0) process.exit(0);
-      process.exit(EXIT_CALF_ERROR);
-    }
-    fail(messageOf(err), exitCodeOf(err));
+  await program.parseAsync(process.argv).catch((err: unknown) => {
+    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : EXIT_CALF_ERROR);
+    throw err;
   });
+}
+
+/** Level 04: say on stderr (stdout stays `docker images`' table) how much the unpacked layers take, and what no image uses. */
+async function noteLayers(): Promise<void> {
+  const { layerUsage } = await import('../image/remove.js');
+  const usage = layerUsage();
+  if (usage.count === 0) return;
+  const unused = usage.unused.count ? `; ${usage.unused.count} (${humanSize(usage.unused.size)}) used by no image: calf image prune removes them` : '';
+  process.stderr.write(`unpacked layers: ${usage.count}, ${humanSize(usage.size)}${unused}\n`);
+}
+
+/** Level 04: which running container (its directory's name) uses an image, for `calf rmi`'s refusal. */
+async function runningUser(): Promise<(imageId: string) => string | undefined> {
+  const { listContainerDirs } = await import('./container.js');
+  const { imageOf } = await import('../storage/driver.js');
+  const { alive } = await import('./cleanup.js');
+  const running = listContainerDirs().filter((c) => c.owner !== undefined && alive(c.owner));
+  return (id) => {
+    const user = running.find((c) => imageOf(c.dir) === id);
+    return user && path.basename(user.dir);
+  };
 }
 
 function humanSize(bytes: number): string {
@@ -172,7 +226,3 @@ function humanSize(bytes: number): string {
   return `${n.toFixed(n < 10 && u ? 2 : n < 100 && u ? 1 : 0)}${units[u]}`;
 }
 
-function printTable(rows: string[][]): void {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  for (const row of rows) process.stdout.write(`${row.map((cell, c) => cell.padEnd(widths[c]!)).join('   ').trimEnd()}\n`);
-}

@@ -27,13 +27,17 @@ export function containersDir(root = calfRoot()): string {
   return path.join(root, 'containers');
 }
 
-/** Make a new container directory with an empty `rootfs/`, owned by this process. */
+/**
+ * Make a new container directory with an empty `rootfs/`, owned by this process. It is made as
+ * `.new-<pid>-<id>` and renamed once `calf.pid` is in it: a `calf cleanup` running meanwhile never
+ * sees a container directory without its owner (and would otherwise remove it as a dead run's).
+ */
 export function createContainer(root = calfRoot()): Container {
   const id = randomBytes(32).toString('hex');
   const dir = path.join(containersDir(root), id.slice(0, 12));
-  const rootfs = path.join(dir, 'rootfs');
+  const temp = path.join(containersDir(root), `.new-${process.pid}-${id.slice(0, 12)}`);
   try {
-    fs.mkdirSync(rootfs, { recursive: true, mode: 0o755 });
+    fs.mkdirSync(path.join(temp, 'rootfs'), { recursive: true, mode: 0o755 });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if ((code === 'EACCES' || code === 'EPERM') && process.getuid?.() !== 0) {
@@ -41,8 +45,10 @@ export function createContainer(root = calfRoot()): Container {
     }
     throw err;
   }
-  fs.writeFileSync(path.join(dir, 'calf.pid'), `${process.pid}\n`);
-  return { id, dir, rootfs };
+  // calf.pid first, then the name: a concurrent cleanup never sees a container without its owner
+  fs.writeFileSync(path.join(temp, 'calf.pid'), `${process.pid}\n`);
+  fs.renameSync(temp, dir);
+  return { id, dir, rootfs: path.join(dir, 'rootfs') };
 }
 
 /**
@@ -128,6 +134,8 @@ export function listContainerDirs(root = calfRoot()): { dir: string; owner?: num
   }
   return names.map((name) => {
     const dir = path.join(containersDir(root), name);
+    const unfinished = /^\.new-(\d+)-/.exec(name); // a createContainer() in progress, or killed in it
+    if (unfinished) return { dir, owner: Number(unfinished[1]) };
     try {
       return { dir, owner: Number(fs.readFileSync(path.join(dir, 'calf.pid'), 'utf8')) };
     } catch {

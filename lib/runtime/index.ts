@@ -10,3 +10,8 @@ export { lookPath, mergeEnv, DEFAULT_PATH, CommandNotFoundError } from './exec.j
 export { syncWithInit, syncWithParent, SYNC_STDIO } from './sync.js';
 export { CalfError } from './errors.js';
 export { lookupUser, type ExecUser } from './user.js';
+export { initEntry, initEnv } from './bundle.js';
+export {
+  DOCKER_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, SECCOMP_DENY, capabilityArg, containerCapabilities,
+  deviceCgroupPath, enterDeviceCgroup, removeDeviceCgroup,
+} from './security.js';

@@ -35,10 +35,12 @@ export interface RunOptions {
   env?: Record<string, string>;
 }
 
-const CALF_ARGS = () => ['--import', 'tsx', path.join(target.dir, 'calf.ts')];
+// CALF_ENTRY=fast: run the target as the fast entry does (bin/calf.cjs: its bundle, plain node, no tsx).
+const fast = process.env.CALF_ENTRY === 'fast';
+const CALF_ARGS = () => (fast ? [path.join(repo, 'bin/calf.cjs')] : ['--import', 'tsx', path.join(target.dir, 'calf.ts')]);
 const common = (env?: Record<string, string>) => ({
   cwd: repo, reject: false, timeout: 45_000 * slow, stripFinalNewline: false,
-  env: { CALF_ROOT: calfRoot(), ...env },
+  env: { CALF_ROOT: calfRoot(), ...(fast ? { CALF_FAST_ENTRY: path.join(target.dir, 'calf.ts') } : {}), ...env },
 }) as const;
 
 /**
@@ -66,7 +68,7 @@ function record<T extends PromiseLike<{ exitCode?: number | undefined; stderr: u
   return subprocess;
 }
 
-const shown = (command: string) => command.replace(/^\S+ --import tsx \S+\/calf\.ts/, 'calf');
+const shown = (command: string) => command.replace(/^\S+ (--import tsx \S+\/calf\.ts|\S+\/bin\/calf\.cjs)/, 'calf');
 
 /** `node --import tsx <target>/calf.ts ARGS…`, the way an attendee runs it (`tsx calf.ts`), minus tsx's extra wrapper process. */
 export function calf(args: readonly string[], options: RunOptions = {}) {

@@ -1,0 +1,158 @@
+/**
+ * calf, level 04 (overlay): your starting point: level 03's solution plus TODOs.
+ * Goal: stack the image's layers with overlayfs: each unpacked once, a writable layer per container.
+ * Lesson: levels/04-overlay/README.md · check: npm run level 4
+ * Run it as root: tsx levels/04-overlay/calf.ts run busybox sh
+ *
+ * Generated from ladder/calf.ts by `npm run generate` (instructors: edit that file, not this one).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import { constants } from 'node:os';
+import * as linux from '../../lib/linux/index.js';
+import {
+  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
+  initEntry, initEnv, type Container, type RunOptions,
+} from '../../lib/runtime/index.js';
+import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
+import { storageDriver, checkDriverName, type PreparedRootfs } from '../../lib/storage/index.js';
+
+/** What the parent side hands to the init stage, as JSON on its command line. */
+interface InitConfig {
+  argv: string[]; // the command and its arguments
+  env: string[]; // its whole environment, KEY=VALUE
+  rootfs: string; // the directory that becomes the container's /
+  cwd: string; // the working directory inside the container
+  overlay?: PreparedRootfs['overlay']; // the directories to stack on rootfs, if the driver wants that
+}
+
+/** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
+const flags = {
+  storageDriver: flag('--storage-driver <name>', 'overlay or vfs (default: $CALF_STORAGE_DRIVER, else overlay)', (name: string) => checkDriverName(name)),
+};
+
+// ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
+// Our job: prepare the container, start its first process, wait for it, report how it ended.
+
+async function run(options: RunOptions<typeof flags>): Promise<number> {
+  const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver);
+  const config = { ...containerConfig(options, image, container), overlay };
+  if (config.argv.length === 0) throw new CalfError('no command specified');
+  const child = startInit(config);
+  return exitStatus(await exited(child));
+}
+
+/** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
+function startInit(config: InitConfig): ChildProcess {
+  return spawn(process.execPath, [initEntry(), 'init', JSON.stringify(config)], {
+    stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
+    env: initEnv(), // the command's environment is in config; Node's own variables only slow this stage
+  }); // initEntry(): no tsx to load, no TypeScript to compile: the stage starts several times faster
+}
+
+/** Docker's exit code for how the init stage (by then, the command) ended. */
+function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): number {
+  return signal === null ? code! : 128 + constants.signals[signal];
+}
+
+/** Find the image, unpack it into a new container directory, and have that directory removed when calf exits. */
+async function createRootfs(ref: string): Promise<{ image: ResolvedImage; container: Container }> {
+  const image = resolveImage(ref);
+  const container = createContainer();
+  process.on('exit', () => removeContainer(container)); // sync, so it also runs when calf fails
+  await unpackImage(image, container.rootfs);
+  return { image, container };
+}
+
+/** Find the image, and have a storage driver make the container's root out of its layers. */
+async function prepareRootfs(ref: string, driverName: string | undefined): Promise<{ image: ResolvedImage; container: Container } & Partial<PreparedRootfs>> {
+  // TODO(04.1): level 01 unpacked every layer into every container. Let a storage driver do it
+  // (storageDriver(driverName): overlay, or vfs): it unpacks each layer once into the layer graph
+  // and builds the container's root out of those. Make the container, have the driver remove it
+  // however calf exits, then let it prepare the root. Why register the removal before prepare()?
+  return createRootfs(ref); // level 01's way, until you replace it
+}
+
+/** The init stage's config: the command line's command and environment over the image's defaults. */
+function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
+  const defaults = image.config.config ?? {};
+  return {
+    argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
+    env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
+    rootfs: container.rootfs,
+    cwd: defaults.WorkingDir || '/',
+  };
+}
+
+// ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
+// Our job: turn this process into the container, then become the command with execve().
+// Everything here is synchronous: after unshare() only this thread is in the new namespaces.
+
+function init(config: InitConfig): never {
+  enterMountNamespace(); // first: every mount below then stays in the container
+  mountOverlay(config.rootfs, config.overlay); // before the others: they go on top of it
+  mountProcAndSys(config.rootfs);
+  populateDev(`${config.rootfs}/dev`);
+  pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root
+  execCommand(config.argv, config.env);
+}
+
+/** A mount namespace of its own, whose mounts never reach the host's. */
+function enterMountNamespace(): void {
+  linux.unshare(linux.CLONE_NEWNS); // the calling thread only: Node's other threads stay in the host's
+  linux.mount(null, '/', null, linux.MS_REC | linux.MS_PRIVATE); // shared mounts would propagate to the host
+}
+
+/** The kernel's views of processes and devices: proc on /proc, a read-only sysfs on /sys. */
+function mountProcAndSys(rootfs: string): void {
+  linux.mount('proc', `${rootfs}/proc`, 'proc', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+  linux.mount('sysfs', `${rootfs}/sys`, 'sysfs', linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+}
+
+const DEVICES: [string, number, number][] = [ // the character devices of Docker's /dev: name, major, minor
+  ['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0],
+];
+
+/** A fresh /dev: a tmpfs with device nodes, a private devpts and a /dev/shm of its own. */
+function populateDev(dev: string): void {
+  linux.mount('tmpfs', dev, 'tmpfs', linux.MS_NOSUID | linux.MS_STRICTATIME, 'mode=755,size=65536k');
+  for (const [name, major, minor] of DEVICES) {
+    linux.mknod(`${dev}/${name}`, linux.S_IFCHR | 0o666, linux.makedev(major, minor));
+    fs.chmodSync(`${dev}/${name}`, 0o666); // mknod's mode passes through the umask
+  }
+  fs.mkdirSync(`${dev}/pts`);
+  linux.mount('devpts', `${dev}/pts`, 'devpts', linux.MS_NOSUID | linux.MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620');
+  fs.symlinkSync('pts/ptmx', `${dev}/ptmx`);
+  fs.mkdirSync(`${dev}/shm`);
+  linux.mount('shm', `${dev}/shm`, 'tmpfs', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, 'mode=1777,size=65536k');
+  for (const [fd, name] of ['stdin', 'stdout', 'stderr'].entries()) fs.symlinkSync(`/proc/self/fd/${fd}`, `${dev}/${name}`);
+  fs.symlinkSync('/proc/self/fd', `${dev}/fd`);
+}
+
+/** Stack the image's layers under the container's own writable directory, on rootfs: one overlay mount. */
+function mountOverlay(rootfs: string, overlay: InitConfig['overlay']): void {
+  if (!overlay) return; // the vfs driver copied the layers into rootfs: nothing to stack
+  // TODO(04.2): mount an overlay filesystem on rootfs (mount(2), fstype "overlay"): the layer
+  // directories read-only below, overlay.upper on top for the container's writes, overlay.work
+  // as overlayfs's scratch directory, all in one comma-separated option string (see the
+  // overlayfs docs, "Multiple lower layers"). overlay.lower is in the image's order, base layer
+  // first: which one must lowerdir name first?
+}
+
+/** Make rootfs the root mount of this mount namespace, and the host's root unreachable. */
+function pivotInto(rootfs: string, cwd: string): void {
+  linux.mount(rootfs, rootfs, null, linux.MS_BIND | linux.MS_REC); // a mount point, with /proc, /sys, /dev along
+  fs.mkdirSync(`${rootfs}/.oldroot`);
+  linux.pivot_root(rootfs, `${rootfs}/.oldroot`); // the host's root is now at /.oldroot...
+  linux.umount2('/.oldroot', linux.MNT_DETACH); // ...and now nowhere: lazily detached
+  fs.rmdirSync('/.oldroot');
+  linux.chdir(cwd);
+}
+
+/** Become the command: same process, same pid, same stdin/stdout/stderr, new program. */
+function execCommand(argv: string[], env: string[]): never {
+  for (const fd of [0, 1, 2]) linux.fcntl(fd, linux.F_SETFD, 0);
+  linux.execve(lookPath(argv[0]!, env), argv, env);
+}
+
+main({ run, init, flags });

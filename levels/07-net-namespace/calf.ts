@@ -1,0 +1,189 @@
+/**
+ * calf, level 07 (net-namespace): your starting point: level 06's solution plus TODOs.
+ * Goal: a network namespace of its own, with lo up; --network none|host.
+ * Lesson: levels/07-net-namespace/README.md · check: npm run level 7
+ * Run it as root: tsx levels/07-net-namespace/calf.ts run busybox sh
+ *
+ * Generated from ladder/calf.ts by `npm run generate` (instructors: edit that file, not this one).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import { constants } from 'node:os';
+import * as linux from '../../lib/linux/index.js';
+import {
+  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
+  initEntry, initEnv, type Container, type RunOptions,
+} from '../../lib/runtime/index.js';
+import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
+import { storageDriver, checkDriverName, type PreparedRootfs } from '../../lib/storage/index.js';
+import { networkMode } from '../../lib/network/index.js';
+
+/** What the parent side hands to the init stage, as JSON on its command line. */
+interface InitConfig {
+  argv: string[]; // the command and its arguments
+  env: string[]; // its whole environment, KEY=VALUE
+  rootfs: string; // the directory that becomes the container's /
+  cwd: string; // the working directory inside the container
+  overlay?: PreparedRootfs['overlay']; // the directories to stack on rootfs, if the driver wants that
+  hostname: string;
+  network: string; // none, host (level 08: or a network's name)
+}
+
+/** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
+const flags = {
+  storageDriver: flag('--storage-driver <name>', 'overlay or vfs (default: $CALF_STORAGE_DRIVER, else overlay)', (name: string) => checkDriverName(name)),
+  hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg),
+  network: flag('--network <mode>', 'none (the default): a network namespace with only lo; host: the host\'s network', networkMode),
+};
+
+// ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
+// Our job: prepare the container, start its first process, wait for it, report how it ended.
+
+async function run(options: RunOptions<typeof flags>): Promise<number> {
+  const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver);
+  const config = { ...containerConfig(options, image, container), overlay };
+  if (config.argv.length === 0) throw new CalfError('no command specified');
+  const child = inNewPidNamespace(() => startInit(config));
+  return exitStatus(await exited(child));
+}
+
+/** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
+function startInit(config: InitConfig): ChildProcess {
+  return spawn(process.execPath, [initEntry(), 'init', JSON.stringify(config)], {
+    stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
+    env: initEnv(), // the command's environment is in config; Node's own variables only slow this stage
+  }); // initEntry(): no tsx to load, no TypeScript to compile: the stage starts several times faster
+}
+
+/** Docker's exit code for how the init stage (by then, the command) ended. */
+function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): number {
+  return signal === null ? code! : 128 + constants.signals[signal];
+}
+
+/** Find the image, and have a storage driver make the container's root out of its layers. */
+async function prepareRootfs(ref: string, driverName: string | undefined): Promise<{ image: ResolvedImage; container: Container } & Partial<PreparedRootfs>> {
+  const driver = storageDriver(driverName); // first: a bad name leaves nothing behind
+  const image = resolveImage(ref);
+  const container = createContainer();
+  process.on('exit', () => driver.remove(container)); // sync, so it also runs when prepare() fails
+  return { image, container, ...(await driver.prepare(image, container)) };
+}
+
+/** The init stage's config: the command line's command and environment over the image's defaults. */
+function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
+  const defaults = image.config.config ?? {};
+  return {
+    argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
+    env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
+    rootfs: container.rootfs,
+    cwd: defaults.WorkingDir || '/',
+    hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id
+    network: String(options.flags.network ?? 'none'),
+  };
+}
+
+// ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
+// Our job: turn this process into the container, then become the command with execve().
+// Everything here is synchronous: after unshare() only this thread is in the new namespaces.
+
+function init(config: InitConfig): never {
+  enterMountNamespace(); // first: every mount below then stays in the container
+  mountOverlay(config.rootfs, config.overlay); // before the others: they go on top of it
+  enterUtsAndIpcNamespaces(config.hostname);
+  if (config.network !== 'host') enterNetworkNamespace(); // before /sys: sysfs shows its mounter's netns
+  mountProcAndSys(config.rootfs);
+  populateDev(`${config.rootfs}/dev`);
+  pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root
+  execCommand(config.argv, config.env);
+}
+
+/** A mount namespace of its own, whose mounts never reach the host's. */
+function enterMountNamespace(): void {
+  linux.unshare(linux.CLONE_NEWNS); // the calling thread only: Node's other threads stay in the host's
+  linux.mount(null, '/', null, linux.MS_REC | linux.MS_PRIVATE); // shared mounts would propagate to the host
+}
+
+/** The kernel's views of processes and devices: proc on /proc, a read-only sysfs on /sys. */
+function mountProcAndSys(rootfs: string): void {
+  linux.mount('proc', `${rootfs}/proc`, 'proc', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+  linux.mount('sysfs', `${rootfs}/sys`, 'sysfs', linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+}
+
+const DEVICES: [string, number, number][] = [ // the character devices of Docker's /dev: name, major, minor
+  ['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0],
+];
+
+/** A fresh /dev: a tmpfs with device nodes, a private devpts and a /dev/shm of its own. */
+function populateDev(dev: string): void {
+  linux.mount('tmpfs', dev, 'tmpfs', linux.MS_NOSUID | linux.MS_STRICTATIME, 'mode=755,size=65536k');
+  for (const [name, major, minor] of DEVICES) {
+    linux.mknod(`${dev}/${name}`, linux.S_IFCHR | 0o666, linux.makedev(major, minor));
+    fs.chmodSync(`${dev}/${name}`, 0o666); // mknod's mode passes through the umask
+  }
+  fs.mkdirSync(`${dev}/pts`);
+  linux.mount('devpts', `${dev}/pts`, 'devpts', linux.MS_NOSUID | linux.MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620');
+  fs.symlinkSync('pts/ptmx', `${dev}/ptmx`);
+  fs.mkdirSync(`${dev}/shm`);
+  linux.mount('shm', `${dev}/shm`, 'tmpfs', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, 'mode=1777,size=65536k');
+  for (const [fd, name] of ['stdin', 'stdout', 'stderr'].entries()) fs.symlinkSync(`/proc/self/fd/${fd}`, `${dev}/${name}`);
+  fs.symlinkSync('/proc/self/fd', `${dev}/fd`);
+}
+
+/** Stack the image's layers under the container's own writable directory, on rootfs: one overlay mount. */
+function mountOverlay(rootfs: string, overlay: InitConfig['overlay']): void {
+  if (!overlay) return; // the vfs driver copied the layers into rootfs: nothing to stack
+  const lowerdir = overlay.lower.toReversed().join(':'); // the top layer first: it hides the ones after it
+  linux.mount('overlay', rootfs, 'overlay', 0, `lowerdir=${lowerdir},upperdir=${overlay.upper},workdir=${overlay.work}`);
+}
+
+/** A network namespace of its own: no interface but a loopback, which we bring up. */
+function enterNetworkNamespace(): void {
+  // TODO(07.1): the container shares the host's interfaces, addresses and ports. Give this thread
+  // a network namespace of its own (unshare(2), network_namespaces(7)). What is in a new one?
+  // TODO(07.2): a new namespace's lo is down, so even 127.0.0.1 fails. Bring it up the way
+  // ifconfig does: on any socket (socket(2)), read lo's flags (ioctl(2), SIOCGIFFLAGS with a
+  // linux.ifreq: netdevice(7)), set them again with IFF_UP added. Why must the socket be made
+  // after the unshare?
+}
+
+/** Make rootfs the root mount of this mount namespace, and the host's root unreachable. */
+function pivotInto(rootfs: string, cwd: string): void {
+  linux.mount(rootfs, rootfs, null, linux.MS_BIND | linux.MS_REC); // a mount point, with /proc, /sys, /dev along
+  fs.mkdirSync(`${rootfs}/.oldroot`);
+  linux.pivot_root(rootfs, `${rootfs}/.oldroot`); // the host's root is now at /.oldroot...
+  linux.umount2('/.oldroot', linux.MNT_DETACH); // ...and now nowhere: lazily detached
+  fs.rmdirSync('/.oldroot');
+  linux.chdir(cwd);
+}
+
+/** Become the command: same process, same pid, same stdin/stdout/stderr, new program. */
+function execCommand(argv: string[], env: string[]): never {
+  for (const fd of [0, 1, 2]) linux.fcntl(fd, linux.F_SETFD, 0);
+  linux.execve(lookPath(argv[0]!, env), argv, env);
+}
+
+/** A host name and System V IPC objects of its own: what `hostname` and `ipcs` see. */
+function enterUtsAndIpcNamespaces(hostname: string): void {
+  linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWIPC);
+  linux.sethostname(hostname);
+}
+
+/** `--hostname`: what sethostname(2) takes, and what a resolver would (RFC 1123: letters, digits, -, .). */
+function hostnameArg(name: string): string {
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(name)) throw new CalfError(`invalid hostname ${JSON.stringify(name)}: use letters, digits, '-' and '.', at most 63`);
+  return name;
+}
+
+/** Start the init stage as PID 1 of a new PID namespace, and keep calf's later children in the host's. */
+function inNewPidNamespace<T>(start: () => T): T {
+  const host = fs.openSync('/proc/self/ns/pid', 'r');
+  try {
+    linux.unshare(linux.CLONE_NEWPID); // this thread's next child will be PID 1 of a new namespace
+    return start();
+  } finally {
+    linux.setns(host, linux.CLONE_NEWPID); // and its later children (cleanup, ip…) the host's again
+    fs.closeSync(host);
+  }
+}
+
+main({ run, init, flags });

@@ -1,0 +1,117 @@
+/**
+ * Seccomp filters through libseccomp (`<seccomp.h>`): it resolves syscall names for the running
+ * architecture, and compiles the rules into the BPF program that `seccomp(2)` loads.
+ *
+ * libseccomp returns a negative errno on failure (it does not set `errno`), so these wrappers
+ * throw a {@link SyscallError} from that number.
+ * @see https://man7.org/linux/man-pages/man3/seccomp_init.3.html
+ * @module
+ */
+import koffi from 'koffi';
+import { libc } from './libc.js';
+import { SyscallError } from './syscall-error.js';
+
+const strerror = libc.func('const char *strerror(int errnum)');
+
+/**
+ * libseccomp, loaded at import: the init stage loads its filter after pivot_root, when the host's
+ * /usr/lib is out of reach. A host without it only fails when a filter is asked for.
+ */
+function load() {
+  let lib: ReturnType<typeof koffi.load>;
+  try {
+    lib = koffi.load('libseccomp.so.2');
+  } catch (err) {
+    return err as Error;
+  }
+  return {
+    init: lib.func('void *seccomp_init(uint32_t def_action)'),
+    ruleAddArray: lib.func('int seccomp_rule_add_array(void *ctx, uint32_t action, int syscall, unsigned int arg_cnt, const uint8_t *arg_array)'),
+    load: lib.func('int seccomp_load(void *ctx)'),
+    release: lib.func('void seccomp_release(void *ctx)'),
+    resolveName: lib.func('int seccomp_syscall_resolve_name(const char *name)'),
+  };
+}
+const loaded = load();
+function seccomp() {
+  if (loaded instanceof Error) throw new Error(`libseccomp.so.2 could not be loaded (install libseccomp2): ${loaded.message}`);
+  return loaded;
+}
+
+/** Filter actions. */
+export const SCMP_ACT_ALLOW = 0x7fff0000;
+/** Fail the syscall with `errno` instead of running it. */
+export const SCMP_ACT_ERRNO = (errno: number) => 0x00050000 | (errno & 0xffff);
+
+/** Argument comparisons (`enum scmp_compare`). */
+export const SCMP_CMP_EQ = 4;
+/** `(arg & datum_a) == datum_b` */
+export const SCMP_CMP_MASKED_EQ = 7;
+
+/** One `struct scmp_arg_cmp`: compare syscall argument `arg` (0–5) with `op`. */
+export interface ScmpArgCmp {
+  arg: number;
+  op: number;
+  datumA: bigint;
+  datumB?: bigint;
+}
+
+/** A filter being built: the `scmp_filter_ctx` of libseccomp. */
+export type ScmpFilterCtx = unknown;
+
+function checkNegative(result: number, call: string, args: readonly unknown[]): void {
+  if (result >= 0) return;
+  throw new SyscallError(call, -result, String(strerror(-result)), args);
+}
+
+/**
+ * A new filter whose action for every syscall no rule names is `defAction`.
+ * @see https://man7.org/linux/man-pages/man3/seccomp_init.3.html
+ */
+export function seccomp_init(defAction: number): ScmpFilterCtx {
+  const ctx = seccomp().init(defAction);
+  if (!ctx) throw new SyscallError('seccomp_init', 12, 'Cannot allocate memory');
+  return ctx;
+}
+
+/**
+ * Add a rule: `action` for `syscall` (a number from {@link seccomp_syscall_resolve_name}), when
+ * every comparison holds (none: always).
+ * @see https://man7.org/linux/man-pages/man3/seccomp_rule_add.3.html
+ */
+export function seccomp_rule_add_array(ctx: ScmpFilterCtx, action: number, syscall: number, args: readonly ScmpArgCmp[] = []): void {
+  const array = Buffer.alloc(24 * Math.max(args.length, 1)); // { u32 arg; u32 op; u64 datum_a; u64 datum_b }
+  args.forEach((a, i) => {
+    array.writeUInt32LE(a.arg, 24 * i);
+    array.writeUInt32LE(a.op, 24 * i + 4);
+    array.writeBigUInt64LE(a.datumA, 24 * i + 8);
+    array.writeBigUInt64LE(a.datumB ?? 0n, 24 * i + 16);
+  });
+  checkNegative(seccomp().ruleAddArray(ctx, action, syscall, args.length, array) as number, 'seccomp_rule_add', [syscall]);
+}
+
+/**
+ * Compile the filter and load it into the kernel for the calling **thread** (and every process it
+ * execs or forks later). Without `CAP_SYS_ADMIN` this needs `no_new_privs` first.
+ * @see https://man7.org/linux/man-pages/man3/seccomp_load.3.html
+ */
+export function seccomp_load(ctx: ScmpFilterCtx): void {
+  checkNegative(seccomp().load(ctx) as number, 'seccomp_load', []);
+}
+
+/**
+ * Free a filter (a loaded one stays in the kernel).
+ * @see https://man7.org/linux/man-pages/man3/seccomp_release.3.html
+ */
+export function seccomp_release(ctx: ScmpFilterCtx): void {
+  seccomp().release(ctx);
+}
+
+/**
+ * The number of the syscall `name` on this architecture, or -1 (`__NR_SCMP_ERROR`) when there is
+ * no such syscall (say, `kexec_file_load` on an old arch).
+ * @see https://man7.org/linux/man-pages/man3/seccomp_syscall_resolve_name.3.html
+ */
+export function seccomp_syscall_resolve_name(name: string): number {
+  return seccomp().resolveName(name) as number;
+}

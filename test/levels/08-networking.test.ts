@@ -1,0 +1,289 @@
+/**
+ * Level 08: networks (a bridge and an address pool), endpoints (a veth pair into the container's
+ * namespace, an address, a route), published ports. Every check runs calf inside a network
+ * namespace the test made (its throwaway "host"): the bridges, veths and addresses exist only
+ * there, and every packet is between that namespace and the containers it holds.
+ */
+import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
+import { expectExit } from '../support/target.js';
+import { token } from '../support/canary.js';
+import { waitFor } from '../support/procs.js';
+import { createTestNetns, randomPort, eth0Address, type TestNetns } from '../support/netns.js';
+
+let ns: TestNetns;
+const networks: string[] = [];
+
+beforeAll(async () => {
+  ns = await createTestNetns();
+});
+afterAll(async () => {
+  for (const name of networks) await ns.calf(['network', 'rm', name]);
+  ns?.remove();
+});
+
+/** A network of this test run's own, removed in afterAll; returns its name. */
+async function network(subnet?: string): Promise<string> {
+  const name = `t${token()}`;
+  const r = await ns.calf(['network', 'create', name, ...(subnet ? ['--subnet', subnet] : [])]);
+  expectExit(r, 0);
+  networks.push(name);
+  return name;
+}
+
+/** A random /24 in 10.100.0.0–10.199.255.0, for a test that names its subnet. */
+function randomSubnet(): { subnet: string; prefix: string } {
+  const prefix = `10.${100 + Math.floor(Math.random() * 100)}.${Math.floor(Math.random() * 256)}`;
+  return { subnet: `${prefix}.0/24`, prefix };
+}
+
+/** Shell: try nc up to 20 times (about 4 s) while a server may not listen yet. */
+const connect = (host: string, port: number | string, nc = 'nc') =>
+  `for i in $(seq 20); do ${nc} -w 2 ${host} ${port} </dev/null && exit 0; sleep 0.2; done; exit 1`;
+
+/**
+ * The container's address, then a TCP server answering `answer` on port 8080 (the container's
+ * main process, so a SIGTERM to calf ends it). Without an eth0 it ends at once.
+ */
+const SERVE = (answer: string) => ['busybox', 'sh', '-c', `ip -o -4 addr show dev eth0 || exit 1; exec nc -ll -p 8080 -e echo ${answer}`];
+
+/** Wait until a background `calf run` has printed its eth0 address; fail as soon as it ends without one. */
+async function addressOf(child: ReturnType<TestNetns['calf']>): Promise<string> {
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => { out += String(chunk); });
+  let ended = false;
+  void child.then(() => { ended = true; });
+  return waitFor('the container to print its eth0 address', () => {
+    if (ended) throw new Error(`the container ended without an eth0 address; it printed: ${JSON.stringify(out)}`);
+    return eth0Address(out);
+  });
+}
+
+/**
+ * Start `calf run ARGS…` in the background and wait for the eth0 address it prints first.
+ * `stop()` ends it with SIGTERM (calf passes it on to the container, then cleans up) and
+ * returns how it ended. Never SIGKILL: the container would outlive calf.
+ */
+async function startContainer(args: string[]) {
+  const child = ns.calf(['run', ...args]);
+  const address = await addressOf(child).catch(async (err: Error) => {
+    child.kill('SIGTERM');
+    const r = await child;
+    throw new Error(`${err.message}\nexit ${r.exitCode}; stderr: ${r.stderr}`);
+  });
+  return {
+    address, child,
+    stop: async () => {
+      child.kill('SIGTERM');
+      return child;
+    },
+  };
+}
+
+/** The interfaces in the test's namespace whose names calf gives veths. */
+const veths = () => ns.links().filter((l) => l.startsWith('veth'));
+
+describe('08 networking', () => {
+  describe('Networks', () => {
+    it('creates a network with its bridge on the host, lists it, and removes both', async () => {
+      const { subnet } = randomSubnet();
+      const name = `t${token()}`;
+      const before = ns.links();
+      const created = await ns.calf(['network', 'create', name, '--subnet', subnet]);
+      expectExit(created, 0);
+      expect(created.stdout).toMatch(/^[0-9a-f]{64}\n$/);
+      const bridges = ns.links().filter((l) => !before.includes(l));
+      const ls = await ns.calf(['network', 'ls']);
+      expectExit(ls, 0);
+      const row = ls.stdout.split('\n').find((l) => l.split(/\s+/).includes(name));
+      const removed = await ns.calf(['network', 'rm', name]);
+      expectExit(removed, 0);
+      const after = await ns.calf(['network', 'ls']);
+      expect({ bridges: bridges.length, listed: row?.includes(subnet), relisted: after.stdout.includes(name), left: ns.links().filter((l) => bridges.includes(l)) })
+        .toEqual({ bridges: 1, listed: true, relisted: false, left: [] });
+    });
+
+    it('refuses a bad subnet, an overlapping one and a taken name with one line and exit 1', async () => {
+      const { subnet, prefix } = randomSubnet();
+      const name = await network(subnet);
+      const tries = await Promise.all([
+        ns.calf(['network', 'create', `t${token()}`, '--subnet', 'nonsense']),
+        ns.calf(['network', 'create', `t${token()}`, '--subnet', `${prefix}.128/25`]),
+        ns.calf(['network', 'create', name]),
+      ]);
+      expect(tries.map((r) => ({ exit: r.exitCode, lines: r.stderr.trim().split('\n').length }))).toEqual([
+        { exit: 1, lines: 1 }, { exit: 1, lines: 1 }, { exit: 1, lines: 1 },
+      ]);
+    });
+
+    it('makes the default network calf0 on first use, with a bridge of that name', async () => {
+      const r = await ns.calf(['run', '--network', 'calf0', 'busybox', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
+      expectExit(r, 0);
+      expect(eth0Address(r.stdout)).toMatch(/^10\.88\./);
+      expect(ns.links()).toContain('calf0');
+    });
+  });
+
+  describe('Endpoints and the sandbox', () => {
+    it('gives the container eth0 with an address of the subnet, and a default route via its gateway', async () => {
+      const { subnet, prefix } = randomSubnet();
+      const name = await network(subnet);
+      const r = await ns.calf(['run', '--network', name, 'busybox', 'sh', '-c', 'ip -o -4 addr show dev eth0; ip route']);
+      expectExit(r, 0);
+      const address = eth0Address(r.stdout);
+      expect(address).toMatch(new RegExp(`^${prefix.replace(/\./g, '\\.')}\\.\\d+$`));
+      expect(address).not.toBe(`${prefix}.1`);
+      expect(r.stdout).toContain(`default via ${prefix}.1 dev eth0`);
+    });
+
+    it('lets the host and the container reach each other over TCP, and removes the veth after', async () => {
+      const name = await network();
+      const hostAnswer = token();
+      const port = randomPort();
+      const host = ns.exec(['busybox', 'nc', '-ll', '-p', String(port), '-e', 'echo', hostAnswer]);
+      try {
+        const out = await ns.calf(['run', '--network', name, 'busybox', 'sh', '-c', `${connect('$(ip route | awk \'/^default/ {print $3}\')', port)}`]);
+        expectExit(out, 0);
+        expect(out.stdout).toContain(hostAnswer);
+      } finally {
+        host.kill('SIGKILL');
+        await host;
+      }
+      const answer = token();
+      const c = await startContainer(['--network', name, ...SERVE(answer)]);
+      const running = veths();
+      const seen = await ns.exec(['sh', '-c', connect(c.address, 8080, 'busybox nc')]);
+      await c.stop();
+      expect({ reply: seen.stdout.trim(), vethsWhileRunning: running.length, vethsAfter: veths().filter((v) => running.includes(v)) })
+        .toEqual({ reply: answer, vethsWhileRunning: 1, vethsAfter: [] });
+    });
+  });
+
+  describe('Two containers, one network', () => {
+    it('lets two containers on one network reach each other by address over TCP', async () => {
+      const name = await network();
+      const answer = token();
+      const server = await startContainer(['--network', name, ...SERVE(answer)]);
+      try {
+        const r = await ns.calf(['run', '--network', name, 'busybox', 'sh', '-c', connect(server.address, 8080)]);
+        expectExit(r, 0);
+        expect(r.stdout.trim()).toBe(answer);
+      } finally {
+        await server.stop();
+      }
+    });
+  });
+
+  describe('Isolation between networks', () => {
+    it('keeps containers on two networks from reaching each other', async () => {
+      const [one, two] = [await network(), await network()];
+      const answer = token();
+      const server = await startContainer(['--network', one, ...SERVE(answer)]);
+      try {
+        const [same, other] = await Promise.all([
+          ns.calf(['run', '--network', one, 'busybox', 'sh', '-c', connect(server.address, 8080)]),
+          ns.calf(['run', '--network', two, 'busybox', 'sh', '-c', `ip -o -4 addr show dev eth0; nc -w 2 ${server.address} 8080 </dev/null; echo "exit $?"`]),
+        ]);
+        expectExit(same, 0);
+        expectExit(other, 0);
+        expect(same.stdout.trim()).toBe(answer); // the server answers on its own network...
+        expect(eth0Address(other.stdout)).toBeDefined(); // ...the other container is on a network...
+        expect(other.stdout).not.toContain(answer); // ...and cannot reach it
+        expect(other.stdout).not.toContain('exit 0');
+      } finally {
+        await server.stop();
+      }
+    });
+  });
+
+  describe('IPAM: an address each, under a lock', () => {
+    it('gives 10 containers started together 10 addresses, and takes them back when they end', async () => {
+      const name = await network();
+      const runs = await Promise.all(Array.from({ length: 10 }, () =>
+        ns.calf(['run', '--network', name, 'busybox', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0'], { timeout: 120_000 })));
+      for (const r of runs) expectExit(r, 0);
+      const addresses = runs.map((r) => eth0Address(r.stdout));
+      expect(new Set(addresses).size).toBe(10);
+      // calf hands out the lowest free address: with all 10 back in the pool, the next run gets the lowest again
+      const next = await ns.calf(['run', '--network', name, 'busybox', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
+      const lowest = [...addresses].sort((a, b) => Number(a!.split('.')[3]) - Number(b!.split('.')[3]))[0];
+      expect({ next: eth0Address(next.stdout), veths: veths() }).toEqual({ next: lowest, veths: [] });
+    });
+  });
+
+  describe('Published ports', () => {
+    it('answers on the host’s 127.0.0.1 at the published port', async () => {
+      const name = await network();
+      const answer = token();
+      const port = randomPort();
+      const c = await startContainer(['--network', name, '-p', `${port}:8080`, ...SERVE(answer)]);
+      const seen = await ns.exec(['sh', '-c', connect('127.0.0.1', port, 'busybox nc')]);
+      await c.stop();
+      expect(seen.stdout.trim()).toBe(answer);
+    });
+
+    it('refuses a malformed -p with 125 and one line', async () => {
+      const name = await network();
+      const [ok, ...bad] = await Promise.all([`${randomPort()}:80`, '8080', 'a:80', '80:70000'].map((p) =>
+        ns.calf(['run', '--network', name, '-p', p, 'busybox', 'echo', 'ran'])));
+      expectExit(ok!, 0);
+      expect(ok!.stdout).toBe('ran\n');
+      expect(bad.map((r) => ({ exit: r.exitCode, stdout: r.stdout, lines: r.stderr.trim().split('\n').length })))
+        .toEqual(Array(3).fill({ exit: 125, stdout: '', lines: 1 }));
+    });
+
+    it('refuses a host port that is taken with 125, and runs nothing', async () => {
+      const name = await network();
+      const port = randomPort();
+      const taker = ns.exec(['busybox', 'nc', '-ll', '-p', String(port), '-e', 'true']);
+      try {
+        await ns.exec(['sh', '-c', connect('127.0.0.1', port, 'busybox nc')]); // it listens now
+        const [free, taken] = await Promise.all([
+          ns.calf(['run', '--network', name, '-p', `${port + 1}:80`, 'busybox', 'echo', 'ran']),
+          ns.calf(['run', '--network', name, '-p', `${port}:80`, 'busybox', 'echo', 'ran']),
+        ]);
+        expect(free.stdout).toBe('ran\n');
+        expectExit(taken, 125);
+        expect({ stdout: taken.stdout, stderr: taken.stderr.trim().split('\n').length }).toEqual({ stdout: '', stderr: 1 });
+        expect(taken.stderr).toContain(String(port));
+      } finally {
+        taker.kill('SIGKILL');
+        await taker;
+      }
+    });
+  });
+
+  describe('The sync handshake', () => {
+    it('has the network ready before the command’s first instruction', async () => {
+      const name = await network();
+      // no waiting, no retry: eth0 is up with its address and route when the command starts
+      const r = await ns.calf(['run', '--network', name, 'busybox', 'sh', '-c', 'ip -o -4 addr show dev eth0 && ip route | grep -c ^default']);
+      expectExit(r, 0);
+      expect({ address: eth0Address(r.stdout) !== undefined, routes: r.stdout.trim().split('\n').at(-1) }).toEqual({ address: true, routes: '1' });
+    });
+  });
+
+  describe('Cleaning up after a crash', () => {
+    it('removes the veth and frees the address of a calf killed with SIGKILL', async () => {
+      const name = await network();
+      const child = ns.calf(['run', '--network', name, 'busybox', 'sh', '-c', 'ip -o -4 addr show dev eth0 || exit 1; read line']);
+      let address: string | undefined;
+      let during: string[] = [];
+      let cleanup;
+      try {
+        address = await addressOf(child);
+        during = veths();
+        child.kill('SIGKILL'); // calf dies at once: no exit handler runs; the container lives on
+        await waitFor('calf to die', () => (child.exitCode === null && child.signalCode === null ? undefined : true)).catch(() => undefined);
+        cleanup = await ns.calf(['cleanup']);
+      } finally {
+        child.stdin!.end(); // the container's `read` ends, and the container with it
+        await child;
+      }
+      expectExit(cleanup!, 0);
+      expect(cleanup!.stdout).toContain(`removed endpoint ${address} on network ${name}`);
+      const again = await ns.calf(['run', '--network', name, 'busybox', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
+      expect({ vethDuring: during.length, vethsAfter: veths(), reused: eth0Address(again.stdout) })
+        .toEqual({ vethDuring: 1, vethsAfter: [], reused: address });
+    });
+  });
+});

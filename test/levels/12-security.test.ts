@@ -1,0 +1,227 @@
+/**
+ * Level 12: a container's root is confined as Docker confines it: Docker's 14 capabilities,
+ * no_new_privs, a seccomp filter, masked and read-only paths in /proc and /sys, and a device
+ * policy. Every refusal is checked against `--privileged`, where the same helper must succeed:
+ * proof that the helper works and that calf, not the host, refuses.
+ *
+ * Not checked here yet: a fork bomb and a memory hog contained by level 10's limits (after the
+ * cgroup levels are merged).
+ */
+import { describe, it, expect, afterAll } from '@jest/globals';
+import fs from 'node:fs';
+import path from 'node:path';
+import { run, expectExit } from '../support/target.js';
+import { hostCanary, token } from '../support/canary.js';
+
+/** Docker's default set (moby's oci/caps/defaults.go), as the kernel prints it in /proc/PID/status. */
+const DOCKER_CAPS = 0xa80425fbn;
+const CAP_CHOWN = 0;
+const CAP_NET_RAW = 13;
+const CAP_MKNOD = 27;
+/** Every capability the host lets root have: the tests' own bounding set (a host may lack some). */
+const ALL_CAPS = BigInt(`0x${/^CapBnd:\s+(\w+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]}`);
+
+/** A v1 devices controller on the host: calf's device policy needs one; without it, calf drops CAP_MKNOD (see the README). */
+const devicesV1 = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+  .some((l) => / - cgroup \S+ \S*\bdevices\b/.test(l));
+const EXPECTED_CAPS = devicesV1 ? DOCKER_CAPS : DOCKER_CAPS & ~(1n << BigInt(CAP_MKNOD));
+
+/** The five capability sets and NoNewPrivs/Seccomp of a container's first process. */
+async function status(flags: string[] = []): Promise<Record<string, string>> {
+  const r = await run([...flags, 'busybox', 'cat', '/proc/self/status']);
+  expectExit(r, 0);
+  const fields = Object.fromEntries(r.stdout.split('\n').map((l) => l.split(':\t')).filter((f) => f.length === 2).map(([k, v]) => [k, v!.trim()]));
+  expect(Object.keys(fields)).toEqual(expect.arrayContaining(['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp']));
+  return fields as Record<string, string>;
+}
+
+const hex = (mask: bigint) => mask.toString(16).padStart(16, '0');
+
+/** `forbidden OP…` in a container: `{ OP: 'EPERM' | 'ok' | … }`. */
+async function forbidden(flags: string[], ops: string[]): Promise<Record<string, string>> {
+  const r = await run([...flags, 'calf-test', 'forbidden', ...ops]);
+  expectExit(r, 0);
+  const lines = Object.fromEntries(r.stdout.trim().split('\n').map((l) => { const at = l.lastIndexOf(': '); return [l.slice(0, at), l.slice(at + 2)]; }));
+  expect(Object.keys(lines).sort()).toEqual([...ops].sort()); // the helper ran every operation
+  return lines;
+}
+
+/** The host's root filesystem device, major:minor, from its mount table. */
+const rootDevice = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[4] === '/')![2]!;
+
+/** A block device the host's root may open (an unattached loop device): the device policy's positive control. */
+const loopDevice = (() => {
+  try {
+    const st = fs.statSync('/dev/loop0');
+    if (!st.isBlockDevice()) return undefined;
+    fs.closeSync(fs.openSync('/dev/loop0', 'r'));
+    return '7:0';
+  } catch {
+    return undefined;
+  }
+})();
+
+describe('12 security', () => {
+  describe('Masked and read-only paths', () => {
+    // Docker's masked paths that this kernel has and that tell root something on the host
+    const maskedFiles = ['/proc/kcore', '/proc/keys', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/latency_stats', '/proc/interrupts']
+      .filter((f) => { try { return f === '/proc/kcore' ? fs.existsSync(f) : fs.readFileSync(f).length > 0; } catch { return false; } }); // (kcore: as big as the address space, never read whole)
+    const maskedDirs = ['/sys/firmware', '/proc/acpi', '/proc/scsi', '/proc/asound'].filter((d) => { try { return fs.readdirSync(d).length > 0; } catch { return false; } });
+
+    it(`shows ${[...maskedFiles, ...maskedDirs].join(', ')} empty, while --privileged sees the host’s`, async () => {
+      expect(maskedFiles.length + maskedDirs.length).toBeGreaterThan(0);
+      const script = [...maskedFiles.map((f) => `echo "${f} $(head -c 64 ${f} | wc -c)"`), ...maskedDirs.map((d) => `echo "${d} $(ls -A ${d} | wc -l)"`)].join('; ');
+      const confined = await run(['busybox', 'sh', '-c', script]);
+      const privileged = await run(['--privileged', 'busybox', 'sh', '-c', script]);
+      expectExit(confined, 0);
+      expectExit(privileged, 0);
+      const sizes = (out: string) => Object.fromEntries(out.trim().split('\n').map((l) => l.split(' ')).map(([p, n]) => [p, Number(n)]));
+      const inside = sizes(confined.stdout);
+      const control = sizes(privileged.stdout);
+      for (const p of [...maskedFiles, ...maskedDirs]) {
+        expect([p, control[p]! > 0]).toEqual([p, true]); // the host's content is there to hide
+        expect([p, inside[p]]).toEqual([p, 0]);
+      }
+    });
+
+    it('refuses writes to /proc/sys (and /proc/sysrq-trigger, where the kernel has one): read-only', async () => {
+      const ops = ['procsys', ...(fs.existsSync('/proc/sysrq-trigger') ? ['sysrq'] : [])];
+      const confined = await forbidden([], ops);
+      const privileged = await forbidden(['--privileged'], ops);
+      for (const op of ops) {
+        expect([op, privileged[op]]).toEqual([op, 'ok']);
+        expect([op, confined[op]]).toEqual([op, 'EROFS']);
+      }
+    });
+
+    it('mounts /proc/sys, /proc/irq, /proc/bus and /proc/fs read-only, and /proc itself stays writable', async () => {
+      const r = await run(['busybox', 'cat', '/proc/self/mountinfo']);
+      expectExit(r, 0);
+      const options = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(' ')).map((f) => [f[4], f[5]!.split(',')]));
+      expect(options['/proc']).toContain('rw');
+      for (const p of ['/proc/sys', '/proc/irq', '/proc/bus', '/proc/fs'].filter((d) => fs.existsSync(d))) {
+        expect([p, options[p]]).toEqual([p, expect.arrayContaining(['ro'])]);
+      }
+    });
+  });
+
+  describe('Capabilities', () => {
+    it('gives root Docker’s 14 capabilities: effective, permitted and bounding; no inheritable, no ambient', async () => {
+      const s = await status();
+      expect({ CapEff: s.CapEff, CapPrm: s.CapPrm, CapBnd: s.CapBnd, CapInh: s.CapInh, CapAmb: s.CapAmb })
+        .toEqual({ CapEff: hex(EXPECTED_CAPS), CapPrm: hex(EXPECTED_CAPS), CapBnd: hex(EXPECTED_CAPS), CapInh: hex(0n), CapAmb: hex(0n) });
+    });
+
+    it('lets root chown (kept) but not set the host name (CAP_SYS_ADMIN, dropped)', async () => {
+      const name = `calf-${token()}`;
+      const r = await run(['busybox', 'sh', '-c', `touch /tmp/f && chown 12:34 /tmp/f && stat -c %u:%g /tmp/f; hostname ${name}; echo "hostname $?"; hostname`]);
+      expectExit(r, 0);
+      expect(r.stdout).toContain('12:34\n');
+      expect(r.stdout).toContain('hostname 1\n');
+      expect(r.stdout).not.toContain(name);
+    });
+  });
+
+  describe('no_new_privs and seccomp', () => {
+    it('sets no_new_privs and a seccomp filter (NoNewPrivs 1, Seccomp 2)', async () => {
+      const s = await status();
+      expect({ NoNewPrivs: s.NoNewPrivs, Seccomp: s.Seccomp }).toEqual({ NoNewPrivs: '1', Seccomp: '2' });
+    });
+
+    const ops = ['mount', 'unshare', 'userns', 'keyctl', 'ptrace', 'cgroupfs'];
+    it(`refuses ${ops.join(', ')} with EPERM, which --privileged allows`, async () => {
+      const privileged = await forbidden(['--privileged'], ops);
+      const confined = await forbidden([], ops);
+      for (const op of ops) {
+        expect([op, privileged[op]]).toEqual([op, 'ok']);
+        expect([op, confined[op]]).toEqual([op, 'EPERM']);
+      }
+    });
+
+    it('still refuses mount and unshare with every capability added (the filter, not the capabilities)', async () => {
+      const confined = await forbidden(['--cap-add', 'ALL'], ['mount', 'unshare', 'keyctl']);
+      expect(confined).toEqual({ mount: 'EPERM', unshare: 'EPERM', keyctl: 'EPERM' });
+    });
+  });
+
+  describe('The device policy', () => {
+    const control = loopDevice ? it : it.skip; // needs a block device the host's root may open: /dev/loop0
+    control('refuses to open a block device that --privileged opens (an unattached loop device)', async () => {
+      const op = `block:${loopDevice}`;
+      const privileged = await forbidden(['--privileged'], [op]);
+      const confined = await forbidden([], [op]);
+      expect(privileged[op]).toBe('ok');
+      expect(confined[op]).toBe(devicesV1 ? 'open EPERM' : 'mknod EPERM');
+    });
+
+    it(`refuses to open the host’s root disk (${rootDevice}) through a device node made inside`, async () => {
+      const op = `block:${rootDevice}`;
+      const confined = await forbidden([], [op]);
+      expect(confined[op]).toBe(devicesV1 ? 'open EPERM' : 'mknod EPERM');
+    });
+
+    (devicesV1 ? it : it.skip)('puts the container in a devices cgroup of its own, gone after it exits', async () => {
+      const r = await run(['busybox', 'cat', '/proc/self/cgroup', '/proc/1/cgroup']);
+      expectExit(r, 0);
+      const line = /^\d+:devices:(\/calf\/[0-9a-f]{12})$/m.exec(r.stdout);
+      expect(line).not.toBeNull();
+      const hierarchy = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f.includes('-') && f[f.indexOf('-') + 1] === 'cgroup' && f.at(-1)!.split(',').includes('devices'))![4]!;
+      expect(fs.existsSync(path.join(hierarchy, line![1]!))).toBe(false);
+    });
+  });
+
+  describe('--privileged, --cap-add and --cap-drop', () => {
+    it('gives --privileged every capability, and neither no_new_privs nor a filter', async () => {
+      const s = await status(['--privileged']);
+      expect({ CapEff: s.CapEff, CapBnd: s.CapBnd, NoNewPrivs: s.NoNewPrivs, Seccomp: s.Seccomp })
+        .toEqual({ CapEff: hex(ALL_CAPS), CapBnd: hex(ALL_CAPS), NoNewPrivs: '0', Seccomp: '0' });
+    });
+
+    it('applies --cap-drop ALL --cap-add net_raw: only CAP_NET_RAW', async () => {
+      const s = await status(['--cap-drop', 'ALL', '--cap-add', 'net_raw']);
+      expect({ CapEff: s.CapEff, CapBnd: s.CapBnd }).toEqual({ CapEff: hex(1n << BigInt(CAP_NET_RAW)), CapBnd: hex(1n << BigInt(CAP_NET_RAW)) });
+    });
+
+    it('applies --cap-drop CAP_CHOWN and --cap-add sys_admin to Docker’s set: chown fails, hostname works', async () => {
+      const name = `calf-${token()}`;
+      const r = await run(['--cap-drop', 'CAP_CHOWN', '--cap-add', 'sys_admin', 'busybox', 'sh', '-c',
+        `grep CapEff /proc/self/status; touch /tmp/f; chown 12:34 /tmp/f; echo "chown $?"; hostname ${name} && hostname`]);
+      expectExit(r, 0);
+      const expected = (EXPECTED_CAPS & ~(1n << BigInt(CAP_CHOWN))) | (1n << 21n);
+      expect(r.stdout).toContain(`CapEff:\t${hex(expected)}\n`);
+      expect(r.stdout).toContain('chown 1\n');
+      expect(r.stdout).toContain(`${name}\n`);
+    });
+
+    it('refuses an unknown capability with one line and exit 125, before anything runs', async () => {
+      const cap = `CAP_NOPE_${token()}`;
+      const r = await run(['--cap-add', cap, 'busybox', 'echo', 'ran']);
+      expectExit(r, 125);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain(cap);
+      const ok = await run(['--cap-add', 'chown', 'busybox', 'echo', 'ran']); // control: a known name works
+      expectExit(ok, 0);
+      expect(ok.stdout).toBe('ran\n');
+    });
+  });
+
+  describe('Escapes, still closed', () => {
+    const canary = hostCanary();
+    afterAll(() => canary.remove());
+
+    it('keeps the chroot breakout inside the container', async () => {
+      const r = await run(['calf-test', 'breakout', 'cat', canary.path]);
+      expect(r.stderr).toContain('cat:'); // the helper climbed and ran cat: it just found no host
+      expect(r.stdout).not.toContain(canary.content);
+      expect(r.exitCode).not.toBe(0);
+    });
+
+    it('leads /proc/1/root to the container’s own root, not the host’s', async () => {
+      const mine = token();
+      const r = await run(['busybox', 'sh', '-c', `echo ${mine} > /tmp/mine; cat /proc/1/root/tmp/mine; cat /proc/1/root${canary.path}`]);
+      expect(r.stdout).toContain(`${mine}\n`);
+      expect(r.stdout).not.toContain(canary.content);
+    });
+  });
+});
