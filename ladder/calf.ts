@@ -37,6 +37,12 @@ import {
   createEndpoint, removeEndpoint, ip, ipIn, parsePublish, listen, splice, networkCommand, type Endpoint, type PortMapping,
 } from '../lib/network/index.js';
 //@}
+//@s09 {
+import {
+  createCgroup, parseCpus, parseCpuShares, sharesToWeight, CPU_PERIOD_US, type Cgroup,
+  parseMemory, parseMemorySwap, parsePidsLimit, checkMemory, //@s10
+} from '../lib/cgroup/index.js';
+//@}
 
 /** What the parent side hands to the init stage, as JSON on its command line. */
 interface InitConfig {
@@ -58,6 +64,12 @@ const flags = {
   //@s07..s08: network: flag('--network <mode>', 'none (the default): a network namespace with only lo; host: the host\'s network', networkMode),
   network: flag('--network <name>', 'none (the default): only lo; host: the host\'s network; or a network of calf network ls'), //@s08
   publish: flag('-p, --publish <hostPort:containerPort>', 'publish a container\'s TCP port on the host\'s 127.0.0.1 (repeatable)', parsePublish), //@s08
+  cpus: flag('--cpus <decimal>', 'number of CPUs (0.5: half of one)', parseCpus), //@s09
+  cpuShares: flag('-c, --cpu-shares <int>', 'CPU shares, a relative weight (default 1024)', parseCpuShares), //@s09
+  cgroupParent: flag('--cgroup-parent <string>', 'the parent cgroup of the container\'s cgroup (default: calf)'), //@s09
+  memory: flag('-m, --memory <bytes>', 'memory limit (64m, 1g…)', parseMemory), //@s10
+  memorySwap: flag('--memory-swap <bytes>', 'memory plus swap limit: -1 for unlimited swap (default: twice --memory)', parseMemorySwap), //@s10
+  pidsLimit: flag('--pids-limit <int>', 'most processes the container may have (-1: no limit)', parsePidsLimit), //@s10
   user: flag('-u, --user <name|uid[:group|gid]>', "who the command runs as (default: the image's User, else root)"), //@s11
   privileged: flag<boolean>('--privileged', 'every capability, no seccomp filter, no masked paths, no device policy'), //@s12
   capAdd: flag('--cap-add <cap>', 'add a capability to Docker\'s default set (repeatable; ALL)', capabilityArg), //@s12
@@ -77,6 +89,10 @@ async function run(options: RunOptions<typeof flags>): Promise<number> {
   if (config.argv.length === 0) throw new CalfError('no command specified');
   const endpoint = joinNetwork(config.network); //@s08
   await publishPorts(options.flags.publish ?? [], endpoint); // before the container starts: a taken port stops it //@s08
+  const cgroup = createCgroup(options.flags.cgroupParent ?? 'calf', container.id); // calf/<id>, as Docker's docker/<id> //@s09
+  process.on('exit', () => cgroup.remove()); // sync: also when calf fails; kills what is left in it //@s09
+  limitCpu(cgroup, options.flags.cpus, options.flags.cpuShares); //@s09
+  limitMemoryAndPids(cgroup, options.flags.memory, options.flags.memorySwap, options.flags.pidsLimit); //@s10
   //@..s06: const child = startInit(config);
   const child = inNewPidNamespace(() => startInit(config)); //@s06
   //@todo08 {
@@ -86,8 +102,10 @@ async function run(options: RunOptions<typeof flags>): Promise<number> {
   // SYNC_STDIO, syncWithInit() here, syncWithParent() in init() after the unshare. What would
   // `ip link add … netns PID` do if it ran right after the spawn?
   //@}
-  await syncWithInit(child, (pid) => connectSandbox(endpoint, pid)); // between its unshare and its execve //@08
-  return exitStatus(await exited(child));
+  //@08..s09: await syncWithInit(child, (pid) => connectSandbox(endpoint, pid)); // between its unshare and its execve
+  await syncWithInit(child, (pid) => { joinCgroup(cgroup, pid); connectSandbox(endpoint, pid); }); // between its unshares and its execve //@s09
+  //@..s10: return exitStatus(await exited(child));
+  return reportOomKill(cgroup, exitStatus(await exited(child))); //@s10
 }
 
 /** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
@@ -178,6 +196,79 @@ function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage
     user: options.flags.user || defaults.User || '0', //@s11
     security: securityOptions(options.flags, container.id), //@s12
   };
+  //@}
+}
+//@}
+
+//@s09 {
+/** Put the init stage (pid) into the container's cgroup: everything it starts inherits it. */
+function joinCgroup(cgroup: Cgroup, pid: number): void {
+  //@todo09 {
+  // TODO(09.1): the container's cgroup exists (lib's createCgroup made calf/<id>), but nothing
+  // runs in it. Move the init stage into it: a cgroup's `cgroup.procs` takes a pid (cgroups(7)).
+  // cgroup.set() writes v1's files and v2's side by side: what differs between the two here?
+  // Why now, between the init stage's unshare and its execve, and not once the command runs?
+  //@}
+  cgroup.set({ v1: { 'cgroup.procs': pid }, v2: { 'cgroup.procs': pid } }); // v1: once per hierarchy //@09
+}
+
+/** `--cpus` as a CFS quota per period, `--cpu-shares` as a weight against the other cgroups. */
+function limitCpu(cgroup: Cgroup, cpus: number | undefined, shares: number | undefined): void {
+  //@todo09 {
+  // TODO(09.2): --cpus N lets the container run N × CPU_PERIOD_US µs of every CPU_PERIOD_US: on
+  // v1 as cpu.cfs_period_us and cpu.cfs_quota_us, on v2 as one file, cpu.max ("QUOTA PERIOD").
+  // --cpu-shares is v1's cpu.shares (2–262144); v2's cpu.weight is 1–10000: sharesToWeight()
+  // converts as runc does. Only what was given. Why can't a v1 quota be set before its period?
+  //@}
+  //@09 {
+  if (cpus !== undefined) {
+    const quota = Math.round(cpus * CPU_PERIOD_US);
+    cgroup.set({
+      v1: { 'cpu.cfs_period_us': CPU_PERIOD_US, 'cpu.cfs_quota_us': quota },
+      v2: { 'cpu.max': `${quota} ${CPU_PERIOD_US}` },
+    });
+  }
+  if (shares !== undefined) cgroup.set({ v1: { 'cpu.shares': shares }, v2: { 'cpu.weight': sharesToWeight(shares) } });
+  //@}
+}
+//@}
+
+//@s10 {
+/** `--memory` and `--memory-swap` as the memory controller's limits, `--pids-limit` as the pids controller's. */
+function limitMemoryAndPids(cgroup: Cgroup, memory?: number, memorySwap?: number, pids?: number): void {
+  checkMemory(memory, memorySwap); // Docker's rules: --memory-swap needs --memory, and is not below it
+  //@todo10 {
+  // TODO(10.1): --memory caps RAM: v1 memory.limit_in_bytes, v2 memory.max. --memory-swap is RAM
+  // *plus* swap (-1: no cap; not given: Docker allows as much swap as RAM): v1 takes that sum in
+  // memory.memsw.limit_in_bytes, v2 only the swap in memory.swap.max ("max": no cap). --pids-limit
+  // N > 0 is pids.max on both. Which v1 file must be written first, and why?
+  //@}
+  //@10 {
+  if (memory !== undefined) {
+    const memsw = memorySwap ?? 2 * memory;
+    cgroup.set({
+      v1: { 'memory.limit_in_bytes': memory, 'memory.memsw.limit_in_bytes': memsw }, // memsw may never be below the limit
+      v2: { 'memory.max': memory, 'memory.swap.max': memsw === -1 ? 'max' : memsw - memory },
+    });
+  }
+  if (pids !== undefined && pids > 0) cgroup.set({ v1: { 'pids.max': pids }, v2: { 'pids.max': pids } });
+  //@}
+}
+
+/** Docker's 137 when the kernel's OOM killer ended the container, and a line saying so. */
+function reportOomKill(cgroup: Cgroup, status: number): number {
+  //@todo10 {
+  // TODO(10.2): the OOM killer's SIGKILL looks like any other `kill -9`. The memory controller
+  // counts its kills: an `oom_kill N` line in v1's memory.oom_control and in v2's memory.events
+  // (cgroup.read() reads this version's). Say on stderr that the container was OOM-killed and
+  // return 137. Why read it here and not in an exit handler?
+  //@}
+  //@todo10: return status;
+  //@10 {
+  const events = cgroup.read({ v1: 'memory.oom_control', v2: 'memory.events' });
+  if (!/^oom_kill [1-9]/m.test(events)) return status;
+  process.stderr.write('calf: the container was OOM-killed: it used more memory than --memory allows\n');
+  return 137;
   //@}
 }
 //@}

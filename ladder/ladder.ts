@@ -23,6 +23,8 @@ export const LEVELS: readonly Level[] = [
   { id: '06', name: 'pid-namespace', goal: 'the command is PID 1 of its own PID namespace' },
   { id: '07', name: 'net-namespace', goal: 'a network namespace of its own, with lo up; --network none|host' },
   { id: '08', name: 'networking', goal: 'networks: a bridge, an address pool, a veth per container; -p publishes a port' },
+  { id: '09', name: 'cpu-cgroup', goal: 'a cgroup of its own (v1 or v2), --cpus and --cpu-shares' },
+  { id: '10', name: 'memory-pids-cgroup', goal: '--memory, --memory-swap and --pids-limit, and an OOM kill reported as such' },
   { id: '11', name: 'user', goal: 'run the command as the image\'s user, with only its groups' },
   { id: '12', name: 'security', goal: "Docker's capabilities, no_new_privs, a seccomp filter, masked paths, a device policy" },
 ];

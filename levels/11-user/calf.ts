@@ -21,6 +21,10 @@ import { storageDriver, checkDriverName, type PreparedRootfs } from '../../lib/s
 import {
   createEndpoint, removeEndpoint, ip, ipIn, parsePublish, listen, splice, networkCommand, type Endpoint, type PortMapping,
 } from '../../lib/network/index.js';
+import {
+  createCgroup, parseCpus, parseCpuShares, sharesToWeight, CPU_PERIOD_US, type Cgroup,
+  parseMemory, parseMemorySwap, parsePidsLimit, checkMemory,
+} from '../../lib/cgroup/index.js';
 
 /** What the parent side hands to the init stage, as JSON on its command line. */
 interface InitConfig {
@@ -40,6 +44,12 @@ const flags = {
   hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg),
   network: flag('--network <name>', 'none (the default): only lo; host: the host\'s network; or a network of calf network ls'),
   publish: flag('-p, --publish <hostPort:containerPort>', 'publish a container\'s TCP port on the host\'s 127.0.0.1 (repeatable)', parsePublish),
+  cpus: flag('--cpus <decimal>', 'number of CPUs (0.5: half of one)', parseCpus),
+  cpuShares: flag('-c, --cpu-shares <int>', 'CPU shares, a relative weight (default 1024)', parseCpuShares),
+  cgroupParent: flag('--cgroup-parent <string>', 'the parent cgroup of the container\'s cgroup (default: calf)'),
+  memory: flag('-m, --memory <bytes>', 'memory limit (64m, 1g…)', parseMemory),
+  memorySwap: flag('--memory-swap <bytes>', 'memory plus swap limit: -1 for unlimited swap (default: twice --memory)', parseMemorySwap),
+  pidsLimit: flag('--pids-limit <int>', 'most processes the container may have (-1: no limit)', parsePidsLimit),
   user: flag('-u, --user <name|uid[:group|gid]>', "who the command runs as (default: the image's User, else root)"),
 };
 
@@ -52,9 +62,13 @@ async function run(options: RunOptions<typeof flags>): Promise<number> {
   if (config.argv.length === 0) throw new CalfError('no command specified');
   const endpoint = joinNetwork(config.network);
   await publishPorts(options.flags.publish ?? [], endpoint); // before the container starts: a taken port stops it
+  const cgroup = createCgroup(options.flags.cgroupParent ?? 'calf', container.id); // calf/<id>, as Docker's docker/<id>
+  process.on('exit', () => cgroup.remove()); // sync: also when calf fails; kills what is left in it
+  limitCpu(cgroup, options.flags.cpus, options.flags.cpuShares);
+  limitMemoryAndPids(cgroup, options.flags.memory, options.flags.memorySwap, options.flags.pidsLimit);
   const child = inNewPidNamespace(() => startInit(config));
-  await syncWithInit(child, (pid) => connectSandbox(endpoint, pid)); // between its unshare and its execve
-  return exitStatus(await exited(child));
+  await syncWithInit(child, (pid) => { joinCgroup(cgroup, pid); connectSandbox(endpoint, pid); }); // between its unshares and its execve
+  return reportOomKill(cgroup, exitStatus(await exited(child)));
 }
 
 /** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
@@ -91,6 +105,44 @@ function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage
     network: String(options.flags.network ?? 'none'),
     user: options.flags.user || defaults.User || '0',
   };
+}
+
+/** Put the init stage (pid) into the container's cgroup: everything it starts inherits it. */
+function joinCgroup(cgroup: Cgroup, pid: number): void {
+  cgroup.set({ v1: { 'cgroup.procs': pid }, v2: { 'cgroup.procs': pid } }); // v1: once per hierarchy
+}
+
+/** `--cpus` as a CFS quota per period, `--cpu-shares` as a weight against the other cgroups. */
+function limitCpu(cgroup: Cgroup, cpus: number | undefined, shares: number | undefined): void {
+  if (cpus !== undefined) {
+    const quota = Math.round(cpus * CPU_PERIOD_US);
+    cgroup.set({
+      v1: { 'cpu.cfs_period_us': CPU_PERIOD_US, 'cpu.cfs_quota_us': quota },
+      v2: { 'cpu.max': `${quota} ${CPU_PERIOD_US}` },
+    });
+  }
+  if (shares !== undefined) cgroup.set({ v1: { 'cpu.shares': shares }, v2: { 'cpu.weight': sharesToWeight(shares) } });
+}
+
+/** `--memory` and `--memory-swap` as the memory controller's limits, `--pids-limit` as the pids controller's. */
+function limitMemoryAndPids(cgroup: Cgroup, memory?: number, memorySwap?: number, pids?: number): void {
+  checkMemory(memory, memorySwap); // Docker's rules: --memory-swap needs --memory, and is not below it
+  if (memory !== undefined) {
+    const memsw = memorySwap ?? 2 * memory;
+    cgroup.set({
+      v1: { 'memory.limit_in_bytes': memory, 'memory.memsw.limit_in_bytes': memsw }, // memsw may never be below the limit
+      v2: { 'memory.max': memory, 'memory.swap.max': memsw === -1 ? 'max' : memsw - memory },
+    });
+  }
+  if (pids !== undefined && pids > 0) cgroup.set({ v1: { 'pids.max': pids }, v2: { 'pids.max': pids } });
+}
+
+/** Docker's 137 when the kernel's OOM killer ended the container, and a line saying so. */
+function reportOomKill(cgroup: Cgroup, status: number): number {
+  const events = cgroup.read({ v1: 'memory.oom_control', v2: 'memory.events' });
+  if (!/^oom_kill [1-9]/m.test(events)) return status;
+  process.stderr.write('calf: the container was OOM-killed: it used more memory than --memory allows\n');
+  return 137;
 }
 
 /** The container's endpoint on its network (none with --network none or host): an address leased from the pool. */

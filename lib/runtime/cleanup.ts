@@ -6,6 +6,7 @@
 import { calfRoot } from './root.js';
 import { leftoverKinds } from './leftovers.js';
 import './container.js'; // registers container directories and their mounts
+import '../cgroup/cgroup.js'; // registers cgroups (a level before 09 may clean up after one that made them)
 import '../image/layers.js'; // registers half-unpacked layers (level 04)
 
 /** Is process `pid` alive (and ours to ask about)? */

@@ -182,7 +182,7 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
   for (const add of stages.commands ?? []) add(program);
 
   program.command('cleanup')
-    .description('remove what calf left behind: container directories and the mounts under them')
+    .description('remove what calf left behind: container directories, the mounts under them, cgroups')
     .option('-f, --force', 'also remove containers whose calf process is still running')
     .action(async (opts: { force?: boolean }) => {
       const { cleanup } = await import('./cleanup.js');

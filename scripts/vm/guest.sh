@@ -54,8 +54,25 @@ if [ "$fs" != cgroup2fs ]; then
   exit 1
 fi
 
+# Run the board the way a login shell on Ubuntu 24.04 runs: systemd puts it in a session scope,
+# a cgroup that is not the root and holds other processes (the session's). calf must work from
+# there, its cgroups at calf/<id> at the root of the tree, never under its caller's: v2 lets no
+# cgroup that holds processes hand controllers to children ("no internal processes").
+slice=/sys/fs/cgroup/user.slice
+session=$slice/user-0.slice/session-1.scope
+mkdir -p "$session"
+echo "+memory +pids" > "$slice/cgroup.subtree_control"
+sleep 2147483647 &
+sibling=$!
+echo "$sibling" > "$session/cgroup.procs"
+
 code=0
-npm run level -- "$@" || code=$?
+(
+  echo "$BASHPID" > "$session/cgroup.procs"
+  echo "test:vm: the board runs in cgroup $(cut -d: -f3 /proc/self/cgroup), beside process $sibling"
+  npm run level -- "$@"
+) || code=$?
+kill "$sibling" || true
 # The board names its jest log, which lives in this VM's $TMPDIR: the host keeps a copy.
 cp "$TMPDIR/calf-board.log" "$share/" || true
 echo "$code" > "$share/exit"

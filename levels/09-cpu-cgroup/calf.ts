@@ -1,0 +1,252 @@
+/**
+ * calf, level 09 (cpu-cgroup): your starting point: level 08's solution plus TODOs.
+ * Goal: a cgroup of its own (v1 or v2), --cpus and --cpu-shares.
+ * Lesson: levels/09-cpu-cgroup/README.md · check: npm run level 9
+ * Run it as root: tsx levels/09-cpu-cgroup/calf.ts run busybox sh
+ *
+ * Generated from ladder/calf.ts by `npm run generate` (instructors: edit that file, not this one).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import { constants } from 'node:os';
+import * as linux from '../../lib/linux/index.js';
+import {
+  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
+  initEntry, initEnv, type Container, type RunOptions,
+  syncWithInit, syncWithParent, SYNC_STDIO,
+} from '../../lib/runtime/index.js';
+import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
+import { storageDriver, checkDriverName, type PreparedRootfs } from '../../lib/storage/index.js';
+import {
+  createEndpoint, removeEndpoint, ip, ipIn, parsePublish, listen, splice, networkCommand, type Endpoint, type PortMapping,
+} from '../../lib/network/index.js';
+import {
+  createCgroup, parseCpus, parseCpuShares, sharesToWeight, CPU_PERIOD_US, type Cgroup,
+} from '../../lib/cgroup/index.js';
+
+/** What the parent side hands to the init stage, as JSON on its command line. */
+interface InitConfig {
+  argv: string[]; // the command and its arguments
+  env: string[]; // its whole environment, KEY=VALUE
+  rootfs: string; // the directory that becomes the container's /
+  cwd: string; // the working directory inside the container
+  overlay?: PreparedRootfs['overlay']; // the directories to stack on rootfs, if the driver wants that
+  hostname: string;
+  network: string; // none, host (level 08: or a network's name)
+}
+
+/** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
+const flags = {
+  storageDriver: flag('--storage-driver <name>', 'overlay or vfs (default: $CALF_STORAGE_DRIVER, else overlay)', (name: string) => checkDriverName(name)),
+  hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg),
+  network: flag('--network <name>', 'none (the default): only lo; host: the host\'s network; or a network of calf network ls'),
+  publish: flag('-p, --publish <hostPort:containerPort>', 'publish a container\'s TCP port on the host\'s 127.0.0.1 (repeatable)', parsePublish),
+  cpus: flag('--cpus <decimal>', 'number of CPUs (0.5: half of one)', parseCpus),
+  cpuShares: flag('-c, --cpu-shares <int>', 'CPU shares, a relative weight (default 1024)', parseCpuShares),
+  cgroupParent: flag('--cgroup-parent <string>', 'the parent cgroup of the container\'s cgroup (default: calf)'),
+};
+
+// ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
+// Our job: prepare the container, start its first process, wait for it, report how it ended.
+
+async function run(options: RunOptions<typeof flags>): Promise<number> {
+  const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver);
+  const config = { ...containerConfig(options, image, container), overlay };
+  if (config.argv.length === 0) throw new CalfError('no command specified');
+  const endpoint = joinNetwork(config.network);
+  await publishPorts(options.flags.publish ?? [], endpoint); // before the container starts: a taken port stops it
+  const cgroup = createCgroup(options.flags.cgroupParent ?? 'calf', container.id); // calf/<id>, as Docker's docker/<id>
+  process.on('exit', () => cgroup.remove()); // sync: also when calf fails; kills what is left in it
+  limitCpu(cgroup, options.flags.cpus, options.flags.cpuShares);
+  const child = inNewPidNamespace(() => startInit(config));
+  await syncWithInit(child, (pid) => { joinCgroup(cgroup, pid); connectSandbox(endpoint, pid); }); // between its unshares and its execve
+  return exitStatus(await exited(child));
+}
+
+/** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
+function startInit(config: InitConfig): ChildProcess {
+  return spawn(process.execPath, [initEntry(), 'init', JSON.stringify(config)], {
+    stdio: SYNC_STDIO, // calf's own stdin/stdout/stderr, byte for byte, and fd 3: the sync socket
+    env: initEnv(), // the command's environment is in config; Node's own variables only slow this stage
+  }); // initEntry(): no tsx to load, no TypeScript to compile: the stage starts several times faster
+}
+
+/** Docker's exit code for how the init stage (by then, the command) ended. */
+function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): number {
+  return signal === null ? code! : 128 + constants.signals[signal];
+}
+
+/** Find the image, and have a storage driver make the container's root out of its layers. */
+async function prepareRootfs(ref: string, driverName: string | undefined): Promise<{ image: ResolvedImage; container: Container } & Partial<PreparedRootfs>> {
+  const driver = storageDriver(driverName); // first: a bad name leaves nothing behind
+  const image = resolveImage(ref);
+  const container = createContainer();
+  process.on('exit', () => driver.remove(container)); // sync, so it also runs when prepare() fails
+  return { image, container, ...(await driver.prepare(image, container)) };
+}
+
+/** The init stage's config: the command line's command and environment over the image's defaults. */
+function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
+  const defaults = image.config.config ?? {};
+  return {
+    argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
+    env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
+    rootfs: container.rootfs,
+    cwd: defaults.WorkingDir || '/',
+    hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id
+    network: String(options.flags.network ?? 'none'),
+  };
+}
+
+/** Put the init stage (pid) into the container's cgroup: everything it starts inherits it. */
+function joinCgroup(cgroup: Cgroup, pid: number): void {
+  // TODO(09.1): the container's cgroup exists (lib's createCgroup made calf/<id>), but nothing
+  // runs in it. Move the init stage into it: a cgroup's `cgroup.procs` takes a pid (cgroups(7)).
+  // cgroup.set() writes v1's files and v2's side by side: what differs between the two here?
+  // Why now, between the init stage's unshare and its execve, and not once the command runs?
+}
+
+/** `--cpus` as a CFS quota per period, `--cpu-shares` as a weight against the other cgroups. */
+function limitCpu(cgroup: Cgroup, cpus: number | undefined, shares: number | undefined): void {
+  // TODO(09.2): --cpus N lets the container run N × CPU_PERIOD_US µs of every CPU_PERIOD_US: on
+  // v1 as cpu.cfs_period_us and cpu.cfs_quota_us, on v2 as one file, cpu.max ("QUOTA PERIOD").
+  // --cpu-shares is v1's cpu.shares (2–262144); v2's cpu.weight is 1–10000: sharesToWeight()
+  // converts as runc does. Only what was given. Why can't a v1 quota be set before its period?
+}
+
+/** The container's endpoint on its network (none with --network none or host): an address leased from the pool. */
+function joinNetwork(network: string): Endpoint | undefined {
+  if (network === 'none' || network === 'host') return undefined;
+  const endpoint = createEndpoint(network); // IPAM: the lowest free address, under the pool's lock
+  process.on('exit', () => removeEndpoint(endpoint)); // sync: the veth and the lease go however calf exits
+  return endpoint;
+}
+
+/** Publish ports: a proxy on the host's 127.0.0.1 for each, forwarding to the container's address. */
+async function publishPorts(ports: PortMapping[], endpoint: Endpoint | undefined): Promise<void> {
+  if (ports.length && !endpoint) throw new CalfError('-p needs a network with addresses: --network NAME');
+  for (const { hostPort, containerPort } of ports) {
+    // allowHalfOpen: a client that has sent all it will (a FIN) still wants the answer
+    const server = net.createServer({ allowHalfOpen: true }, (client) => splice(client, net.connect(containerPort, endpoint!.address)));
+    await listen(server, hostPort, '127.0.0.1');
+    server.unref(); // calf lives as long as the container, not as long as the proxy
+  }
+}
+
+/** The endpoint's other end: a veth pair from the bridge into the sandbox (the container's netns), with an address and a route. */
+function connectSandbox(endpoint: Endpoint | undefined, pid: number): void {
+  if (!endpoint) return;
+  ip(['link', 'add', endpoint.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(pid)]);
+  ip(['link', 'set', endpoint.veth, 'master', endpoint.bridge, 'up']);
+  ipIn(pid, ['address', 'add', `${endpoint.address}/${endpoint.prefix}`, 'dev', 'eth0']);
+  ipIn(pid, ['link', 'set', 'eth0', 'up']);
+  ipIn(pid, ['route', 'add', 'default', 'via', endpoint.gateway]);
+}
+
+// ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
+// Our job: turn this process into the container, then become the command with execve().
+// Everything here is synchronous: after unshare() only this thread is in the new namespaces.
+
+function init(config: InitConfig): never {
+  enterMountNamespace(); // first: every mount below then stays in the container
+  mountOverlay(config.rootfs, config.overlay); // before the others: they go on top of it
+  enterUtsAndIpcNamespaces(config.hostname);
+  if (config.network !== 'host') enterNetworkNamespace(); // before /sys: sysfs shows its mounter's netns
+  syncWithParent(); // sync: our namespaces exist; the parent connects our netns to its network now
+  mountProcAndSys(config.rootfs);
+  populateDev(`${config.rootfs}/dev`);
+  pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root
+  execCommand(config.argv, config.env);
+}
+
+/** A mount namespace of its own, whose mounts never reach the host's. */
+function enterMountNamespace(): void {
+  linux.unshare(linux.CLONE_NEWNS); // the calling thread only: Node's other threads stay in the host's
+  linux.mount(null, '/', null, linux.MS_REC | linux.MS_PRIVATE); // shared mounts would propagate to the host
+}
+
+/** The kernel's views of processes and devices: proc on /proc, a read-only sysfs on /sys. */
+function mountProcAndSys(rootfs: string): void {
+  linux.mount('proc', `${rootfs}/proc`, 'proc', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+  linux.mount('sysfs', `${rootfs}/sys`, 'sysfs', linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+}
+
+const DEVICES: [string, number, number][] = [ // the character devices of Docker's /dev: name, major, minor
+  ['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0],
+];
+
+/** A fresh /dev: a tmpfs with device nodes, a private devpts and a /dev/shm of its own. */
+function populateDev(dev: string): void {
+  linux.mount('tmpfs', dev, 'tmpfs', linux.MS_NOSUID | linux.MS_STRICTATIME, 'mode=755,size=65536k');
+  for (const [name, major, minor] of DEVICES) {
+    linux.mknod(`${dev}/${name}`, linux.S_IFCHR | 0o666, linux.makedev(major, minor));
+    fs.chmodSync(`${dev}/${name}`, 0o666); // mknod's mode passes through the umask
+  }
+  fs.mkdirSync(`${dev}/pts`);
+  linux.mount('devpts', `${dev}/pts`, 'devpts', linux.MS_NOSUID | linux.MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620');
+  fs.symlinkSync('pts/ptmx', `${dev}/ptmx`);
+  fs.mkdirSync(`${dev}/shm`);
+  linux.mount('shm', `${dev}/shm`, 'tmpfs', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, 'mode=1777,size=65536k');
+  for (const [fd, name] of ['stdin', 'stdout', 'stderr'].entries()) fs.symlinkSync(`/proc/self/fd/${fd}`, `${dev}/${name}`);
+  fs.symlinkSync('/proc/self/fd', `${dev}/fd`);
+}
+
+/** Stack the image's layers under the container's own writable directory, on rootfs: one overlay mount. */
+function mountOverlay(rootfs: string, overlay: InitConfig['overlay']): void {
+  if (!overlay) return; // the vfs driver copied the layers into rootfs: nothing to stack
+  const lowerdir = overlay.lower.toReversed().join(':'); // the top layer first: it hides the ones after it
+  linux.mount('overlay', rootfs, 'overlay', 0, `lowerdir=${lowerdir},upperdir=${overlay.upper},workdir=${overlay.work}`);
+}
+
+/** A network namespace of its own: no interface but a loopback, which we bring up. */
+function enterNetworkNamespace(): void {
+  linux.unshare(linux.CLONE_NEWNET); // this thread only, like CLONE_NEWNS: fine, it will execve
+  const sock = linux.socket(linux.AF_INET, linux.SOCK_DGRAM | linux.SOCK_CLOEXEC, 0); // in the new netns
+  const ifr = linux.ifreq('lo');
+  linux.ioctl(sock, linux.SIOCGIFFLAGS, ifr); // lo's flags, into ifr
+  linux.ioctl(sock, linux.SIOCSIFFLAGS, linux.ifreq('lo', linux.ifr_flags(ifr) | linux.IFF_UP));
+  linux.close(sock);
+}
+
+/** Make rootfs the root mount of this mount namespace, and the host's root unreachable. */
+function pivotInto(rootfs: string, cwd: string): void {
+  linux.mount(rootfs, rootfs, null, linux.MS_BIND | linux.MS_REC); // a mount point, with /proc, /sys, /dev along
+  fs.mkdirSync(`${rootfs}/.oldroot`);
+  linux.pivot_root(rootfs, `${rootfs}/.oldroot`); // the host's root is now at /.oldroot...
+  linux.umount2('/.oldroot', linux.MNT_DETACH); // ...and now nowhere: lazily detached
+  fs.rmdirSync('/.oldroot');
+  linux.chdir(cwd);
+}
+
+/** Become the command: same process, same pid, same stdin/stdout/stderr, new program. */
+function execCommand(argv: string[], env: string[]): never {
+  for (const fd of [0, 1, 2]) linux.fcntl(fd, linux.F_SETFD, 0);
+  linux.execve(lookPath(argv[0]!, env), argv, env);
+}
+
+/** A host name and System V IPC objects of its own: what `hostname` and `ipcs` see. */
+function enterUtsAndIpcNamespaces(hostname: string): void {
+  linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWIPC);
+  linux.sethostname(hostname);
+}
+
+/** `--hostname`: what sethostname(2) takes, and what a resolver would (RFC 1123: letters, digits, -, .). */
+function hostnameArg(name: string): string {
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(name)) throw new CalfError(`invalid hostname ${JSON.stringify(name)}: use letters, digits, '-' and '.', at most 63`);
+  return name;
+}
+
+/** Start the init stage as PID 1 of a new PID namespace, and keep calf's later children in the host's. */
+function inNewPidNamespace<T>(start: () => T): T {
+  const host = fs.openSync('/proc/self/ns/pid', 'r');
+  try {
+    linux.unshare(linux.CLONE_NEWPID); // this thread's next child will be PID 1 of a new namespace
+    return start();
+  } finally {
+    linux.setns(host, linux.CLONE_NEWPID); // and its later children (cleanup, ip…) the host's again
+    fs.closeSync(host);
+  }
+}
+
+main({ run, init, flags, commands: [networkCommand] });
