@@ -601,8 +601,9 @@ function dropCapabilities(security: Security): void {
   // TODO(12.2): root has every capability. Keep security.capabilities only (linux.capMask makes
   // the mask): drop every other one from the bounding set (prctl(2) PR_CAPBSET_DROP, for each
   // number up to linux.capLastCap()), clear the ambient set (PR_CAP_AMBIENT), and set effective
-  // and permitted to the mask, inheritable empty (capset(2)). capabilities(7), "Transformation of
-  // capabilities during execve()": why is capset alone not enough for root?
+  // and permitted to the mask, plus CAP_SETUID and CAP_SETGID for switchUser(), inheritable empty
+  // (capset(2)). capabilities(7), "Transformation of capabilities during execve()": why is capset
+  // alone not enough for root, and why may it keep those two?
   //@}
   //@12 {
   const keep = linux.capMask(security.capabilities);
@@ -610,7 +611,10 @@ function dropCapabilities(security: Security): void {
     if (!(keep & (1n << BigInt(cap)))) linux.prctl(linux.PR_CAPBSET_DROP, cap);
   }
   linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL);
-  linux.capset({ effective: keep, permitted: keep, inheritable: 0n });
+  // switchUser() still needs these two (runc keeps them the same way); execve then gives root
+  // exactly the bounding set, and any other user nothing
+  const forSwitch = keep | linux.capMask(['CAP_SETUID', 'CAP_SETGID']);
+  linux.capset({ effective: forSwitch, permitted: forSwitch, inheritable: 0n });
   //@}
 }
 

@@ -336,8 +336,9 @@ function dropCapabilities(security: Security): void {
   // TODO(12.2): root has every capability. Keep security.capabilities only (linux.capMask makes
   // the mask): drop every other one from the bounding set (prctl(2) PR_CAPBSET_DROP, for each
   // number up to linux.capLastCap()), clear the ambient set (PR_CAP_AMBIENT), and set effective
-  // and permitted to the mask, inheritable empty (capset(2)). capabilities(7), "Transformation of
-  // capabilities during execve()": why is capset alone not enough for root?
+  // and permitted to the mask, plus CAP_SETUID and CAP_SETGID for switchUser(), inheritable empty
+  // (capset(2)). capabilities(7), "Transformation of capabilities during execve()": why is capset
+  // alone not enough for root, and why may it keep those two?
 }
 
 /** No new privileges through exec, and a seccomp filter that refuses what no container needs. */

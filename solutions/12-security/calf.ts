@@ -341,7 +341,10 @@ function dropCapabilities(security: Security): void {
     if (!(keep & (1n << BigInt(cap)))) linux.prctl(linux.PR_CAPBSET_DROP, cap);
   }
   linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL);
-  linux.capset({ effective: keep, permitted: keep, inheritable: 0n });
+  // switchUser() still needs these two (runc keeps them the same way); execve then gives root
+  // exactly the bounding set, and any other user nothing
+  const forSwitch = keep | linux.capMask(['CAP_SETUID', 'CAP_SETGID']);
+  linux.capset({ effective: forSwitch, permitted: forSwitch, inheritable: 0n });
 }
 
 /** No new privileges through exec, and a seccomp filter that refuses what no container needs. */
