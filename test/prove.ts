@@ -100,8 +100,8 @@ const last = LEVELS.at(-1)!;
 const root = await prepareStore().catch((err: Error) => cannotStart(err.message));
 const before = snapshot([root]);
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-prove-'));
-let notRemoved: string[] = [];
-let after: string[] = [];
+const notRemoved: string[] = [];
+const skeletonRoots: string[] = [];
 try {
   // a. the last solution, every level
   const final = levelDir(last, 'solutions');
@@ -116,12 +116,20 @@ try {
       claim(`${solution} passes level ${level.id}`, passed(o!), failures(o!));
     }
 
-    // c. each skeleton: the previous level passes, its own fails check by check
+    // c. each skeleton: the previous level passes, its own fails check by check. In a store of
+    // its own, as an attendee's board runs: what the solutions left in the shared one (level 04's
+    // unpacked layers) must not make a skeleton's check pass.
     const skeleton = levelDir(level, 'levels');
     const upTo = LEVELS.slice(Math.max(0, i - 1), i + 1);
-    for (const o of await runChecks({ target: skeleton, levels: upTo, root, log })) {
-      if (o.level !== level) claim(`${skeleton} passes level ${o.level.id}`, passed(o), failures(o));
-      else everyCheckFails(`${skeleton} (untouched)`, o, SKELETON_PASSES);
+    const own = await prepareStore();
+    skeletonRoots.push(own);
+    try {
+      for (const o of await runChecks({ target: skeleton, levels: upTo, root: own, log })) {
+        if (o.level !== level) claim(`${skeleton} passes level ${o.level.id}`, passed(o), failures(o));
+        else everyCheckFails(`${skeleton} (untouched)`, o, SKELETON_PASSES);
+      }
+    } finally {
+      notRemoved.push(...removeStore(own));
     }
   }
 
@@ -132,7 +140,7 @@ try {
     everyCheckFails('a calf that exits 125 at once', o, CRASH_PASSES, o.checks.filter((c) => c.status === 'skipped' && ranOnFinal.has(c.title)));
   }
 } finally {
-  notRemoved = removeStore(root);
+  notRemoved.push(...removeStore(root));
   fs.rmSync(scratch, { recursive: true, force: true });
 }
 
@@ -170,7 +178,7 @@ try {
 }
 
 // 5. Nothing left behind.
-const left = [...newSince(before, snapshot([root])), ...notRemoved.map((m) => `mount ${m} (could not be detached)`)];
+const left = [...newSince(before, snapshot([root, ...skeletonRoots])), ...notRemoved.map((m) => `mount ${m} (could not be detached)`)];
 claim('nothing is left behind (mounts, container dirs, cgroups, netns, links, processes)', left.length === 0, left.join('\n'));
 
 const failed = results.filter((r) => !r.ok).length;

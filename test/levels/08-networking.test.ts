@@ -7,7 +7,7 @@
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { expectExit } from '../support/target.js';
 import { token } from '../support/canary.js';
-import { waitFor } from '../support/procs.js';
+import { waitFor, childrenOf } from '../support/procs.js';
 import { createTestNetns, randomPort, eth0Address, type TestNetns } from '../support/netns.js';
 
 let ns: TestNetns;
@@ -74,7 +74,23 @@ async function startContainer(args: string[]) {
     address, child,
     stop: async () => {
       child.kill('SIGTERM');
-      return child;
+      // From level 06 on the command is PID 1, which ignores a SIGTERM it has no handler for:
+      // then end it as `docker stop` does, with a SIGKILL (from the host, which PID 1 can't
+      // ignore) to calf's child, the container's command. calf itself still cleans up.
+      const kill = setTimeout(() => {
+        for (const pid of childrenOf(child.pid!)) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // it ended meanwhile
+          }
+        }
+      }, 3_000);
+      try {
+        return await child;
+      } finally {
+        clearTimeout(kill);
+      }
     },
   };
 }
