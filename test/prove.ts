@@ -91,6 +91,10 @@ const SKELETON_PASSES: Record<string, string> = {
     "--env-file is read by lib's CLI before the level's code runs",
   'refuses a host name that is not one, with 125 and one line':
     "level 05's skeleton declares --hostname with its check (not a TODO): the lesson is the namespaces",
+  'refuses an unknown network with 125 and one line, and runs nothing':
+    "level 07's skeleton declares --network with its check (not a TODO): the lesson is the namespace",
+  'keeps the host’s network namespace and interfaces with --network host':
+    'a calf without a network namespace already shares the host\'s: the check guards that --network host keeps it so',
 };
 
 /** Checks that may pass against a calf that exits 125 at once: none so far. */

@@ -214,10 +214,17 @@ describe('08 networking', () => {
   describe('IPAM: an address each, under a lock', () => {
     it('gives 10 containers started together 10 addresses, and takes them back when they end', async () => {
       const name = await network();
-      const runs = await Promise.all(Array.from({ length: 10 }, () =>
-        ns.calf(['run', '--network', name, 'busybox', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0'], { timeout: 120_000 })));
-      for (const r of runs) expectExit(r, 0);
-      const addresses = runs.map((r) => eth0Address(r.stdout));
+      // all 10 hold their address until every one has printed it: a container that ended early
+      // would rightly give its address back to the next one
+      const children = Array.from({ length: 10 }, () =>
+        ns.calf(['run', '--network', name, 'busybox', 'sh', '-c', 'ip -o -4 addr show dev eth0; read line'], { timeout: 120_000 }));
+      let addresses: (string | undefined)[];
+      try {
+        addresses = await Promise.all(children.map((child) => addressOf(child)));
+      } finally {
+        for (const child of children) child.stdin!.end('\n');
+      }
+      for (const r of await Promise.all(children)) expectExit(r, 0);
       expect(new Set(addresses).size).toBe(10);
       // calf hands out the lowest free address: with all 10 back in the pool, the next run gets the lowest again
       const next = await ns.calf(['run', '--network', name, 'busybox', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
