@@ -125,9 +125,9 @@ export interface Running {
  * ready: the host can then look at it (`/proc/PID/…`, `nsenter`) while it runs. A calf that
  * exits first fails with its exit code and stderr. Call `finish()` in a `finally`.
  */
-export async function startContainer(image: string, setup = 'true', options: RunOptions = {}): Promise<Running> {
+export async function startContainer(image: string | readonly string[], setup = 'true', options: RunOptions = {}): Promise<Running> {
   const ready = `calf-ready-${Math.random().toString(16).slice(2)}`;
-  const child = run([image, 'sh', '-c', `${setup}\necho ${ready}; read line`], options);
+  const child = run([...[image].flat(), 'sh', '-c', `${setup}\necho ${ready}; read line`], options); // image: or [flags…, image]
   const finish = async () => {
     child.stdin?.end('\n');
     return await child;
