@@ -132,6 +132,13 @@ try {
   const finalOutcomes = await runChecks({ target: final, levels: LEVELS, root, log });
   for (const o of finalOutcomes) claim(`${final} passes level ${o.level.id}`, passed(o), failures(o));
 
+  // a'. the same through the fast entry (bin/calf.cjs: the level's cached bundle, plain node, no
+  // tsx), so both ways of running calf keep every level's behaviour
+  const fast = await runChecks({ target: final, levels: LEVELS, root, log, env: { CALF_ENTRY: 'fast' } });
+  const fastFailed = fast.filter((o) => !passed(o));
+  claim(`${final} passes every level through the fast entry (bin/calf.cjs)`, fastFailed.length === 0,
+    fastFailed.map((o) => `level ${o.level.id}:\n${failures(o)}`).join('\n'));
+
   for (const [i, level] of LEVELS.entries()) {
     // b. each other solution, its own level
     if (level !== last) {

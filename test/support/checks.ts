@@ -78,7 +78,7 @@ function calfLine(run: RunRecord): string | undefined {
  * calf root `root`. Jest's own output goes to `log`; the outcome is read from its JSON report.
  * It never throws: a jest that could not run becomes an `error` on every level.
  */
-export async function runChecks(options: { target: string; levels: readonly Level[]; root: string; log: string }): Promise<LevelOutcome[]> {
+export async function runChecks(options: { target: string; levels: readonly Level[]; root: string; log: string; env?: Record<string, string> }): Promise<LevelOutcome[]> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-jest-'));
   const report = path.join(tmp, 'report.json');
   const runsLog = path.join(tmp, 'runs.jsonl');
@@ -89,9 +89,9 @@ export async function runChecks(options: { target: string; levels: readonly Leve
       ...options.levels.map(testFile),
     ], {
       cwd: repo, reject: false, all: true,
-      env: { CALF_TARGET: options.target, CALF_ROOT: options.root, CALF_RUNS_LOG: runsLog, NODE_NO_WARNINGS: '1', FORCE_COLOR: '0' },
+      env: { CALF_TARGET: options.target, CALF_ROOT: options.root, CALF_RUNS_LOG: runsLog, NODE_NO_WARNINGS: '1', FORCE_COLOR: '0', ...options.env },
     });
-    fs.appendFileSync(options.log, `\n$ jest (CALF_TARGET=${options.target})\n${jest.all ?? ''}\n`);
+    fs.appendFileSync(options.log, `\n$ jest (CALF_TARGET=${options.target}${options.env ? ` ${Object.entries(options.env).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''})\n${jest.all ?? ''}\n`);
     if (!fs.existsSync(report)) {
       throw new Error(`jest did not run (exit ${jest.exitCode}); its output is in ${options.log}:\n${(jest.all ?? '').split('\n').slice(-15).join('\n')}`);
     }
