@@ -148,8 +148,7 @@ describe('06 pid-namespace', () => {
         await exited; // (not `await child`: the container still holds calf's stdout open)
         expect(inNamespace(ns)).toHaveLength(2); // the container outlived calf
         const r = await calf(['cleanup']);
-        expectExit(r, 0);
-        expect(r.stdout).toMatch(/^removed container dir /m);
+        expectExit(r, 0); // (what it reports may have been done by a cleanup in a parallel test file)
         expect(await waitFor('the container’s processes to end', () => (inNamespace(ns).length === 0 ? [] : undefined), 5_000)).toEqual([]);
       });
     });

@@ -6,15 +6,14 @@
  */
 import fs from 'node:fs';
 import { randomBytes, randomInt } from 'node:crypto';
-import { describe, it, expect, afterAll } from '@jest/globals';
+import { describe, it, expect } from '@jest/globals';
 import { calf, expectExit } from '../support/target.js';
 import { waitFor } from '../support/procs.js';
 import {
   version, startWaiting, expectCalfCgroup, expectGone, hostDir, hostDirs, procsIn, readCgroupFile, cpuUsageUs,
-  cgroupPathOf, killIn, cleanupAfter, MEASURE_MS,
+  cgroupPathOf, killIn, MEASURE_MS,
 } from '../support/cgroups.js';
 
-afterAll(cleanupAfter);
 
 describe('09 cpu-cgroup', () => {
   describe('Cgroups, v1 and v2', () => {
@@ -107,8 +106,7 @@ describe('09 cpu-cgroup', () => {
         await waitFor('calf to die', () => (gone(w.calf.pid!) ? true : undefined));
         expect(procsIn(hostDir(w.cgPath, 'cpu')).length).toBeGreaterThan(0); // the container outlived calf
         const r = await calf(['cleanup']);
-        expectExit(r, 0);
-        expect(r.stdout).toMatch(/removed cgroup/);
+        expectExit(r, 0); // (its report may be empty: a cleanup in a parallel test file may have come first)
         expectGone(w.cgPath);
       } finally {
         killIn(w.cgPath); // after calf's SIGKILL the container is nobody's child: find it by its cgroup

@@ -4,11 +4,10 @@
  * so and exits 137; a fork bomb stops at the pids limit. Bad values are refused as Docker does.
  */
 import { randomInt } from 'node:crypto';
-import { describe, it, expect, afterAll } from '@jest/globals';
+import { describe, it, expect } from '@jest/globals';
 import { run, expectExit } from '../support/target.js';
-import { version, startWaiting, expectCalfCgroup, readCgroupFile, cleanupAfter } from '../support/cgroups.js';
+import { version, startWaiting, expectCalfCgroup, readCgroupFile } from '../support/cgroups.js';
 
-afterAll(cleanupAfter);
 
 const MiB = 1024 * 1024;
 
