@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { expect } from '@jest/globals';
-import { run, calf, expectExit } from './target.js';
+import { run, expectExit } from './target.js';
 import { cgroupVersion, slow } from './host.js';
 import { waitFor, childrenOf } from './procs.js';
 
@@ -174,11 +174,6 @@ export function expectCalfCgroup(w: Waiting, parent = 'calf'): void {
 /** None of the cgroup's host directories exist, and neither does calf's `calf/` parent when no other container uses it. */
 export function expectGone(cgPath: string): void {
   expect(hostDirs(cgPath).filter((d) => fs.existsSync(d))).toEqual([]);
-}
-
-/** `calf cleanup`, for afterAll: removes what a failed check left (containers, cgroups). */
-export async function cleanupAfter(): Promise<void> {
-  await calf(['cleanup']);
 }
 
 /** Seconds a measurement lasts: 2 s, stretched on slow machines (emulated VMs). */
