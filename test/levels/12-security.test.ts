@@ -3,15 +3,14 @@
  * no_new_privs, a seccomp filter, masked and read-only paths in /proc and /sys, and a device
  * policy. Every refusal is checked against `--privileged`, where the same helper must succeed:
  * proof that the helper works and that calf, not the host, refuses.
- *
- * Not checked here yet: a fork bomb and a memory hog contained by level 10's limits (after the
- * cgroup levels are merged).
  */
 import { describe, it, expect, afterAll } from '@jest/globals';
 import fs from 'node:fs';
+import { randomInt } from 'node:crypto';
 import path from 'node:path';
 import { run, expectExit } from '../support/target.js';
 import { hostCanary, token } from '../support/canary.js';
+import { version } from '../support/cgroups.js';
 
 /** Docker's default set (moby's oci/caps/defaults.go), as the kernel prints it in /proc/PID/status. */
 const DOCKER_CAPS = 0xa80425fbn;
@@ -34,6 +33,22 @@ async function status(flags: string[] = []): Promise<Record<string, string>> {
   expect(Object.keys(fields)).toEqual(expect.arrayContaining(['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp']));
   return fields as Record<string, string>;
 }
+
+/**
+ * Shell that tries what a contained process would: mount the cgroup filesystem and write "no
+ * limit" into its own cgroup's pids and memory limits (the path /proc/self/cgroup names: no cgroup
+ * namespace hides it). Prints `lifted CONTROLLER` for each it lifted. v1 raises memory+swap before
+ * memory (the kernel keeps memsw ≥ memory); v2 has one tree and `max`.
+ */
+const LIFT_LIMITS = version === 'v2'
+  ? `mkdir -p /tmp/cg && mount -t cgroup2 none /tmp/cg && mine=/tmp/cg$(sed -n 's/^0:://p' /proc/self/cgroup) &&
+     echo max > $mine/pids.max && echo lifted pids && echo max > $mine/memory.max && echo lifted memory; echo max > $mine/memory.swap.max`
+  : `lift() { # CONTROLLER FILE VALUE…: mount the controller's hierarchy, write each FILE of our own cgroup
+       line=$(grep -E ":([^:]*,)?$1(,[^:]*)?:" /proc/self/cgroup); mine=$(echo "$line" | cut -d: -f3)
+       mkdir -p /tmp/$1 && mount -t cgroup -o "$(echo "$line" | cut -d: -f2)" none /tmp/$1 || return
+       c=$1; shift; while [ $# -gt 1 ]; do echo "$2" > "/tmp/$c$mine/$1" || return; shift 2; done; echo "lifted $c"
+     }
+     lift pids pids.max max; lift memory memory.memsw.limit_in_bytes -1 memory.limit_in_bytes -1`;
 
 const hex = (mask: bigint) => mask.toString(16).padStart(16, '0');
 
@@ -119,6 +134,21 @@ describe('12 security', () => {
       expect(r.stdout).toContain('12:34\n');
       expect(r.stdout).toContain('hostname 1\n');
       expect(r.stdout).not.toContain(name);
+    });
+
+    it('refuses root an address on its own network (CAP_NET_ADMIN, dropped), which --privileged may add', async () => {
+      // --network none: the container's own namespace with only lo, so even the control changes nothing outside
+      const address = `10.${randomInt(0, 256)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
+      const script = `ip addr add ${address}/32 dev lo; echo "ip $?"; ip -o addr show dev lo`;
+      const confined = await run(['--network', 'none', 'busybox', 'sh', '-c', script]);
+      const privileged = await run(['--network', 'none', '--privileged', 'busybox', 'sh', '-c', script]);
+      expectExit(privileged, 0);
+      expect(privileged.stdout).toContain('ip 0\n');
+      expect(privileged.stdout).toContain(`inet ${address}/32`);
+      expectExit(confined, 0);
+      expect(confined.stdout).toContain('inet 127.0.0.1/8'); // ip ran and printed lo
+      expect(confined.stdout).not.toContain(address);
+      expect(confined.stdout).not.toContain('ip 0\n');
     });
   });
 
@@ -215,6 +245,27 @@ describe('12 security', () => {
       expect(r.stderr).toContain('cat:'); // the helper climbed and ran cat: it just found no host
       expect(r.stdout).not.toContain(canary.content);
       expect(r.exitCode).not.toBe(0);
+    });
+
+    it('keeps a fork bomb and a memory hog inside level 10’s limits, though they try to lift them (--privileged can)', async () => {
+      const limit = randomInt(20, 60);
+      // sh and the bomb are two of the container's processes: the bomb can make limit - 2 more
+      const script = `${LIFT_LIMITS}\nforkbomb; memhog 96`;
+      const flags = ['--pids-limit', String(limit), '--memory', '32m', '--network', 'none'];
+      const confined = await run([...flags, 'calf-test', 'sh', '-c', script]);
+      const privileged = await run([...flags, '--privileged', 'calf-test', 'sh', '-c', script]);
+      const outcome = (r: typeof confined) => ({
+        lifted: r.stdout.match(/^lifted \w+$/gm) ?? [],
+        forked: Number(/^forked (\d+)$/m.exec(r.stdout)?.[1]),
+        touched: r.stdout.match(/^touched \d+ MB$/gm)?.at(-1),
+        exitCode: r.exitCode,
+      });
+      // the control: the same script lifts both limits, and then nothing stops the bomb (it brakes at 200) or the hog
+      expect(outcome(privileged)).toEqual({ lifted: ['lifted pids', 'lifted memory'], forked: 200, touched: 'touched 96 MB', exitCode: 0 });
+      expect(confined.stdout).toContain('touched 8 MB'); // the hog ran, and was stopped partway
+      expect(outcome(confined)).toEqual({ lifted: [], forked: limit - 2, touched: expect.not.stringMatching(/96/), exitCode: 137 });
+      const after = await run(['busybox', 'echo', 'host still forks']);
+      expect(after.stdout).toBe('host still forks\n');
     });
 
     it('leads /proc/1/root to the container’s own root, not the host’s', async () => {
