@@ -98,7 +98,8 @@ let notRemoved: string[] = [];
 let after: string[] = [];
 try {
   for (const [i, r] of runs.entries()) {
-    process.stderr.write(dim(`running ${r.levels.length > 1 ? `levels 00–${r.levels.at(-1)!.id}` : `level ${r.levels[0]!.id}`} against ${r.target}…\n`));
+    const which = r.levels.length === 1 ? `level ${r.levels[0]!.id}` : only ? `levels ${r.levels.map((l) => l.id).join(', ')}` : `levels 00–${r.levels.at(-1)!.id}`;
+    process.stderr.write(dim(`running ${which} against ${r.target}…\n`));
     for (const outcome of await runChecks({ ...r, root, log })) outcomes.push({ target: r.target, run: i, outcome });
   }
 } finally {
@@ -127,7 +128,8 @@ for (const [i, r] of runs.entries()) {
     allPassed &&= ok;
     const counted = checks.filter((c) => c.status !== 'skipped');
     const score = `${counted.filter((c) => c.status === 'passed').length}/${counted.length}`;
-    console.log(`${ok ? green('✓') : red('✗')} ${level.id} ${level.name.padEnd(18)} ${score.padStart(5)}  ${dim(level.goal)}`);
+    const took = outcome.seconds === undefined ? '' : ` (${Math.round(outcome.seconds)} s)`;
+    console.log(`${ok ? green('✓') : red('✗')} ${level.id} ${level.name.padEnd(18)} ${score.padStart(5)}  ${dim(level.goal + took)}`);
     if (outcome.error) {
       console.log(`    ${red('✗')} the tests could not run:\n${indent(outcome.error, 8)}`);
       console.log(`      → ${levelDir(level, 'levels')}/README.md`);

@@ -31,12 +31,16 @@ export interface LevelOutcome {
   checks: Check[];
   /** the file could not run at all (syntax error, import failure, …) */
   error?: string;
+  /** how long its test file ran, in seconds (two files may run side by side: jest's maxWorkers) */
+  seconds?: number;
 }
 
 interface JestJson {
   testResults: {
     name: string;
     message: string;
+    startTime: number;
+    endTime: number;
     assertionResults: { ancestorTitles: string[]; title: string; fullName: string; status: string; failureMessages: string[] }[];
   }[];
 }
@@ -115,7 +119,7 @@ export async function runChecks(options: { target: string; levels: readonly Leve
         };
       });
       const error = file.message && !checks.some((c) => c.status === 'failed') ? reasonOf(file.message) : undefined;
-      return { level, checks, ...(error ? { error } : {}) };
+      return { level, checks, seconds: (file.endTime - file.startTime) / 1000, ...(error ? { error } : {}) };
     });
   } catch (err) {
     const error = (err as Error).message;
