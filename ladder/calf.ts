@@ -304,10 +304,10 @@ async function publishPorts(ports: PortMapping[], endpoint: Endpoint | undefined
 function connectSandbox(endpoint: Endpoint | undefined, pid: number): void {
   if (!endpoint) return;
   //@todo08 {
-  // TODO(08.1): the init stage (pid) is in its own netns by now. Make a veth pair (ip-link(8),
-  // veth(4)): endpoint.veth here, on endpoint.bridge and up; its peer eth0 in pid's netns. There
-  // (ipIn), put endpoint.address/prefix on eth0, bring it up, route the rest via endpoint.gateway.
-  // Why does nobody have to delete eth0 when the container ends?
+  // TODO(08.1): the init stage (pid) is in a network namespace of its own, with only lo. Plug it
+  // into the network: a veth pair (veth(4)), one end on endpoint.bridge, the other as eth0 in
+  // pid's namespace with endpoint's address and a default route (ip-link(8), ip-address(8),
+  // ip-route(8); ip and ipIn run them). Why does nobody have to delete eth0 when the container ends?
   //@}
   //@08 {
   ip(['link', 'add', endpoint.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(pid)]);
@@ -577,10 +577,9 @@ function maskKernelFiles(rootfs: string, security: Security): void {
   if (security.privileged) return;
   //@todo12 {
   // TODO(12.1): /proc and /sys are the host kernel's: /proc/kcore is its memory, /proc/sys its
-  // settings, /proc/sysrq-trigger reboots it. Over each of MASKED_PATHS that exists (under
-  // rootfs), mount /dev/null (a file) or an empty read-only tmpfs (a directory); make each of
-  // READONLY_PATHS a read-only mount: bind it onto itself, then remount it (mount(2): "Creating a
-  // bind mount", "Remounting an existing mount"). Why does a read-only bind need two calls?
+  // settings, /proc/sysrq-trigger reboots it. Hide MASKED_PATHS and make READONLY_PATHS read-only,
+  // under rootfs (mount(2): "Creating a bind mount", "Remounting an existing mount"). Why does a
+  // read-only bind mount take two calls?
   //@}
   //@12 {
   for (const file of MASKED_PATHS.map((p) => `${rootfs}${p}`).filter((p) => fs.existsSync(p))) {
@@ -598,12 +597,10 @@ function maskKernelFiles(rootfs: string, security: Security): void {
 function dropCapabilities(security: Security): void {
   if (security.privileged) return;
   //@todo12 {
-  // TODO(12.2): root has every capability. Keep security.capabilities only (linux.capMask makes
-  // the mask): drop every other one from the bounding set (prctl(2) PR_CAPBSET_DROP, for each
-  // number up to linux.capLastCap()), clear the ambient set (PR_CAP_AMBIENT), and set effective
-  // and permitted to the mask, plus CAP_SETUID and CAP_SETGID for switchUser(), inheritable empty
-  // (capset(2)). capabilities(7), "Transformation of capabilities during execve()": why is capset
-  // alone not enough for root, and why may it keep those two?
+  // TODO(12.2): root has every capability. Leave it security.capabilities only, in every set and
+  // for good (prctl(2): PR_CAPBSET_DROP, PR_CAP_AMBIENT; capset(2)); switchUser(), next, still
+  // needs CAP_SETUID and CAP_SETGID. capabilities(7), "Transformation of capabilities during
+  // execve()": why is capset alone not enough for root, and why may it keep those two?
   //@}
   //@12 {
   const keep = linux.capMask(security.capabilities);
@@ -622,10 +619,9 @@ function dropCapabilities(security: Security): void {
 function filterSyscalls(security: Security): void {
   if (security.privileged) return;
   //@todo12 {
-  // TODO(12.3): even without CAP_SYS_ADMIN, some syscalls are attack surface (keyctl, bpf, a user
-  // namespace that hands back every capability). Set no_new_privs (prctl(2)), then build a filter
-  // that allows everything but SECCOMP_DENY (seccomp_init(3), seccomp_syscall_resolve_name(3),
-  // seccomp_rule_add(3): a name may not exist on this architecture) and load it (seccomp_load(3)).
+  // TODO(12.3): even without CAP_SYS_ADMIN some syscalls are attack surface (keyctl, bpf, a user
+  // namespace that hands back every capability). Set no_new_privs (prctl(2)), then load a seccomp
+  // filter that refuses SECCOMP_DENY and allows the rest (seccomp_init(3), seccomp_rule_add(3)).
   // Why must no_new_privs come first, now that CAP_SYS_ADMIN is gone?
   //@}
   //@12 {

@@ -113,10 +113,10 @@ async function publishPorts(ports: PortMapping[], endpoint: Endpoint | undefined
 /** The endpoint's other end: a veth pair from the bridge into the sandbox (the container's netns), with an address and a route. */
 function connectSandbox(endpoint: Endpoint | undefined, pid: number): void {
   if (!endpoint) return;
-  // TODO(08.1): the init stage (pid) is in its own netns by now. Make a veth pair (ip-link(8),
-  // veth(4)): endpoint.veth here, on endpoint.bridge and up; its peer eth0 in pid's netns. There
-  // (ipIn), put endpoint.address/prefix on eth0, bring it up, route the rest via endpoint.gateway.
-  // Why does nobody have to delete eth0 when the container ends?
+  // TODO(08.1): the init stage (pid) is in a network namespace of its own, with only lo. Plug it
+  // into the network: a veth pair (veth(4)), one end on endpoint.bridge, the other as eth0 in
+  // pid's namespace with endpoint's address and a default route (ip-link(8), ip-address(8),
+  // ip-route(8); ip and ipIn run them). Why does nobody have to delete eth0 when the container ends?
 }
 
 // ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────

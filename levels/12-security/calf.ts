@@ -324,30 +324,26 @@ function securityOptions(given: RunOptions<typeof flags>['flags'], id: string): 
 function maskKernelFiles(rootfs: string, security: Security): void {
   if (security.privileged) return;
   // TODO(12.1): /proc and /sys are the host kernel's: /proc/kcore is its memory, /proc/sys its
-  // settings, /proc/sysrq-trigger reboots it. Over each of MASKED_PATHS that exists (under
-  // rootfs), mount /dev/null (a file) or an empty read-only tmpfs (a directory); make each of
-  // READONLY_PATHS a read-only mount: bind it onto itself, then remount it (mount(2): "Creating a
-  // bind mount", "Remounting an existing mount"). Why does a read-only bind need two calls?
+  // settings, /proc/sysrq-trigger reboots it. Hide MASKED_PATHS and make READONLY_PATHS read-only,
+  // under rootfs (mount(2): "Creating a bind mount", "Remounting an existing mount"). Why does a
+  // read-only bind mount take two calls?
 }
 
 /** Root in the container keeps Docker's 14 capabilities, and can never get the others back. */
 function dropCapabilities(security: Security): void {
   if (security.privileged) return;
-  // TODO(12.2): root has every capability. Keep security.capabilities only (linux.capMask makes
-  // the mask): drop every other one from the bounding set (prctl(2) PR_CAPBSET_DROP, for each
-  // number up to linux.capLastCap()), clear the ambient set (PR_CAP_AMBIENT), and set effective
-  // and permitted to the mask, plus CAP_SETUID and CAP_SETGID for switchUser(), inheritable empty
-  // (capset(2)). capabilities(7), "Transformation of capabilities during execve()": why is capset
-  // alone not enough for root, and why may it keep those two?
+  // TODO(12.2): root has every capability. Leave it security.capabilities only, in every set and
+  // for good (prctl(2): PR_CAPBSET_DROP, PR_CAP_AMBIENT; capset(2)); switchUser(), next, still
+  // needs CAP_SETUID and CAP_SETGID. capabilities(7), "Transformation of capabilities during
+  // execve()": why is capset alone not enough for root, and why may it keep those two?
 }
 
 /** No new privileges through exec, and a seccomp filter that refuses what no container needs. */
 function filterSyscalls(security: Security): void {
   if (security.privileged) return;
-  // TODO(12.3): even without CAP_SYS_ADMIN, some syscalls are attack surface (keyctl, bpf, a user
-  // namespace that hands back every capability). Set no_new_privs (prctl(2)), then build a filter
-  // that allows everything but SECCOMP_DENY (seccomp_init(3), seccomp_syscall_resolve_name(3),
-  // seccomp_rule_add(3): a name may not exist on this architecture) and load it (seccomp_load(3)).
+  // TODO(12.3): even without CAP_SYS_ADMIN some syscalls are attack surface (keyctl, bpf, a user
+  // namespace that hands back every capability). Set no_new_privs (prctl(2)), then load a seccomp
+  // filter that refuses SECCOMP_DENY and allows the rest (seccomp_init(3), seccomp_rule_add(3)).
   // Why must no_new_privs come first, now that CAP_SYS_ADMIN is gone?
 }
 
