@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { LEVELS, levelDir } from '../ladder/ladder.js';
+import { LEVELS, levelDir, findLevel } from '../ladder/ladder.js';
 import { prepareStore, removeStore } from '../test/support/store.js';
 import { repo } from '../test/support/paths.js';
 import { resolveImage } from '../lib/image/store.js';
@@ -142,6 +142,11 @@ try {
     { name: 'calf init stage alone, through tsx as before', group: 'baseline', cmd: () => [node, '--import', 'tsx', entry, 'init', initConfig] },
     { name: `calf run busybox true: fast entry (bin/calf.cjs, ${level.id})`, group: 'calf', cmd: () => [node, 'bin/calf.cjs', 'run', 'busybox', 'true'] },
     { name: `calf run busybox true: tsx ${levelDir(level, 'solutions')}/calf.ts`, group: 'calf', cmd: () => [tsxBin, entry, 'run', 'busybox', 'true'] },
+    // Levels 03 and 04 side by side: 03 unpacks the image into every container, 04 mounts its shared layers.
+    ...['03', '04'].map((id): Case => {
+      const file = path.join(repo, levelDir(findLevel(id)!, 'solutions'), 'calf.ts');
+      return { name: `calf run busybox true: tsx ${levelDir(findLevel(id)!, 'solutions')}/calf.ts`, group: 'calf', cmd: () => [tsxBin, file, 'run', 'busybox', 'true'] };
+    }),
   ];
   if (opts.baseline) {
     const dir = path.join(tmp, 'baseline');
