@@ -7,37 +7,23 @@ import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import path from 'node:path';
-import { run, expectExit, repo } from '../support/target.js';
+import { run, expectExit, repo, startContainer } from '../support/target.js';
 import { token } from '../support/canary.js';
 
 const hostHostname = () => fs.readFileSync('/proc/sys/kernel/hostname', 'utf8').trim();
 /** The keys of the System V message queues the host can see (/proc/sysvipc/msg, column 1). */
 const hostQueueKeys = () => fs.readFileSync('/proc/sysvipc/msg', 'utf8').trim().split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[0]));
 
-/** Wait until the running container printed `ready` on stdout, or fail with what it said. */
-async function ready(child: ReturnType<typeof run>): Promise<string> {
-  let out = '';
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += String(chunk);
-      if (out.includes('ready\n')) resolve(out);
-    });
-    child.once('exit', () => reject(new Error(`the container exited before it was ready; it printed ${JSON.stringify(out)}`)));
-  });
-}
-
 describe('05 uts-ipc', () => {
   describe('The UTS namespace', () => {
     it('sets the host name given with --hostname, inside only', async () => {
       const name = `calf-${token()}`;
       const before = hostHostname();
-      const child = run(['--hostname', name, 'busybox', 'sh', '-c', 'hostname; cat /proc/sys/kernel/hostname; echo ready; read line']);
-      const out = await ready(child);
+      const container = await startContainer(['--hostname', name, 'busybox'], 'hostname; cat /proc/sys/kernel/hostname');
       const during = hostHostname();
-      child.stdin!.end('\n');
-      expectExit(await child, 0);
-      expect({ inside: out, hostDuring: during, hostAfter: hostHostname() })
-        .toEqual({ inside: `${name}\n${name}\nready\n`, hostDuring: before, hostAfter: before });
+      expectExit(await container.finish(), 0);
+      expect({ inside: container.output, hostDuring: during, hostAfter: hostHostname() })
+        .toEqual({ inside: `${name}\n${name}\n`, hostDuring: before, hostAfter: before });
     });
 
     it('names the container after its short id when no --hostname is given', async () => {
@@ -78,12 +64,10 @@ describe('05 uts-ipc', () => {
 
     it('keeps a queue made inside out of the host’s sight', async () => {
       const key = randomInt(100_000, 2 ** 31 - 1);
-      const child = run(['calf-test', 'sh', '-c', `sysv-queue ${key} >/dev/null && grep -c "^ *${key} " /proc/sysvipc/msg && echo ready && read line`]);
-      const out = await ready(child);
+      const container = await startContainer('calf-test', `sysv-queue ${key} >/dev/null && grep -c "^ *${key} " /proc/sysvipc/msg`);
       const hostDuring = hostQueueKeys();
-      child.stdin!.end('\n');
-      expectExit(await child, 0);
-      expect({ inside: out, hostSeesIt: hostDuring.includes(key) }).toEqual({ inside: '1\nready\n', hostSeesIt: false });
+      expectExit(await container.finish(), 0);
+      expect({ inside: container.output, hostSeesIt: hostDuring.includes(key) }).toEqual({ inside: '1\n', hostSeesIt: false });
       if (hostQueueKeys().includes(key)) keys.push(key); // the afterAll removes it
       expect(hostQueueKeys()).not.toContain(key);
     });

@@ -7,21 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { execa } from 'execa';
-import { run, expectExit, target, calfRoot, repo } from '../support/target.js';
+import { run, expectExit, target, calfRoot, repo, startContainer, untilLine } from '../support/target.js';
 import { token } from '../support/canary.js';
 import { slow } from '../support/host.js';
-
-/** Wait until the running container printed `ready`, or fail with what it said. */
-async function ready(child: { stdout: NodeJS.ReadableStream | null; once(e: 'exit', f: () => void): unknown }): Promise<string> {
-  let out = '';
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += String(chunk);
-      if (out.includes('ready\n')) resolve(out);
-    });
-    child.once('exit', () => reject(new Error(`the container exited before it was ready; it printed ${JSON.stringify(out)}`)));
-  });
-}
 
 /** Files named `name` anywhere under the test store's container directories. */
 function findInContainers(dir: string, name: string): string[] {
@@ -75,7 +63,7 @@ describe('11 user', () => {
         path.join(target.dir, 'calf.ts'), 'run', ...args], { cwd: repo, reject: false, timeout: 45_000 * slow, env: { CALF_ROOT: calfRoot() } });
       const script = 'echo "inside: $(grep Groups /proc/self/status)"; echo ready; read line';
       const asRoot = calf(['busybox', 'sh', '-c', script]);
-      const out = await ready(asRoot);
+      const { output: out } = await untilLine(asRoot, 'ready');
       const parent = fs.readFileSync(`/proc/${asRoot.pid}/status`, 'utf8').match(/^Groups:(.*)$/m)![1]!.trim();
       asRoot.stdin!.end('\n');
       expectExit(await asRoot, 0);
@@ -96,16 +84,14 @@ describe('11 user', () => {
 
     it('shows the host the user’s ids on a file the container writes', async () => {
       const [uid, gid, name] = [randomInt(2000, 60000), randomInt(2000, 60000), `calf-owned-${token()}`];
-      const child = run(['-u', `${uid}:${gid}`, 'busybox', 'sh', '-c', `echo hi > /tmp/${name} && echo ready && read line`]);
+      const container = await startContainer(['-u', `${uid}:${gid}`, 'busybox'], `echo hi > /tmp/${name}`);
       try {
-        await ready(child);
         const files = findInContainers(path.join(calfRoot(), 'containers'), name);
         expect(files).toHaveLength(1);
         const st = fs.statSync(files[0]!);
         expect({ uid: st.uid, gid: st.gid }).toEqual({ uid, gid });
       } finally {
-        child.stdin!.end('\n');
-        await child;
+        await container.finish();
       }
     });
   });

@@ -120,6 +120,18 @@ export interface Running {
   finish(): Promise<Awaited<ReturnType<typeof run>>>;
 }
 
+/** Wait until `child` printed the line `line` on stdout (`up`), or exited first; and what it printed. */
+export function untilLine(child: { stdout: NodeJS.ReadableStream | null; once(event: 'exit', listener: () => void): unknown }, line: string): Promise<{ up: boolean; output: string }> {
+  let output = '';
+  return new Promise((resolve) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += String(chunk);
+      if (output.includes(`${line}\n`)) resolve({ up: true, output });
+    });
+    child.once('exit', () => resolve({ up: false, output }));
+  });
+}
+
 /**
  * Start `calf run IMAGE sh -c 'SETUP; echo ready; read line'` and wait until the container is
  * ready: the host can then look at it (`/proc/PID/…`, `nsenter`) while it runs. A calf that
@@ -132,14 +144,7 @@ export async function startContainer(image: string | readonly string[], setup = 
     child.stdin?.end('\n');
     return await child;
   };
-  let output = '';
-  const up = await new Promise<boolean>((resolve) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes(`${ready}\n`)) resolve(true);
-    });
-    child.once('exit', () => resolve(false));
-  });
+  const { up, output } = await untilLine(child, ready);
   if (!up) {
     const r = await child;
     expectExit(r, 0); // says how calf ended
