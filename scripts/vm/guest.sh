@@ -46,6 +46,9 @@ ln -sfn "$kernel/root/lib/modules/$(uname -r)" "/lib/modules/$(uname -r)"
 for tool in modprobe lsmod rmmod; do
   command -v "$tool" >/dev/null || ln -s /bin/busybox "/usr/local/sbin/$tool"
 done
+# The kernel loads a module on first use (a bridge, a veth: levels 07 and 08) by running the
+# modprobe /proc/sys/kernel/modprobe names, /sbin/modprobe, which this userland may lack.
+command -v modprobe > /proc/sys/kernel/modprobe
 
 fs=$(stat -fc %T /sys/fs/cgroup)
 echo "test:vm: guest kernel $(uname -r), /sys/fs/cgroup is $fs, controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
