@@ -35,14 +35,19 @@ function startTime(pid: number): string | undefined {
 
 /** Wait until the running container printed a line starting with `pid:[`, and return it. */
 async function namespaceOf(child: ReturnType<typeof run>): Promise<string> {
-  let out = '';
+  let [out, err] = ['', ''];
+  child.stderr!.on('data', (chunk: Buffer) => {
+    err += String(chunk);
+  });
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
       out += String(chunk);
       const line = /^(pid:\[\d+\])$/m.exec(out);
       if (line) resolve(line[1]!);
     });
-    child.once('exit', () => reject(new Error(`the container exited first; it printed ${JSON.stringify(out)}`)));
+    // a moment after 'exit', for what is still in the pipes ('close' may never come: a process
+    // left in the container can hold them open)
+    child.once('exit', (code, signal) => setTimeout(() => reject(new Error(`calf ended (${signal ?? `exit ${code}`}) before the container printed its namespace; stdout ${JSON.stringify(out)}, stderr ${JSON.stringify(err)}`)), 200));
   });
 }
 
