@@ -85,12 +85,12 @@ async function run(options: RunOptions<typeof flags>): Promise<number> {
   const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver); //@s04
   //@s01..s04: const config = containerConfig(options, image, container);
   const config = { ...containerConfig(options, image, container), overlay }; //@s04
-  process.on('exit', () => removeDeviceCgroup(container.id)); // after the container: its processes are gone by then //@s12
   if (config.argv.length === 0) throw new CalfError('no command specified');
   const endpoint = joinNetwork(config.network); //@s08
   await publishPorts(options.flags.publish ?? [], endpoint); // before the container starts: a taken port stops it //@s08
   const cgroup = createCgroup(options.flags.cgroupParent ?? 'calf', container.id); // calf/<id>, as Docker's docker/<id> //@s09
   process.on('exit', () => cgroup.remove()); // sync: also when calf fails; kills what is left in it //@s09
+  process.on('exit', () => removeDeviceCgroup(container.id)); // after cgroup.remove(), which ends what is left of the container //@s12
   limitCpu(cgroup, options.flags.cpus, options.flags.cpuShares); //@s09
   limitMemoryAndPids(cgroup, options.flags.memory, options.flags.memorySwap, options.flags.pidsLimit); //@s10
   //@..s06: const child = startInit(config);

@@ -64,12 +64,12 @@ const flags = {
 async function run(options: RunOptions<typeof flags>): Promise<number> {
   const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver);
   const config = { ...containerConfig(options, image, container), overlay };
-  process.on('exit', () => removeDeviceCgroup(container.id)); // after the container: its processes are gone by then
   if (config.argv.length === 0) throw new CalfError('no command specified');
   const endpoint = joinNetwork(config.network);
   await publishPorts(options.flags.publish ?? [], endpoint); // before the container starts: a taken port stops it
   const cgroup = createCgroup(options.flags.cgroupParent ?? 'calf', container.id); // calf/<id>, as Docker's docker/<id>
   process.on('exit', () => cgroup.remove()); // sync: also when calf fails; kills what is left in it
+  process.on('exit', () => removeDeviceCgroup(container.id)); // after cgroup.remove(), which ends what is left of the container
   limitCpu(cgroup, options.flags.cpus, options.flags.cpuShares);
   limitMemoryAndPids(cgroup, options.flags.memory, options.flags.memorySwap, options.flags.pidsLimit);
   const child = inNewPidNamespace(() => startInit(config));
