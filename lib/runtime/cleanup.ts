@@ -27,9 +27,14 @@ export function alive(pid: number): boolean {
 export function cleanup(options: { force?: boolean; root?: string } = {}): string[] {
   const root = options.root ?? calfRoot();
   const report: string[] = [];
+  // Each owner is judged once, the first time it is asked about: a calf that dies while this
+  // runs then keeps all its things for the next cleanup, instead of losing its cgroup and
+  // endpoint here but keeping its container directory (asked about earlier, while it lived).
+  const living = new Map<number, boolean>();
+  const running = (pid: number) => living.get(pid) ?? living.set(pid, alive(pid)).get(pid)!;
   for (const kind of leftoverKinds()) {
     for (const thing of kind.find(root)) {
-      if (!options.force && thing.owner !== undefined && thing.owner !== process.pid && alive(thing.owner)) {
+      if (!options.force && thing.owner !== undefined && thing.owner !== process.pid && running(thing.owner)) {
         report.push(`kept ${thing.what}: calf process ${thing.owner} is still running (use --force)`);
         continue;
       }
