@@ -4,8 +4,10 @@
  * namespace the test made (its throwaway "host"): the bridges, veths and addresses exist only
  * there, and every packet is between that namespace and the containers it holds.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
-import { expectExit } from '../support/target.js';
+import { expectExit, calfRoot } from '../support/target.js';
 import { token } from '../support/canary.js';
 import { waitFor, childrenOf } from '../support/procs.js';
 import { createTestNetns, randomPort, eth0Address, type TestNetns } from '../support/netns.js';
@@ -94,6 +96,9 @@ async function startContainer(args: string[]) {
     },
   };
 }
+
+/** Where level 08's README says an address's lease is: `<root>/networks/<name>/leases/<address>`. */
+const leaseFile = (network: string, address: string) => path.join(calfRoot(), 'networks', network, 'leases', address);
 
 /** The interfaces in the test's namespace whose names calf gives veths. */
 const veths = () => ns.links().filter((l) => l.startsWith('veth'));
@@ -291,10 +296,12 @@ describe('08 networking', () => {
       const child = ns.calf(['run', '--network', name, 'busybox', 'sh', '-c', 'ip -o -4 addr show dev eth0 || exit 1; read line']);
       let address: string | undefined;
       let during: string[] = [];
+      let leasedDuring = false;
       let cleanup;
       try {
         address = await addressOf(child);
         during = veths();
+        leasedDuring = fs.existsSync(leaseFile(name, address)); // calf lives: no cleanup may take it
         child.kill('SIGKILL'); // calf dies at once: no exit handler runs; the container lives on
         await waitFor('calf to die', () => (child.exitCode === null && child.signalCode === null ? undefined : true)).catch(() => undefined);
         cleanup = await ns.calf(['cleanup']);
@@ -303,10 +310,12 @@ describe('08 networking', () => {
         await child;
       }
       expectExit(cleanup!, 0);
-      expect(cleanup!.stdout).toContain(`removed endpoint ${address} on network ${name}`);
+      // What is gone, not what this cleanup said: a `calf cleanup` in a test file running in
+      // parallel (same calf root) may have removed the endpoint first, and reported it itself.
+      const leasedAfter = fs.existsSync(leaseFile(name, address));
       const again = await ns.calf(['run', '--network', name, 'busybox', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
-      expect({ vethDuring: during.length, vethsAfter: veths(), reused: eth0Address(again.stdout) })
-        .toEqual({ vethDuring: 1, vethsAfter: [], reused: address });
+      expect({ vethDuring: during.length, leasedDuring, vethsAfter: veths(), leasedAfter, reused: eth0Address(again.stdout) })
+        .toEqual({ vethDuring: 1, leasedDuring: true, vethsAfter: [], leasedAfter: false, reused: address });
     });
   });
 });
