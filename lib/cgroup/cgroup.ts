@@ -181,9 +181,16 @@ interface CgroupRecord {
 
 const recordsDir = (root = calfRoot()): string => path.join(root, 'cgroups');
 
+/**
+ * Write the record under a temporary name, then rename it: a `calf cleanup` running meanwhile
+ * never reads a half-written record (which it would take for garbage and remove, owner or not).
+ * The temporary name carries our pid, so a calf killed in between leaves nothing unowned.
+ */
 function writeRecord(id: string, record: CgroupRecord, root = calfRoot()): void {
   fs.mkdirSync(recordsDir(root), { recursive: true });
-  fs.writeFileSync(path.join(recordsDir(root), `${id}.json`), JSON.stringify(record));
+  const file = path.join(recordsDir(root), `${id}.json`);
+  fs.writeFileSync(`${file}.tmp-${process.pid}`, JSON.stringify(record));
+  fs.renameSync(`${file}.tmp-${process.pid}`, file);
 }
 
 function cgroupOf(id: string, record: CgroupRecord, root = calfRoot()): Cgroup {
@@ -276,11 +283,14 @@ registerLeftovers({
   find: (root) => {
     let names: string[];
     try {
-      names = fs.readdirSync(recordsDir(root)).filter((n) => n.endsWith('.json'));
+      names = fs.readdirSync(recordsDir(root));
     } catch {
       return [];
     }
     return names.flatMap((name) => {
+      const writing = /\.json\.tmp-(\d+)$/.exec(name); // a record being written, by that calf
+      if (writing) return [{ what: `cgroup record ${path.join(recordsDir(root), name)}`, owner: Number(writing[1]), remove: () => fs.rmSync(path.join(recordsDir(root), name), { force: true }) }];
+      if (!name.endsWith('.json')) return [];
       let record: CgroupRecord;
       try {
         record = JSON.parse(fs.readFileSync(path.join(recordsDir(root), name), 'utf8')) as CgroupRecord;
