@@ -79,9 +79,15 @@ export async function syncWithInit(child: ChildProcess, hostSide: (pid: number) 
  * @throws CalfError when the parent went away, timed out, or said something else
  */
 export function syncWithParent(): void {
-  fs.writeSync(SYNC_FD, 'ready\n');
+  const gone = 'calf run went away before the container started';
+  try {
+    fs.writeSync(SYNC_FD, 'ready\n');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') throw new CalfError(`${gone} (EPIPE on the sync channel)`, { cause: err });
+    throw err;
+  }
   const got = readLineSync(SYNC_FD, SYNC_TIMEOUT_MS);
-  if (got === undefined) throw new CalfError('calf run went away before the container started (end of file on the sync channel)');
+  if (got === undefined) throw new CalfError(`${gone} (end of file on the sync channel)`);
   if (got !== 'go') throw new CalfError(`sync with calf run: expected "go", got ${JSON.stringify(got)}`);
 }
 
