@@ -100,7 +100,28 @@ export function main<Config, F extends Flags = Record<never, never>>(stages: Sta
     if (process.argv.length !== 4) fail('init: expects exactly one argument, the config as JSON');
     runInitStage(stages.init, process.argv[3]!);
   }
+  reportUncaught();
   commandLine(stages).catch((err: unknown) => fail(messageOf(err), exitCodeOf(err)));
+}
+
+/**
+ * An error nothing catches is one line too. Two places throw where no `catch` of ours can see:
+ * a callback (a socket's, a timer's), and an exit handler (`cgroup.remove()` when the cgroup
+ * stays busy). The first ends calf with 125, running its exit handlers. In the second, calf is
+ * ending already: its exit code stays as it was, and the handlers registered after the one
+ * that threw don't run (Node stops there); `calf cleanup` removes what they would have.
+ */
+function reportUncaught(): void {
+  let exiting = false;
+  process.on('exit', () => { exiting = true; }); // first: registered before any of the level's
+  process.on('uncaughtException', (err) => {
+    try {
+      fs.writeSync(2, `calf: ${messageOf(err)}${exiting ? '; `calf cleanup` removes what is left' : ''}\n`);
+    } catch {
+      // stderr is closed: nothing left to tell anyone
+    }
+    if (!exiting) process.exit(exitCodeOf(err));
+  });
 }
 
 async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): Promise<void> {

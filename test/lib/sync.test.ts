@@ -86,3 +86,20 @@ describe('the parent↔init handshake', () => {
     expect(containerDirs()).toEqual([]);
   });
 });
+
+describe('an error nothing catches', () => {
+  it('is one line, and keeps the command’s exit code, when an exit handler throws', async () => {
+    const r = await calf(['run', 'x', 'sh', '-c', 'echo ran; exit 3'], 'exit-handler');
+    expect({ exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr }).toEqual({
+      exitCode: 3, stdout: 'ran',
+      stderr: 'calf: cannot remove cgroup /sys/fs/cgroup/pids/calf/x: EBUSY; `calf cleanup` removes what is left',
+    });
+    expect(containerDirs()).toEqual([]); // the handler before it ran
+  });
+
+  it('is one line and 125 when a callback throws, and the exit handlers still run', async () => {
+    // (calf ends at once; the command, orphaned without a PID namespace, holds the pipes a second)
+    const r = await calf(['run', 'x', 'sleep', '1'], 'callback');
+    expect({ exitCode: r.exitCode, stderr: r.stderr, dirs: containerDirs() }).toEqual({ exitCode: 125, stderr: 'calf: injected failure in a callback', dirs: [] });
+  });
+});
