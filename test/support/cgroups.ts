@@ -140,8 +140,10 @@ export async function startWaiting(flags: string[], script = 'cat >/dev/null'): 
     await waitFor(`the container to print its /proc/self/cgroup (calf run ${flags.join(' ')})`, () => (out.includes(token) || ended ? true : undefined), 45_000);
   } catch (err) {
     killBelow(proc.pid);
-    await proc;
-    throw err;
+    const r = await proc;
+    // what calf and the container had said by then: where a run that hangs got to
+    const stderr = String(r.stderr).trim();
+    throw new Error(`${(err as Error).message}\nstdout so far: ${JSON.stringify(out)}; calf then exited ${r.exitCode ?? r.signal}${stderr ? `; its stderr:\n${stderr.split('\n').slice(0, 6).join('\n')}` : ' (nothing on stderr)'}`);
   }
   if (!out.includes(token)) {
     const r = await proc;
