@@ -94,6 +94,10 @@ export const below = (level: number) => target.level < level;
 /** What a finished calf run looks like to the tests. */
 interface Finished {
   exitCode?: number | undefined;
+  /** the signal that ended calf itself (execa's), when one did */
+  signal?: string | undefined;
+  /** execa's own account of a run that did not exit normally (a timeout, a spawn error) */
+  shortMessage?: string | undefined;
   stderr: string | Uint8Array;
   command: string;
 }
@@ -105,7 +109,9 @@ interface Finished {
 export function expectExit(r: Finished, code: number): void {
   if (r.exitCode === code) return;
   const stderr = (typeof r.stderr === 'string' ? r.stderr : Buffer.from(r.stderr).toString()).trim();
-  throw new Error(`${shown(r.command)}\nexited ${r.exitCode}, expected ${code}${stderr ? `; its stderr:\n${stderr.split('\n').slice(0, 6).join('\n')}` : ' (nothing on stderr)'}`);
+  // no exit code: calf itself was killed (by what signal), timed out, or never started
+  const ended = r.exitCode !== undefined ? `exited ${r.exitCode}` : r.signal ? `was killed by ${r.signal}` : `did not exit (${r.shortMessage ?? 'no exit code'})`;
+  throw new Error(`${shown(r.command)}\n${ended}, expected ${code}${stderr ? `; its stderr:\n${stderr.split('\n').slice(0, 6).join('\n')}` : ' (nothing on stderr)'}`);
 }
 
 /** A container that is running: its command's pid (seen from the host), and how to end it. */
