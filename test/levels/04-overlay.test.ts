@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa, type ResultPromise } from 'execa';
-import { run, calf, expectExit, calfRoot, target, repo } from '../support/target.js';
+import { run, calf, expectExit, howItEnded, calfRoot, target, repo } from '../support/target.js';
 import { fsTypeAt, mountPoints, mountTable } from '../support/mounts.js';
 import { childrenOf, waitFor } from '../support/procs.js';
 import {
@@ -29,7 +29,10 @@ function printed(proc: ResultPromise, re: RegExp): Promise<string> {
       out += chunk.toString();
       if (re.test(out)) resolve(out);
     });
-    void proc.then((r) => reject(new Error(`calf exited ${r.exitCode} before printing ${re}; its stderr:\n${String(r.stderr).trim()}`)));
+    void proc.then((r) => {
+      const [ended, said] = howItEnded(r);
+      reject(new Error(`calf ${ended} before printing ${re}${said}`));
+    });
   });
 }
 

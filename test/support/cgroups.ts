@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { expect } from '@jest/globals';
-import { run, expectExit } from './target.js';
+import { run, expectExit, howItEnded } from './target.js';
 import { cgroupVersion, slow } from './host.js';
 import { waitFor, childrenOf } from './procs.js';
 
@@ -140,10 +140,9 @@ export async function startWaiting(flags: string[], script = 'cat >/dev/null'): 
     await waitFor(`the container to print its /proc/self/cgroup (calf run ${flags.join(' ')})`, () => (out.includes(token) || ended ? true : undefined), 45_000);
   } catch (err) {
     killBelow(proc.pid);
-    const r = await proc;
     // what calf and the container had said by then: where a run that hangs got to
-    const stderr = String(r.stderr).trim();
-    throw new Error(`${(err as Error).message}\nstdout so far: ${JSON.stringify(out)}; calf then exited ${r.exitCode ?? r.signal}${stderr ? `; its stderr:\n${stderr.split('\n').slice(0, 6).join('\n')}` : ' (nothing on stderr)'}`);
+    const [ended, said] = howItEnded(await proc);
+    throw new Error(`${(err as Error).message}\nstdout so far: ${JSON.stringify(out)}; then calf ${ended}${said}`);
   }
   if (!out.includes(token)) {
     const r = await proc;

@@ -98,7 +98,7 @@ interface Finished {
   signal?: string | undefined;
   /** execa's own account of a run that did not exit normally (a timeout, a spawn error) */
   shortMessage?: string | undefined;
-  stderr: string | Uint8Array;
+  stderr?: unknown;
   command: string;
 }
 
@@ -108,10 +108,18 @@ interface Finished {
  */
 export function expectExit(r: Finished, code: number): void {
   if (r.exitCode === code) return;
-  const stderr = (typeof r.stderr === 'string' ? r.stderr : Buffer.from(r.stderr).toString()).trim();
-  // no exit code: calf itself was killed (by what signal), timed out, or never started
+  const [ended, said] = howItEnded(r);
+  throw new Error(`${shown(r.command)}\n${ended}, expected ${code}${said}`);
+}
+
+/**
+ * How a calf run ended, for a failure message: `exited 1` or `was killed by SIGSEGV` (no exit
+ * code: calf itself was killed, timed out, or never started), then the start of its stderr.
+ */
+export function howItEnded(r: Finished): [ended: string, said: string] {
+  const stderr = (r.stderr instanceof Uint8Array ? Buffer.from(r.stderr).toString() : String(r.stderr ?? '')).trim();
   const ended = r.exitCode !== undefined ? `exited ${r.exitCode}` : r.signal ? `was killed by ${r.signal}` : `did not exit (${r.shortMessage ?? 'no exit code'})`;
-  throw new Error(`${shown(r.command)}\n${ended}, expected ${code}${stderr ? `; its stderr:\n${stderr.split('\n').slice(0, 6).join('\n')}` : ' (nothing on stderr)'}`);
+  return [ended, stderr ? `; its stderr:\n${stderr.split('\n').slice(0, 6).join('\n')}` : ' (nothing on stderr)'];
 }
 
 /** A container that is running: its command's pid (seen from the host), and how to end it. */
