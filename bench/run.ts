@@ -25,7 +25,7 @@ import { prepareStore, removeStore } from '../test/support/store.js';
 import { repo } from '../test/support/paths.js';
 import { resolveImage } from '../lib/image/store.js';
 import { unpackImage, unpackLayer } from '../lib/image/unpack.js';
-import { unmountUnder } from '../lib/runtime/mountinfo.js';
+import { unmountUnder } from '../lib/core/mountinfo.js';
 import { chart } from './chart.js';
 
 const { values: opts } = parseArgs({

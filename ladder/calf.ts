@@ -19,47 +19,37 @@
 //@ One lesson = one step function: a level adds a call line to run() or init() and the function
 //@ block it calls, with its TODO inside. Keep the TODO ids (00.1, …): the READMEs refer to them.
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
+import fs from 'node:fs'; //@s02
 import net from 'node:net'; //@s08
 import { constants } from 'node:os';
 import * as linux from '../lib/linux/index.js';
 import {
-  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
-  initEntry, initEnv, type Container, type RunOptions,
-  syncWithInit, syncWithParent, SYNC_STDIO, //@s08
-  MASKED_PATHS, READONLY_PATHS, SECCOMP_DENY, capabilityArg, containerCapabilities, deviceCgroupPath, enterDeviceCgroup, removeDeviceCgroup, //@s12
+  main, exited, lookPath, mergeEnv, DEFAULT_PATH, CalfError, initEntry, initEnv, OCI_VERSION, type RunOptions, type Spec,
+  createContainer, saveConfig, type Container, //@s01
+  type Root, flag, //@s04
+  hostnameArg, //@s05
+  joinNetwork, syncWithInit, syncWithParent, SYNC_STDIO, //@s08
+  type Resources, //@s09
+  lookupUser, //@s11
+  securityConfig, capabilityArg, type Capabilities, type Seccomp, //@s12
 } from '../lib/runtime/index.js';
-import { resolveImage, unpackImage, type ResolvedImage } from '../lib/image/index.js';
-import { storageDriver, checkDriverName, type PreparedRootfs } from '../lib/storage/index.js'; //@s04
+import { resolveImage, unpackImage, type ResolvedImage } from '../lib/image/index.js'; //@s01..04
+import { resolveImage, type ResolvedImage } from '../lib/image/index.js'; //@04
+import { storageDriver, checkDriverName } from '../lib/storage/index.js'; //@s04
 //@s07..s08: import { networkMode } from '../lib/network/index.js';
-//@s08 {
-import {
-  createEndpoint, removeEndpoint, ip, ipIn, parsePublish, listen, splice, networkCommand, type Endpoint, type PortMapping,
-} from '../lib/network/index.js';
-//@}
+import { parsePublish, listen, splice, networkCommand, ip, ipIn, type Endpoint, type PortMapping } from '../lib/network/index.js'; //@s08
 //@s09 {
 import {
-  createCgroup, parseCpus, parseCpuShares, sharesToWeight, CPU_PERIOD_US, type Cgroup,
-  parseMemory, parseMemorySwap, parsePidsLimit, checkMemory, //@s10
+  createCgroup, parseCpus, parseCpuShares, sharesToWeight, resourcesOf, CPU_PERIOD_US, type Cgroup,
+  parseMemory, parseMemorySwap, parsePidsLimit, //@s10
+  limitDevices, //@s12
 } from '../lib/cgroup/index.js';
 //@}
 
-/** What the parent side hands to the init stage, as JSON on its command line. */
-interface InitConfig {
-  argv: string[]; // the command and its arguments
-  env: string[]; // its whole environment, KEY=VALUE
-  rootfs: string; // the directory that becomes the container's / //@s01
-  cwd: string; // the working directory inside the container //@s01
-  overlay?: PreparedRootfs['overlay']; // the directories to stack on rootfs, if the driver wants that //@s04
-  hostname: string; //@s05
-  network: string; // none, host (level 08: or a network's name) //@s07
-  user: string; // name|uid[:group|gid], looked up in the image's /etc/passwd and /etc/group //@s11
-  security: Security; //@s12
-}
-
+//@s04 {
 /** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
 const flags = {
-  storageDriver: flag('--storage-driver <name>', 'overlay or vfs (default: $CALF_STORAGE_DRIVER, else overlay)', (name: string) => checkDriverName(name)), //@s04
+  storageDriver: flag('--storage-driver <name>', 'overlay or vfs (default: $CALF_STORAGE_DRIVER, else overlay)', (name: string) => checkDriverName(name)),
   hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg), //@s05
   //@s07..s08: network: flag('--network <mode>', 'none (the default): a network namespace with only lo; host: the host\'s network', networkMode),
   network: flag('--network <name>', 'none (the default): only lo; host: the host\'s network; or a network of calf network ls'), //@s08
@@ -75,24 +65,28 @@ const flags = {
   capAdd: flag('--cap-add <cap>', 'add a capability to Docker\'s default set (repeatable; ALL)', capabilityArg), //@s12
   capDrop: flag('--cap-drop <cap>', 'drop a capability from Docker\'s default set (repeatable; ALL)', capabilityArg), //@s12
 };
+//@}
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
-// Our job: prepare the container, start its first process, wait for it, report how it ended.
+// Our job: prepare the container and its config (a Spec: the OCI runtime-spec's config.json, as
+// far as this level fills it), start its first process, wait for it, report how it ended.
 
-async function run(options: RunOptions<typeof flags>): Promise<number> {
-  //@..s01: const config: InitConfig = { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env) };
+//@..s04: async function run(options: RunOptions): Promise<number> {
+async function run(options: RunOptions<typeof flags>): Promise<number> { //@s04
+  //@..s01: const config: Spec = { ociVersion: OCI_VERSION, process: { args: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env), cwd: process.cwd() } };
   //@s01..s04: const { image, container } = await createRootfs(options.image);
   const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver); //@s04
   //@s01..s04: const config = containerConfig(options, image, container);
-  const config = { ...containerConfig(options, image, container), overlay }; //@s04
-  if (config.argv.length === 0) throw new CalfError('no command specified');
-  const endpoint = joinNetwork(config.network); //@s08
+  const config = containerConfig(options, image, container, overlay); //@s04
+  if (config.process.args.length === 0) throw new CalfError('no command specified');
+  saveConfig(container, config); // config.json beside rootfs/: the container's directory is an OCI bundle //@s01
+  const endpoint = joinNetwork(container, String(options.flags.network ?? 'none')); // an address, released by its teardown //@s08
   await publishPorts(options.flags.publish ?? [], endpoint); // before the container starts: a taken port stops it //@s08
+  container.teardown.add('removeCgroup', container.id); // before it exists: a calf killed while making it leaves nothing unfound //@s09
   const cgroup = createCgroup(options.flags.cgroupParent ?? 'calf', container.id); // calf/<id>, as Docker's docker/<id> //@s09
-  process.on('exit', () => cgroup.remove()); // sync: also when calf fails; kills what is left in it //@s09
-  process.on('exit', () => removeDeviceCgroup(container.id)); // after cgroup.remove(), which ends what is left of the container //@s12
-  limitCpu(cgroup, options.flags.cpus, options.flags.cpuShares); //@s09
-  limitMemoryAndPids(cgroup, options.flags.memory, options.flags.memorySwap, options.flags.pidsLimit); //@s10
+  limitCpu(cgroup, config.linux?.resources ?? {}); //@s09
+  limitMemoryAndPids(cgroup, config.linux?.resources ?? {}); //@s10
+  limitDevices(cgroup, config.linux?.resources?.devices); // given code: Docker's device rules (v1), none with --privileged //@s12
   //@..s06: const child = startInit(config);
   const child = inNewPidNamespace(() => startInit(config)); //@s06
   //@todo08 {
@@ -102,14 +96,20 @@ async function run(options: RunOptions<typeof flags>): Promise<number> {
   // SYNC_STDIO, syncWithInit() here, syncWithParent() in init() after the unshare. What would
   // `ip link add … netns PID` do if it ran right after the spawn?
   //@}
-  //@08..s09: await syncWithInit(child, (pid) => connectSandbox(endpoint, pid)); // between its unshare and its execve
-  await syncWithInit(child, (pid) => { joinCgroup(cgroup, pid); connectSandbox(endpoint, pid); }); // between its unshares and its execve //@s09
-  //@..s10: return exitStatus(await exited(child));
-  return reportOomKill(cgroup, exitStatus(await exited(child))); //@s10
+  //@08 {
+  const hostSide = (pid: number): void => { // the parent's part: after the init stage's unshares, before its execve
+    joinCgroup(cgroup, pid); //@s09
+    connectSandbox(endpoint, pid);
+  };
+  await syncWithInit(child, hostSide);
+  //@}
+  //@..s01: return exitStatus(await exited(child));
+  //@s01..s10: return exitStatus(await exited(child, container)); // exited() also records it in the container's state
+  return reportOomKill(cgroup, exitStatus(await exited(child, container))); //@s10
 }
 
 /** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
-function startInit(config: InitConfig): ChildProcess {
+function startInit(config: Spec): ChildProcess {
   //@todo00 {
   // TODO(00.1): Node can't fork(): run this very file again as a child (child_process.spawn),
   // with the hidden command `init`, the config as JSON, and calf's own stdin/stdout/stderr.
@@ -141,15 +141,17 @@ function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): num
 /** Find the image, unpack it into a new container directory, and have that directory removed when calf exits. */
 async function createRootfs(ref: string): Promise<{ image: ResolvedImage; container: Container }> {
   //@todo01 {
-  // TODO(01.1): the image is ignored so far. Find it (resolveImage), make a container directory
-  // (createContainer), unpack the layers into its rootfs (unpackImage); the directory must go
-  // however calf exits (removeContainer). Which step can fail, and what is left on disk then?
+  // TODO(01.1): the image is ignored so far. Find it (resolveImage), make a container for it
+  // (createContainer: a directory with a state record), unpack the layers into its rootfs
+  // (unpackImage). The directory must go however calf exits: register its removal on the
+  // container's teardown list (container.teardown.add, step 'removeContainerDir'), which lib
+  // runs as calf exits and `calf cleanup` after a crash. Which step can fail, and what is left then?
   //@}
-  //@todo01: return { image: { config: {} } as ResolvedImage, container: { id: '', dir: '', rootfs: '' } }; // a stub
+  //@todo01: return { image: { config: {} } as ResolvedImage, container: createContainer() }; // a stub: an empty container that stays
   //@01 {
   const image = resolveImage(ref);
-  const container = createContainer();
-  process.on('exit', () => removeContainer(container)); // sync, so it also runs when calf fails
+  const container = createContainer(image);
+  container.teardown.add('removeContainerDir', container.dir); // runs as calf exits, and in calf cleanup after a crash
   await unpackImage(image, container.rootfs);
   return { image, container };
   //@}
@@ -158,43 +160,63 @@ async function createRootfs(ref: string): Promise<{ image: ResolvedImage; contai
 
 //@s04 {
 /** Find the image, and have a storage driver make the container's root out of its layers. */
-async function prepareRootfs(ref: string, driverName: string | undefined): Promise<{ image: ResolvedImage; container: Container } & Partial<PreparedRootfs>> {
+async function prepareRootfs(ref: string, driverName: string | undefined): Promise<{ image: ResolvedImage; container: Container; overlay?: Root['overlay'] }> {
   //@todo04 {
   // TODO(04.1): level 01 unpacked every layer into every container. Let a storage driver do it
   // (storageDriver(driverName): overlay, or vfs): it unpacks each layer once into the layer graph
-  // and builds the container's root out of those. Make the container, have the driver remove it
-  // however calf exits, then let it prepare the root. Why register the removal before prepare()?
+  // and builds the container's root out of those, all inside the container's directory. Make the
+  // container, register the directory's removal, then let the driver prepare the root. Why
+  // register the removal before prepare()?
   //@}
   //@todo04: return createRootfs(ref); // level 01's way, until you replace it
   //@04 {
   const driver = storageDriver(driverName); // first: a bad name leaves nothing behind
   const image = resolveImage(ref);
-  const container = createContainer();
-  process.on('exit', () => driver.remove(container)); // sync, so it also runs when prepare() fails
+  const container = createContainer(image);
+  container.teardown.add('removeContainerDir', container.dir); // before prepare(): it can fail halfway
   return { image, container, ...(await driver.prepare(image, container)) };
   //@}
 }
 //@}
 
 //@s01 {
-/** The init stage's config: the command line's command and environment over the image's defaults. */
-function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
+/** The init stage's config, in the OCI runtime-spec's names: the command and environment over the image's defaults. */
+//@s01..s04: function containerConfig(options: RunOptions, image: ResolvedImage, container: Container): Spec {
+function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container, overlay?: Root['overlay']): Spec { //@s04
   //@todo01 {
   // TODO(01.2): docker run applies the image's defaults: Entrypoint before (COMMAND, or else Cmd),
-  // Env under the -e values, WorkingDir (else "/"). Where in image.config are they? Which may be missing?
+  // Env under the -e values, WorkingDir (else "/"): the spec's process.args, env and cwd; root.path
+  // is the container's rootfs. Where in image.config are they? Which may be missing?
   //@}
-  //@todo01: return { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env), rootfs: container.rootfs, cwd: '/' };
+  //@todo01: return { ociVersion: OCI_VERSION, process: { args: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env), cwd: '/' }, root: { path: container.rootfs } };
   //@01 {
   const defaults = image.config.config ?? {};
+  const security = securityConfig(options.flags); // Docker's defaults, or what --privileged and --cap-* make of them //@s12
   return {
-    argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
-    env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
-    rootfs: container.rootfs,
-    cwd: defaults.WorkingDir || '/',
+    ociVersion: OCI_VERSION,
+    process: {
+      args: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
+      env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
+      cwd: defaults.WorkingDir || '/',
+      user: { uid: 0, gid: 0, username: options.flags.user || defaults.User || '0' }, // looked up in the image by init //@s11
+      ...security.process, // capabilities, noNewPrivileges //@s12
+    },
+    //@..s04: root: { path: container.rootfs },
+    root: { path: container.rootfs, overlay }, //@s04
     hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id //@s05
-    network: String(options.flags.network ?? 'none'), //@s07
-    user: options.flags.user || defaults.User || '0', //@s11
-    security: securityOptions(options.flags, container.id), //@s12
+    //@s02 {
+    linux: {
+      namespaces: [
+        { type: 'mount' },
+        { type: 'uts' }, { type: 'ipc' }, //@s05
+        { type: 'pid' }, //@s06
+        ...(options.flags.network === 'host' ? [] : [{ type: 'network' as const }]), //@s07
+      ],
+      //@s09..s12: resources: resourcesOf(options.flags),
+      resources: { ...resourcesOf(options.flags), devices: security.devices }, //@s12
+      ...security.linux, // maskedPaths, readonlyPaths, seccomp //@s12
+    },
+    //@}
   };
   //@}
 }
@@ -212,46 +234,40 @@ function joinCgroup(cgroup: Cgroup, pid: number): void {
   cgroup.set({ v1: { 'cgroup.procs': pid }, v2: { 'cgroup.procs': pid } }); // v1: once per hierarchy //@09
 }
 
-/** `--cpus` as a CFS quota per period, `--cpu-shares` as a weight against the other cgroups. */
-function limitCpu(cgroup: Cgroup, cpus: number | undefined, shares: number | undefined): void {
+/** The spec's CPU resources (from --cpus and --cpu-shares): a CFS quota per period, and a weight against the other cgroups. */
+function limitCpu(cgroup: Cgroup, { cpu }: Resources): void {
   //@todo09 {
-  // TODO(09.2): --cpus N lets the container run N × CPU_PERIOD_US µs of every CPU_PERIOD_US: on
-  // v1 as cpu.cfs_period_us and cpu.cfs_quota_us, on v2 as one file, cpu.max ("QUOTA PERIOD").
-  // --cpu-shares is v1's cpu.shares (2–262144); v2's cpu.weight is 1–10000: sharesToWeight()
-  // converts as runc does. Only what was given. Why can't a v1 quota be set before its period?
+  // TODO(09.2): the spec's cpu.quota lets the container run `quota` µs of every `period` µs (--cpus
+  // 0.5: 50000 of 100000): on v1 cpu.cfs_period_us and cpu.cfs_quota_us, on v2 one file, cpu.max
+  // ("QUOTA PERIOD"). cpu.shares is v1's cpu.shares (2–262144); v2's cpu.weight is 1–10000:
+  // sharesToWeight() converts as runc does. Only what is given. Why can't a v1 quota come first?
   //@}
   //@09 {
-  if (cpus !== undefined) {
-    const quota = Math.round(cpus * CPU_PERIOD_US);
-    cgroup.set({
-      v1: { 'cpu.cfs_period_us': CPU_PERIOD_US, 'cpu.cfs_quota_us': quota },
-      v2: { 'cpu.max': `${quota} ${CPU_PERIOD_US}` },
-    });
-  }
+  const { quota, period = CPU_PERIOD_US, shares } = cpu ?? {};
+  if (quota !== undefined) cgroup.set({ v1: { 'cpu.cfs_period_us': period, 'cpu.cfs_quota_us': quota }, v2: { 'cpu.max': `${quota} ${period}` } });
   if (shares !== undefined) cgroup.set({ v1: { 'cpu.shares': shares }, v2: { 'cpu.weight': sharesToWeight(shares) } });
   //@}
 }
 //@}
 
 //@s10 {
-/** `--memory` and `--memory-swap` as the memory controller's limits, `--pids-limit` as the pids controller's. */
-function limitMemoryAndPids(cgroup: Cgroup, memory?: number, memorySwap?: number, pids?: number): void {
-  checkMemory(memory, memorySwap); // Docker's rules: --memory-swap needs --memory, and is not below it
+/** The spec's memory and pids resources (from --memory, --memory-swap, --pids-limit) as those controllers' limits. */
+function limitMemoryAndPids(cgroup: Cgroup, { memory, pids }: Resources): void {
   //@todo10 {
-  // TODO(10.1): --memory caps RAM: v1 memory.limit_in_bytes, v2 memory.max. --memory-swap is RAM
-  // *plus* swap (-1: no cap; not given: Docker allows as much swap as RAM): v1 takes that sum in
-  // memory.memsw.limit_in_bytes, v2 only the swap in memory.swap.max ("max": no cap). --pids-limit
-  // N > 0 is pids.max on both. Which v1 file must be written first, and why?
+  // TODO(10.1): memory.limit caps RAM: v1 memory.limit_in_bytes, v2 memory.max. memory.swap is
+  // RAM *plus* swap (-1: no cap): v1 takes that sum in memory.memsw.limit_in_bytes, v2 only the
+  // swap in memory.swap.max ("max": no cap). pids.limit is pids.max on both. Only what is given.
+  // Which v1 file must be written first, and why?
   //@}
   //@10 {
-  if (memory !== undefined) {
-    const memsw = memorySwap ?? 2 * memory;
+  if (memory?.limit !== undefined) {
+    const memsw = memory.swap ?? -1; // not given: no cap on swap (--memory-swap's default is in the spec already)
     cgroup.set({
-      v1: { 'memory.limit_in_bytes': memory, 'memory.memsw.limit_in_bytes': memsw }, // memsw may never be below the limit
-      v2: { 'memory.max': memory, 'memory.swap.max': memsw === -1 ? 'max' : memsw - memory },
+      v1: { 'memory.limit_in_bytes': memory.limit, 'memory.memsw.limit_in_bytes': memsw }, // memsw may never be below the limit
+      v2: { 'memory.max': memory.limit, 'memory.swap.max': memsw === -1 ? 'max' : memsw - memory.limit },
     });
   }
-  if (pids !== undefined && pids > 0) cgroup.set({ v1: { 'pids.max': pids }, v2: { 'pids.max': pids } });
+  if (pids !== undefined) cgroup.set({ v1: { 'pids.max': pids.limit }, v2: { 'pids.max': pids.limit } });
   //@}
 }
 
@@ -265,8 +281,7 @@ function reportOomKill(cgroup: Cgroup, status: number): number {
   //@}
   //@todo10: return status;
   //@10 {
-  const events = cgroup.read({ v1: 'memory.oom_control', v2: 'memory.events' });
-  if (!/^oom_kill [1-9]/m.test(events)) return status;
+  if (!/^oom_kill [1-9]/m.test(cgroup.read({ v1: 'memory.oom_control', v2: 'memory.events' }))) return status;
   process.stderr.write('calf: the container was OOM-killed: it used more memory than --memory allows\n');
   return 137;
   //@}
@@ -274,14 +289,6 @@ function reportOomKill(cgroup: Cgroup, status: number): number {
 //@}
 
 //@s08 {
-/** The container's endpoint on its network (none with --network none or host): an address leased from the pool. */
-function joinNetwork(network: string): Endpoint | undefined {
-  if (network === 'none' || network === 'host') return undefined;
-  const endpoint = createEndpoint(network); // IPAM: the lowest free address, under the pool's lock
-  process.on('exit', () => removeEndpoint(endpoint)); // sync: the veth and the lease go however calf exits
-  return endpoint;
-}
-
 /** Publish ports: a proxy on the host's 127.0.0.1 for each, forwarding to the container's address. */
 async function publishPorts(ports: PortMapping[], endpoint: Endpoint | undefined): Promise<void> {
   if (ports.length && !endpoint) throw new CalfError('-p needs a network with addresses: --network NAME');
@@ -320,31 +327,27 @@ function connectSandbox(endpoint: Endpoint | undefined, pid: number): void {
 //@}
 
 // ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
-// Our job: turn this process into the container, then become the command with execve().
-// Everything here is synchronous: after unshare() only this thread is in the new namespaces.
+// Our job: become the container, then the command (execve). All synchronous: unshare() moves this thread only.
 
-function init(config: InitConfig): never {
+function init(config: Spec): never {
+  const rootfs = config.root!.path; // calf's config has a root from level 01 on //@s01
   enterMountNamespace(); // first: every mount below then stays in the container //@s02
-  mountOverlay(config.rootfs, config.overlay); // before the others: they go on top of it //@s04
-  enterUtsAndIpcNamespaces(config.hostname); //@s05
-  if (config.network !== 'host') enterNetworkNamespace(); // before /sys: sysfs shows its mounter's netns //@s07
-  syncWithParent(); // sync: our namespaces exist; the parent connects our netns to its network now //@08
-  mountProcAndSys(config.rootfs); //@s02
-  maskKernelFiles(config.rootfs, config.security); // as soon as /proc and /sys exist; the pivot takes them along //@s12
-  enterDeviceCgroup(config.security.devices); // a host path: before the pivot; before any device is opened //@s12
-  populateDev(`${config.rootfs}/dev`); //@s02
-  chrootInto(config.rootfs, config.cwd); // after the mounts: they are made through host paths //@s01..s03
-  pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root //@s03
+  mountOverlay(rootfs, config.root!.overlay); // before the others: they go on top of it //@s04
+  enterUtsAndIpcNamespaces(config.hostname!); //@s05
+  if (config.linux?.namespaces?.some((ns) => ns.type === 'network')) enterNetworkNamespace(); // before /sys: it shows its mounter's netns //@s07
+  syncWithParent(); // sync: our namespaces exist; the parent connects our netns, joins us to our cgroup //@08
+  mountProcAndSys(rootfs); //@s02
+  maskKernelFiles(rootfs, config.linux ?? {}); // as soon as /proc and /sys exist; the pivot takes them along //@s12
+  populateDev(`${rootfs}/dev`); //@s02
+  chrootInto(rootfs, config.process.cwd); // after the mounts: they are made through host paths //@s01..s03
+  pivotInto(rootfs, config.process.cwd); // after the mounts: they move along with the new root //@s03
   //@s12 {
-  // Privileges go last, in this order (as runc's standard_init_linux.go): every mount above needs
-  // CAP_SYS_ADMIN and the very syscalls the filter denies. Capabilities before a switch to another
-  // user (setresuid away from 0 clears them, CAP_SETPCAP too, which PR_CAPBSET_DROP needs); the
-  // filter last, right before execve, which it must allow.
-  dropCapabilities(config.security);
+  // Privileges last (the mounts need them), in runc's order: capabilities, the user, the filter right before execve
+  dropCapabilities(config.process.capabilities);
   //@}
   switchUser(config); // after the pivot: the user is the image's, from its /etc/passwd //@s11
-  filterSyscalls(config.security); //@s12
-  execCommand(config.argv, config.env);
+  filterSyscalls(config.process.noNewPrivileges, config.linux?.seccomp); //@s12
+  execCommand(config.process.args, config.process.env);
 }
 
 //@s02 {
@@ -403,7 +406,7 @@ function populateDev(dev: string): void {
 
 //@s04 {
 /** Stack the image's layers under the container's own writable directory, on rootfs: one overlay mount. */
-function mountOverlay(rootfs: string, overlay: InitConfig['overlay']): void {
+function mountOverlay(rootfs: string, overlay: Root['overlay']): void {
   if (!overlay) return; // the vfs driver copied the layers into rootfs: nothing to stack
   //@todo04 {
   // TODO(04.2): mount an overlay filesystem on rootfs (mount(2), fstype "overlay"): the layer
@@ -503,12 +506,6 @@ function enterUtsAndIpcNamespaces(hostname: string): void {
   linux.sethostname(hostname);
   //@}
 }
-
-/** `--hostname`: what sethostname(2) takes, and what a resolver would (RFC 1123: letters, digits, -, .). */
-function hostnameArg(name: string): string {
-  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(name)) throw new CalfError(`invalid hostname ${JSON.stringify(name)}: use letters, digits, '-' and '.', at most 63`);
-  return name;
-}
 //@}
 
 //@s06 {
@@ -537,7 +534,7 @@ function inNewPidNamespace<T>(start: () => T): T {
 
 //@s11 {
 /** Run the command as the container's user, with that user's groups and none of root's. */
-function switchUser(config: InitConfig): void {
+function switchUser(config: Spec): void {
   //@todo11 {
   // TODO(11.1): the command runs as root, with whatever supplementary groups calf had. Look up
   // config.user in the image (lookupUser), then become that user: its supplementary groups
@@ -546,47 +543,30 @@ function switchUser(config: InitConfig): void {
   // and what goes wrong in the other?
   //@}
   //@11 {
-  const user = lookupUser(config.user);
+  const user = lookupUser(config.process.user ?? { uid: 0, gid: 0 });
   linux.setgroups(user.groups); // first: changing groups needs root...
   linux.setresgid(user.gid, user.gid, user.gid);
   linux.setresuid(user.uid, user.uid, user.uid); // ...which this gives up for good
-  if (!config.env.some((kv) => kv.startsWith('HOME='))) config.env.push(`HOME=${user.home}`);
+  if (!config.process.env.some((kv) => kv.startsWith('HOME='))) config.process.env.push(`HOME=${user.home}`);
   //@}
 }
 //@}
 
 //@s12 {
-/** What the container may do: Docker's defaults, or what --privileged, --cap-add and --cap-drop make of them. */
-interface Security {
-  privileged: boolean;
-  capabilities: linux.Capability[]; // bounding, permitted and effective; inheritable and ambient stay empty
-  devices: string | null; // its devices cgroup; null: no device policy
-}
-
-/** The flags, as Docker reads them. Without a v1 devices cgroup (cgroup v2), no CAP_MKNOD instead: see the README. */
-function securityOptions(given: RunOptions<typeof flags>['flags'], id: string): Security {
-  const privileged = given.privileged ?? false;
-  const devices = privileged ? null : deviceCgroupPath(id) ?? null;
-  const capabilities = containerCapabilities(given.capAdd, given.capDrop, privileged)
-    .filter((cap) => privileged || devices !== null || cap !== 'CAP_MKNOD');
-  return { privileged, capabilities, devices };
-}
-
 /** Hide what /proc and /sys tell about the host, and freeze the host's kernel settings they expose. */
-function maskKernelFiles(rootfs: string, security: Security): void {
-  if (security.privileged) return;
+function maskKernelFiles(rootfs: string, { maskedPaths = [], readonlyPaths = [] }: NonNullable<Spec['linux']>): void {
   //@todo12 {
   // TODO(12.1): /proc and /sys are the host kernel's: /proc/kcore is its memory, /proc/sys its
-  // settings, /proc/sysrq-trigger reboots it. Hide MASKED_PATHS and make READONLY_PATHS read-only,
-  // under rootfs (mount(2): "Creating a bind mount", "Remounting an existing mount"). Why does a
-  // read-only bind mount take two calls?
+  // settings, /proc/sysrq-trigger reboots it. Hide the spec's maskedPaths and make its
+  // readonlyPaths read-only, under rootfs (mount(2): "Creating a bind mount", "Remounting an
+  // existing mount"). Why does a read-only bind mount take two calls?
   //@}
   //@12 {
-  for (const file of MASKED_PATHS.map((p) => `${rootfs}${p}`).filter((p) => fs.existsSync(p))) {
+  for (const file of maskedPaths.map((p) => `${rootfs}${p}`).filter((p) => fs.existsSync(p))) {
     if (fs.statSync(file).isDirectory()) linux.mount('tmpfs', file, 'tmpfs', linux.MS_RDONLY);
     else linux.mount('/dev/null', file, null, linux.MS_BIND);
   }
-  for (const file of READONLY_PATHS.map((p) => `${rootfs}${p}`).filter((p) => fs.existsSync(p))) {
+  for (const file of readonlyPaths.map((p) => `${rootfs}${p}`).filter((p) => fs.existsSync(p))) {
     linux.mount(file, file, null, linux.MS_BIND | linux.MS_REC);
     linux.mount(file, file, null, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
   }
@@ -594,42 +574,43 @@ function maskKernelFiles(rootfs: string, security: Security): void {
 }
 
 /** Root in the container keeps Docker's 14 capabilities, and can never get the others back. */
-function dropCapabilities(security: Security): void {
-  if (security.privileged) return;
+function dropCapabilities(capabilities: Capabilities | undefined): void {
+  if (!capabilities) return;
   //@todo12 {
-  // TODO(12.2): root has every capability. Leave it security.capabilities only, in every set and
+  // TODO(12.2): root has every capability. Leave it capabilities.bounding only, in every set and
   // for good (prctl(2): PR_CAPBSET_DROP, PR_CAP_AMBIENT; capset(2)); switchUser(), next, still
   // needs CAP_SETUID and CAP_SETGID. capabilities(7), "Transformation of capabilities during
   // execve()": why is capset alone not enough for root, and why may it keep those two?
   //@}
   //@12 {
-  const keep = linux.capMask(security.capabilities);
+  const keep = linux.capMask(capabilities.bounding ?? []);
   for (let cap = 0; cap <= linux.capLastCap(); cap++) {
     if (!(keep & (1n << BigInt(cap)))) linux.prctl(linux.PR_CAPBSET_DROP, cap);
   }
   linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL);
-  // switchUser() still needs these two (runc keeps them the same way); execve then gives root
-  // exactly the bounding set, and any other user nothing
+  // switchUser() still needs these two, as in runc; execve then gives root the bounding set, others nothing
   const forSwitch = keep | linux.capMask(['CAP_SETUID', 'CAP_SETGID']);
   linux.capset({ effective: forSwitch, permitted: forSwitch, inheritable: 0n });
   //@}
 }
 
 /** No new privileges through exec, and a seccomp filter that refuses what no container needs. */
-function filterSyscalls(security: Security): void {
-  if (security.privileged) return;
+function filterSyscalls(noNewPrivileges = false, seccomp?: Seccomp): void {
   //@todo12 {
   // TODO(12.3): even without CAP_SYS_ADMIN some syscalls are attack surface (keyctl, bpf, a user
-  // namespace that hands back every capability). Set no_new_privs (prctl(2)), then load a seccomp
-  // filter that refuses SECCOMP_DENY and allows the rest (seccomp_init(3), seccomp_rule_add(3)).
-  // Why must no_new_privs come first, now that CAP_SYS_ADMIN is gone?
+  // namespace that hands back every capability). Set no_new_privs (prctl(2)) as the spec says,
+  // then load its seccomp profile: the default action, a rule per syscall name it lists, which
+  // this kernel may not have (seccomp_init(3), seccomp_rule_add(3); linux.scmpAction and
+  // scmpArgCmp read the profile's names). Why must no_new_privs come first, now CAP_SYS_ADMIN is gone?
   //@}
   //@12 {
-  linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1);
-  const filter = linux.seccomp_init(linux.SCMP_ACT_ALLOW);
-  for (const rule of SECCOMP_DENY) {
-    const nr = linux.seccomp_syscall_resolve_name(rule.syscall);
-    if (nr >= 0) linux.seccomp_rule_add_array(filter, linux.SCMP_ACT_ERRNO(rule.errno), nr, rule.args);
+  if (noNewPrivileges) linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1);
+  if (!seccomp) return;
+  const filter = linux.seccomp_init(linux.scmpAction(seccomp.defaultAction));
+  for (const rule of seccomp.syscalls ?? []) {
+    for (const nr of rule.names.map(linux.seccomp_syscall_resolve_name).filter((nr) => nr >= 0)) {
+      linux.seccomp_rule_add_array(filter, linux.scmpAction(rule.action, rule.errnoRet), nr, rule.args?.map(linux.scmpArgCmp));
+    }
   }
   linux.seccomp_load(filter); // this thread, and the command it becomes
   linux.seccomp_release(filter);
@@ -637,5 +618,6 @@ function filterSyscalls(security: Security): void {
 }
 //@}
 
-//@..s08: main({ run, init, flags });
+//@..s04: main({ run, init });
+//@s04..s08: main({ run, init, flags });
 main({ run, init, flags, commands: [networkCommand] }); //@s08

@@ -11,6 +11,11 @@ export interface Level {
   name: string;
   /** what an attendee builds in it, one line */
   goal: string;
+  /**
+   * The files this level adds beside calf.ts, each generated from `ladder/<file>` into its
+   * skeleton and every later stage (part 2's lessons: `pull.ts`, `monitor.ts`…).
+   */
+  files?: readonly string[];
 }
 
 export const LEVELS: readonly Level[] = [

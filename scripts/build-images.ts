@@ -22,7 +22,7 @@ import { gzipSync } from 'node:zlib';
 import { pack as tarPack, type Header } from 'tar-stream';
 import { loadImages } from '../lib/image/load.js';
 import { sha256Digest } from '../lib/image/digest.js';
-import { calfRoot } from '../lib/runtime/root.js';
+import { calfRoot } from '../lib/core/root.js';
 import {
   MediaType, ociArchitecture, REF_NAME, type Descriptor, type ImageConfigFile, type ImageIndex,
   type ImageManifest,

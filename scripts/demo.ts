@@ -42,7 +42,7 @@ import readline from 'node:readline';
 import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { loadImages } from '../lib/image/load.js';
-import { unmountUnder } from '../lib/runtime/mountinfo.js';
+import { unmountUnder } from '../lib/core/mountinfo.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const imagesDir = path.join(repo, 'build/images');

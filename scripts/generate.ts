@@ -1,13 +1,28 @@
 /**
- * Writes every level's skeleton and solution from the one annotated source, ladder/calf.ts.
- * The tag syntax is explained at the top of that file.
+ * Writes every level's skeleton and solution from the annotated sources in ladder/: `calf.ts`
+ * (the run/init story, in every level) and the files a later level adds (`pull.ts`, …: a level
+ * lists its own in ladder/ladder.ts; such a file exists from that level's skeleton on).
  *
- *   npm run generate               write levels/NN-name/calf.ts and solutions/NN-name/calf.ts
+ *   npm run generate               write levels/NN-name/FILE and solutions/NN-name/FILE
  *   npm run generate -- --check    write nothing; exit 1 if any committed file differs
- *   npm run generate -- --diff N   print the diff from solution N-1 to solution N: level N's lesson
+ *   npm run generate -- --diff N   print the diff from solution N-1 to solution N, every file: level N's lesson
+ *
+ * Tags (the full story is at the top of ladder/calf.ts). The stages come in the order
+ * s00 < 00 < s01 < 01 < …: `sNN` is level NN's skeleton, `NN` its solution. A tag is a range of
+ * stages, its start included and its end excluded, each end spelled as a stage:
+ *   01        solution 01 and every stage after it
+ *   s01       skeleton 01 and every stage after it
+ *   s01..04   skeleton 01 up to, not including, solution 04: so skeleton 04 still has it (its
+ *             stub calls it, say), solution 04 no longer
+ *   s01..s04  skeleton 01 up to, not including, skeleton 04: gone where level 04's TODO begins
+ *   ..s04     every stage before skeleton 04
+ *   todo01    only skeleton 01 (a TODO and its stub)
  *
  * It refuses a tag that names a level not in the ladder, a block that is never closed or a `//@}`
- * that closes none, and a source whose rendered files do not type-check.
+ * that closes none, and sources whose rendered files do not type-check, or whose solutions have
+ * a name they never use (`noUnusedLocals`: an import a level does not need is tagged to start
+ * where it is needed, so `--diff N` shows where each new name comes from). A skeleton may import
+ * what its TODOs will need.
  * @module
  */
 import fs from 'node:fs';
@@ -20,6 +35,14 @@ import { LEVELS, levelDir, findLevel, type Level } from '../ladder/ladder.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCE = 'ladder/calf.ts';
+
+/** Every source file, with the stage it first appears in: calf.ts from the start, the others from their level's skeleton. */
+function sources(): { file: string; from: Stage }[] {
+  return [
+    { file: 'calf.ts', from: 0 },
+    ...LEVELS.flatMap((level) => (level.files ?? []).map((file) => ({ file, from: Number(level.id) * 2 }))),
+  ];
+}
 
 /** A position in the order s00 < 00 < s01 < 01 …: skeleton NN is 2·NN, solution NN is 2·NN+1. */
 type Stage = number;
@@ -85,19 +108,20 @@ export function render(source: string, at: Stage, file = SOURCE): string {
   return out.join('\n').replace(/\n{3,}/g, '\n\n').replace(/(from\s+')\.\.\/lib\//g, "$1../../lib/");
 }
 
-function header(level: Level, kind: 'levels' | 'solutions'): string {
+function header(level: Level, kind: 'levels' | 'solutions', file = 'calf.ts'): string {
   const dir = levelDir(level, kind);
+  const starts = level.id === '00' || (level.files ?? []).includes(file);
   const what = kind === 'levels'
-    ? (level.id === '00' ? 'your starting point: do the TODOs' : `your starting point: level ${prev(level)}'s solution plus TODOs`)
+    ? (starts ? 'your starting point: do the TODOs' : `your starting point: level ${prev(level)}'s solution plus TODOs`)
     : 'the reference solution';
   return [
     '/**',
-    ` * calf, level ${level.id} (${level.name}): ${what}.`,
+    ` * calf, level ${level.id} (${level.name})${file === 'calf.ts' ? '' : `, ${file}`}: ${what}.`,
     ` * Goal: ${level.goal}.`,
     ` * Lesson: ${levelDir(level, 'levels')}/README.md · check: npm run level ${Number(level.id)}${kind === 'solutions' ? ' -- --solution' : ''}`,
     ` * Run it as root: tsx ${dir}/calf.ts run busybox sh`,
     ' *',
-    ` * Generated from ${SOURCE} by \`npm run generate\`${kind === 'levels' ? ' (instructors: edit that file, not this one)' : ''}.`,
+    ` * Generated from ladder/${file} by \`npm run generate\`${kind === 'levels' ? ' (instructors: edit that file, not this one)' : ''}.`,
     ' */',
   ].join('\n');
 }
@@ -107,12 +131,15 @@ function prev(level: Level): string {
 }
 
 /** Every generated file, from `source`: path relative to the repo → contents. */
-export function generated(source = fs.readFileSync(path.join(repo, SOURCE), 'utf8')): Map<string, string> {
+export function generated(read = (file: string) => fs.readFileSync(path.join(repo, 'ladder', file), 'utf8')): Map<string, string> {
   const files = new Map<string, string>();
+  const texts = new Map(sources().map(({ file }) => [file, read(file)]));
   for (const level of LEVELS) {
     const n = Number(level.id);
     for (const [kind, at] of [['levels', 2 * n], ['solutions', 2 * n + 1]] as const) {
-      files.set(`${levelDir(level, kind)}/calf.ts`, `${header(level, kind)}\n${render(source, at)}`);
+      for (const { file, from } of sources().filter((f) => f.from <= at)) {
+        files.set(`${levelDir(level, kind)}/${file}`, `${header(level, kind, file)}\n${render(texts.get(file)!, at, `ladder/${file}`)}`);
+      }
     }
     files.set(`${levelDir(level, 'solutions')}/README.md`,
       `# Level ${level.id} (${level.name}): solution\n\nThe reference solution of level ${level.id}: ${level.goal}.\n` +
@@ -128,7 +155,13 @@ export function generated(source = fs.readFileSync(path.join(repo, SOURCE), 'utf
  * @returns tsc's diagnostics, one per line, empty when they type-check
  */
 export function typeCheck(files: ReadonlyMap<string, string>): string[] {
-  const config = ts.getParsedCommandLineOfConfigFile(path.join(repo, 'tsconfig.json'), {}, {
+  const solutions = new Map([...files].filter(([f]) => f.startsWith('solutions/')));
+  const skeletons = new Map([...files].filter(([f]) => !f.startsWith('solutions/')));
+  return [...check(solutions, { noUnusedLocals: true }), ...check(skeletons, {})];
+}
+
+function check(files: ReadonlyMap<string, string>, extra: ts.CompilerOptions): string[] {
+  const config = ts.getParsedCommandLineOfConfigFile(path.join(repo, 'tsconfig.json'), extra, {
     ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => { throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n')); },
   })!;
   const virtual = new Map([...files].filter(([f]) => f.endsWith('.ts')).map(([f, text]) => [path.join(repo, f), text]));
@@ -146,19 +179,25 @@ export function typeCheck(files: ReadonlyMap<string, string>): string[] {
   });
 }
 
-/** The unified diff from solution N-1 (or skeleton 00, for level 0) to solution N. */
+/** The unified diff from solution N-1 (or skeleton 00, for level 0) to solution N, file by file. */
 export function lessonDiff(level: Level, files = generated()): string {
   const i = LEVELS.indexOf(level);
-  const from = i === 0 ? `${levelDir(level, 'levels')}/calf.ts` : `${levelDir(LEVELS[i - 1]!, 'solutions')}/calf.ts`;
-  const to = `${levelDir(level, 'solutions')}/calf.ts`;
+  const fromDir = i === 0 ? levelDir(level, 'levels') : levelDir(LEVELS[i - 1]!, 'solutions');
+  const toDir = levelDir(level, 'solutions');
+  const names = [...files.keys()].filter((f) => f.startsWith(`${toDir}/`) && f.endsWith('.ts')).map((f) => f.slice(toDir.length + 1));
+  names.sort((a, b) => (a === 'calf.ts' ? -1 : b === 'calf.ts' ? 1 : a.localeCompare(b)));
+  return names.map((name) => diff(files, `${fromDir}/${name}`, `${toDir}/${name}`)).join('');
+}
+
+function diff(files: ReadonlyMap<string, string>, from: string, to: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-diff-'));
   try {
     // the header names the level: leave it out, the diff is the code
-    const body = (f: string) => files.get(f)!.replace(/^\/\*\*[\s\S]*?\*\/\n/, '');
+    const body = (f: string) => files.get(f)?.replace(/^\/\*\*[\s\S]*?\*\/\n/, '') ?? '';
     fs.writeFileSync(path.join(dir, 'a'), body(from));
     fs.writeFileSync(path.join(dir, 'b'), body(to));
     try {
-      execFileSync('diff', ['-u', '--label', from, '--label', to, 'a', 'b'], { cwd: dir, encoding: 'utf8' });
+      execFileSync('diff', ['-u', '--label', files.has(from) ? from : '/dev/null', '--label', to, 'a', 'b'], { cwd: dir, encoding: 'utf8' });
       return '';
     } catch (err) {
       const { status, stdout } = err as { status: number; stdout: string };
@@ -194,7 +233,7 @@ function mainCli(): void {
   }
   const errors = typeCheck(files);
   if (errors.length) {
-    console.error(`generate: the files ${SOURCE} renders do not type-check; nothing written:\n  ${errors.join('\n  ')}`);
+    console.error(`generate: the files ladder/ renders do not type-check (or name what they never use); nothing written:\n  ${errors.join('\n  ')}`);
     process.exit(1);
   }
   const stale: string[] = [];
@@ -211,10 +250,10 @@ function mainCli(): void {
     }
   }
   if (stale.length) {
-    console.error(`generated files are stale (edit ${SOURCE}, then run npm run generate):\n  ${stale.join('\n  ')}`);
+    console.error(`generated files are stale (edit ladder/, then run npm run generate):\n  ${stale.join('\n  ')}`);
     process.exit(1);
   }
-  if (check) console.log(`generated files match ${SOURCE}, and type-check`);
+  if (check) console.log('generated files match ladder/, and type-check');
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) mainCli();

@@ -11,36 +11,26 @@ import fs from 'node:fs';
 import { constants } from 'node:os';
 import * as linux from '../../lib/linux/index.js';
 import {
-  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
-  initEntry, initEnv, type Container, type RunOptions,
+  main, exited, lookPath, mergeEnv, DEFAULT_PATH, CalfError, initEntry, initEnv, OCI_VERSION, type RunOptions, type Spec,
+  createContainer, saveConfig, type Container,
 } from '../../lib/runtime/index.js';
 import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
 
-/** What the parent side hands to the init stage, as JSON on its command line. */
-interface InitConfig {
-  argv: string[]; // the command and its arguments
-  env: string[]; // its whole environment, KEY=VALUE
-  rootfs: string; // the directory that becomes the container's /
-  cwd: string; // the working directory inside the container
-}
-
-/** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
-const flags = {
-};
-
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
-// Our job: prepare the container, start its first process, wait for it, report how it ended.
+// Our job: prepare the container and its config (a Spec: the OCI runtime-spec's config.json, as
+// far as this level fills it), start its first process, wait for it, report how it ended.
 
-async function run(options: RunOptions<typeof flags>): Promise<number> {
+async function run(options: RunOptions): Promise<number> {
   const { image, container } = await createRootfs(options.image);
   const config = containerConfig(options, image, container);
-  if (config.argv.length === 0) throw new CalfError('no command specified');
+  if (config.process.args.length === 0) throw new CalfError('no command specified');
+  saveConfig(container, config); // config.json beside rootfs/: the container's directory is an OCI bundle
   const child = startInit(config);
-  return exitStatus(await exited(child));
+  return exitStatus(await exited(child, container)); // exited() also records it in the container's state
 }
 
 /** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
-function startInit(config: InitConfig): ChildProcess {
+function startInit(config: Spec): ChildProcess {
   return spawn(process.execPath, [initEntry(), 'init', JSON.stringify(config)], {
     stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
     env: initEnv(), // the command's environment is in config; Node's own variables only slow this stage
@@ -55,33 +45,41 @@ function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): num
 /** Find the image, unpack it into a new container directory, and have that directory removed when calf exits. */
 async function createRootfs(ref: string): Promise<{ image: ResolvedImage; container: Container }> {
   const image = resolveImage(ref);
-  const container = createContainer();
-  process.on('exit', () => removeContainer(container)); // sync, so it also runs when calf fails
+  const container = createContainer(image);
+  container.teardown.add('removeContainerDir', container.dir); // runs as calf exits, and in calf cleanup after a crash
   await unpackImage(image, container.rootfs);
   return { image, container };
 }
 
-/** The init stage's config: the command line's command and environment over the image's defaults. */
-function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
+/** The init stage's config, in the OCI runtime-spec's names: the command and environment over the image's defaults. */
+function containerConfig(options: RunOptions, image: ResolvedImage, container: Container): Spec {
   const defaults = image.config.config ?? {};
   return {
-    argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
-    env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
-    rootfs: container.rootfs,
-    cwd: defaults.WorkingDir || '/',
+    ociVersion: OCI_VERSION,
+    process: {
+      args: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
+      env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
+      cwd: defaults.WorkingDir || '/',
+    },
+    root: { path: container.rootfs },
+    linux: {
+      namespaces: [
+        { type: 'mount' },
+      ],
+    },
   };
 }
 
 // ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
-// Our job: turn this process into the container, then become the command with execve().
-// Everything here is synchronous: after unshare() only this thread is in the new namespaces.
+// Our job: become the container, then the command (execve). All synchronous: unshare() moves this thread only.
 
-function init(config: InitConfig): never {
+function init(config: Spec): never {
+  const rootfs = config.root!.path; // calf's config has a root from level 01 on
   enterMountNamespace(); // first: every mount below then stays in the container
-  mountProcAndSys(config.rootfs);
-  populateDev(`${config.rootfs}/dev`);
-  pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root
-  execCommand(config.argv, config.env);
+  mountProcAndSys(rootfs);
+  populateDev(`${rootfs}/dev`);
+  pivotInto(rootfs, config.process.cwd); // after the mounts: they move along with the new root
+  execCommand(config.process.args, config.process.env);
 }
 
 /** A mount namespace of its own, whose mounts never reach the host's. */
@@ -137,4 +135,4 @@ function execCommand(argv: string[], env: string[]): never {
   linux.execve(lookPath(argv[0]!, env), argv, env);
 }
 
-main({ run, init, flags });
+main({ run, init });

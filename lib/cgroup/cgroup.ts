@@ -20,21 +20,31 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { calfRoot } from '../runtime/root.js';
-import { CalfError } from '../runtime/errors.js';
-import { registerLeftovers } from '../runtime/leftovers.js';
+import { calfRoot } from '../core/root.js';
+import { CalfError } from '../core/errors.js';
+import type { LeftoverKind } from '../core/leftovers.js';
+import { readMountInfo } from '../core/mountinfo.js';
+import { processStartTime, sleep } from '../core/process.js';
+import { readJson, writeJson, TEMP_SUFFIX } from '../core/record.js';
+import { faultPoint } from '../core/faults.js';
 
 /** Where the v2 tree is mounted, or, on v1, the folder holding one mount per hierarchy. */
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 
-/** The controllers a container's cgroup uses (cpuacct: v1's CPU usage counter, which v2 keeps in cpu.stat). */
-const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'pids'];
+/**
+ * The controllers a container's cgroup uses (cpuacct: v1's CPU usage counter, which v2 keeps in
+ * cpu.stat; devices: v1's device policy, level 12, which v2 does with a BPF program instead).
+ */
+const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'pids', 'devices'];
 const V2_CONTROLLERS = ['cpu', 'memory', 'pids'];
 
-/** A cgroup file's value for each version: `{ v1: { 'cpu.shares': 512 }, v2: { 'cpu.weight': 20 } }`. */
+/**
+ * A cgroup file's value for each version: `{ v1: { 'cpu.shares': 512 }, v2: { 'cpu.weight': 20 } }`.
+ * A list is written one value at a time (v1's `devices.allow` takes one rule per write).
+ */
 export interface CgroupFiles {
-  v1: Record<string, string | number>;
-  v2: Record<string, string | number>;
+  v1: Record<string, string | number | readonly string[]>;
+  v2: Record<string, string | number | readonly string[]>;
 }
 
 /** A cgroup calf made for one container. */
@@ -66,12 +76,9 @@ export function cgroupVersion(): 'v1' | 'v2' {
 /** Each v1 controller's hierarchy: where it is mounted (cpu and cpuacct may share one). */
 function v1Hierarchies(): Map<string, string> {
   const found = new Map<string, string>();
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [, after = ''] = line.split(' - ');
-    const [fsType, , superOptions = ''] = after.split(' ');
-    if (fsType !== 'cgroup') continue;
-    const mountPoint = line.split(' ')[4]!;
-    for (const option of superOptions.split(',')) if (V1_CONTROLLERS.includes(option)) found.set(option, mountPoint);
+  for (const m of readMountInfo()) {
+    if (m.fsType !== 'cgroup') continue;
+    for (const option of m.superOptions) if (V1_CONTROLLERS.includes(option)) found.set(option, m.mountPoint);
   }
   return found;
 }
@@ -93,8 +100,9 @@ export function createCgroup(parent: string, id: string): Cgroup {
     if (missing.length) throw new CalfError(`cgroup v1: no hierarchy for ${missing.join(', ')} is mounted (see /proc/self/mountinfo)`);
     roots = [...new Set(hierarchies.values())];
   }
+  faultPoint('before-cgroup');
   const record: CgroupRecord = {
-    owner: process.pid, version, path: cgPath, dirs: roots.map((r) => path.join(r, cgPath)), made: [],
+    owner: process.pid, ownerStartTime: processStartTime(process.pid), version, path: cgPath, dirs: roots.map((r) => path.join(r, cgPath)), made: [],
     controllers: version === 'v1' ? Object.fromEntries([...v1Hierarchies()].map(([c, r]) => [c, path.join(r, cgPath)])) : {},
   };
   writeRecord(id, record); // first: a calf killed halfway through leaves nothing cleanup can't find
@@ -169,6 +177,7 @@ function writeFile(file: string, value: string | number): void {
 /** What `<calf root>/cgroups/<id>.json` holds about a cgroup calf made. */
 interface CgroupRecord {
   owner: number;
+  ownerStartTime?: number | undefined;
   version: 'v1' | 'v2';
   path: string;
   /** the cgroup's own directories (the leaves) */
@@ -181,16 +190,9 @@ interface CgroupRecord {
 
 const recordsDir = (root = calfRoot()): string => path.join(root, 'cgroups');
 
-/**
- * Write the record under a temporary name, then rename it: a `calf cleanup` running meanwhile
- * never reads a half-written record (which it would take for garbage and remove, owner or not).
- * The temporary name carries our pid, so a calf killed in between leaves nothing unowned.
- */
+/** Write the record, whole then renamed: a `calf cleanup` running meanwhile never reads half of one. */
 function writeRecord(id: string, record: CgroupRecord, root = calfRoot()): void {
-  fs.mkdirSync(recordsDir(root), { recursive: true });
-  const file = path.join(recordsDir(root), `${id}.json`);
-  fs.writeFileSync(`${file}.tmp-${process.pid}`, JSON.stringify(record));
-  fs.renameSync(`${file}.tmp-${process.pid}`, file);
+  writeJson(path.join(recordsDir(root), `${id}.json`), record);
 }
 
 function cgroupOf(id: string, record: CgroupRecord, root = calfRoot()): Cgroup {
@@ -209,7 +211,7 @@ function cgroupOf(id: string, record: CgroupRecord, root = calfRoot()): Cgroup {
     set(files) {
       for (const [file, value] of Object.entries(files[version])) {
         const targets = version === 'v1' && file.startsWith('cgroup.') ? dirs : [dirFor(file)];
-        for (const dir of targets) writeFile(path.join(dir, file), value);
+        for (const dir of targets) for (const one of [value].flat()) writeFile(path.join(dir, file), one);
       }
     },
     read(file) {
@@ -220,11 +222,6 @@ function cgroupOf(id: string, record: CgroupRecord, root = calfRoot()): Cgroup {
       fs.rmSync(path.join(recordsDir(root), `${id}.json`), { force: true });
     },
   };
-}
-
-/** Block this thread for `ms`: cleanup runs in process 'exit' handlers, which must be synchronous. */
-function sleep(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /** The pids in a cgroup directory (none when it is gone). */
@@ -278,7 +275,17 @@ function removeCgroup(record: CgroupRecord): void {
   }
 }
 
-registerLeftovers({
+/**
+ * Remove container `id`'s cgroup, as its record under the calf root describes it: a teardown
+ * step. No record, nothing to do: a calf killed before it wrote one made no directory either.
+ */
+export function removeCgroupOf(id: string, root = calfRoot()): void {
+  const record = readJson<CgroupRecord>(path.join(recordsDir(root), `${id}.json`));
+  if (record) cgroupOf(id, record, root).remove();
+}
+
+/** `calf cleanup`: a cgroup whose record outlived its container's teardown (a step that failed, say). */
+export const cgroupLeftovers: LeftoverKind = {
   kind: 'cgroup',
   find: (root) => {
     let names: string[];
@@ -288,17 +295,18 @@ registerLeftovers({
       return [];
     }
     return names.flatMap((name) => {
-      const writing = /\.json\.tmp-(\d+)$/.exec(name); // a record being written, by that calf
-      if (writing) return [{ what: `cgroup record ${path.join(recordsDir(root), name)}`, owner: Number(writing[1]), remove: () => fs.rmSync(path.join(recordsDir(root), name), { force: true }) }];
+      const file = path.join(recordsDir(root), name);
+      const writing = TEMP_SUFFIX.exec(name); // a record being written, by that calf
+      if (writing) return [{ what: `cgroup record ${file}`, owner: Number(writing[1]), remove: () => fs.rmSync(file, { force: true }) }];
       if (!name.endsWith('.json')) return [];
-      let record: CgroupRecord;
-      try {
-        record = JSON.parse(fs.readFileSync(path.join(recordsDir(root), name), 'utf8')) as CgroupRecord;
-      } catch {
-        return [{ what: `cgroup record ${path.join(recordsDir(root), name)}`, remove: () => fs.rmSync(path.join(recordsDir(root), name), { force: true }) }];
-      }
+      const record = readJson<CgroupRecord>(file);
+      if (!record) return [{ what: `cgroup record ${file}`, remove: () => fs.rmSync(file, { force: true }) }];
       const cgroup = cgroupOf(name.slice(0, -'.json'.length), record, root);
-      return [{ what: `cgroup ${record.path} (${record.version}: ${record.dirs.join(' ')})`, owner: record.owner, remove: () => cgroup.remove() }];
+      return [{
+        what: `cgroup ${record.path} (${record.version}: ${record.dirs.join(' ')})`,
+        owner: record.owner, ...(record.ownerStartTime === undefined ? {} : { ownerStartTime: record.ownerStartTime }),
+        remove: () => cgroup.remove(),
+      }];
     });
   },
-});
+};

@@ -6,7 +6,8 @@
  * @module
  */
 import os from 'node:os';
-import { CalfError } from '../runtime/errors.js';
+import { CalfError } from '../core/errors.js';
+import type { Resources } from '../core/spec.js';
 
 /** Docker's smallest `--memory` (the daemon refuses less: "Minimum memory limit allowed is 6MB"). */
 export const MIN_MEMORY = 6 * 1024 * 1024;
@@ -78,4 +79,33 @@ export function parsePidsLimit(text: string): number {
  */
 export function sharesToWeight(shares: number): number {
   return 1 + Math.floor(((shares - 2) * 9999) / 262142);
+}
+
+/** The resource flags, as `calf run` got them. */
+export interface ResourceFlags {
+  cpus?: number | undefined;
+  cpuShares?: number | undefined;
+  memory?: number | undefined;
+  memorySwap?: number | undefined;
+  pidsLimit?: number | undefined;
+}
+
+/**
+ * The flags as the spec's `linux.resources` (what `docker run` hands containerd, and it runc):
+ * `--cpus N` is N × {@link CPU_PERIOD_US} µs of CPU time per period; `--memory-swap` is memory
+ * plus swap, twice `--memory` when not given (Docker's default), -1 for no limit; a pids limit
+ * of 0 or -1 sets none. Only what was given; Docker's checks across flags first.
+ */
+export function resourcesOf(flags: ResourceFlags): Resources {
+  checkMemory(flags.memory, flags.memorySwap);
+  const resources: Resources = {};
+  if (flags.cpus !== undefined || flags.cpuShares !== undefined) {
+    resources.cpu = {
+      ...(flags.cpus === undefined ? {} : { quota: Math.round(flags.cpus * CPU_PERIOD_US), period: CPU_PERIOD_US }),
+      ...(flags.cpuShares === undefined ? {} : { shares: flags.cpuShares }),
+    };
+  }
+  if (flags.memory !== undefined) resources.memory = { limit: flags.memory, swap: flags.memorySwap ?? 2 * flags.memory };
+  if (flags.pidsLimit !== undefined && flags.pidsLimit > 0) resources.pids = { limit: flags.pidsLimit };
+  return resources;
 }

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import { CalfError } from '../core/errors.js';
 
 /** `sha256:<64 hex>` of `bytes`. */
 export function sha256Digest(bytes: Buffer | string): string {
@@ -16,7 +17,7 @@ export function sha256Digest(bytes: Buffer | string): string {
 /** Split `sha256:<64 hex>` into its algorithm and hex, rejecting anything else. */
 export function splitDigest(digest: string): [string, string] {
   const match = /^(sha256):([0-9a-f]{64})$/.exec(digest);
-  if (!match) throw new Error(`invalid digest "${digest}": calf expects sha256:<64 hex digits>`);
+  if (!match) throw new CalfError(`invalid digest "${digest}": calf expects sha256:<64 hex digits>`);
   return [match[1]!, match[2]!];
 }
 

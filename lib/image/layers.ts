@@ -19,11 +19,12 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { CalfError } from '../core/errors.js';
 import { splitDigest } from './digest.js';
 import type { ResolvedImage } from './store.js';
 import { unpackLayerDir } from './unpack.js';
-import { calfRoot } from '../runtime/root.js';
-import { registerLeftovers } from '../runtime/leftovers.js';
+import { calfRoot } from '../core/root.js';
+import type { LeftoverKind } from '../core/leftovers.js';
 
 /** Where unpacked layers live. */
 export function layersDir(root = calfRoot()): string {
@@ -52,7 +53,7 @@ export interface UnpackListener {
 export async function ensureLayers(image: ResolvedImage, listener: UnpackListener = {}, root = calfRoot()): Promise<string[]> {
   const diffIds = image.config.rootfs?.diff_ids ?? [];
   if (diffIds.length !== image.layers.length) {
-    throw new Error(`image ${image.name}: its config lists ${diffIds.length} diff_ids for ${image.layers.length} layers`);
+    throw new CalfError(`image ${image.name}: its config lists ${diffIds.length} diff_ids for ${image.layers.length} layers`);
   }
   const dirs = diffIds.map((d) => layerDir(d, root));
   const missing = image.layers.map((layer, i) => ({ layer, diffId: diffIds[i]!, dir: dirs[i]! })).filter(({ dir }) => !fs.existsSync(dir));
@@ -113,8 +114,8 @@ function treeSize(dir: string): number {
   return size;
 }
 
-// A calf killed while unpacking leaves its temp directory; the finished layers are the cache and stay.
-registerLeftovers({
+/** `calf cleanup`: a calf killed while unpacking leaves its temp directory; the finished layers are the cache and stay. */
+export const layerLeftovers: LeftoverKind = {
   kind: 'layer unpack',
   find: (root) => {
     let names: string[];
@@ -130,4 +131,4 @@ registerLeftovers({
       return [{ what: `half-unpacked layer ${dir}`, owner: Number(match[1]), remove: () => fs.rmSync(dir, { recursive: true, force: true }) }];
     });
   },
-});
+};

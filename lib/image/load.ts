@@ -11,7 +11,6 @@
  * @module
  */
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import {
@@ -19,8 +18,9 @@ import {
   normalizeName, pickPlatform, REF_NAME, tagImage, type Descriptor, type ImageConfigFile,
   type ImageIndex, type ImageManifest,
 } from './store.js';
+import { CalfError } from '../core/errors.js';
 import { extractArchive, UnsafeLayerError } from './unpack.js';
-import { calfRoot } from '../runtime/root.js';
+import { calfRoot } from '../core/root.js';
 import { sha256Digest, shortDigest, sniffCompression, splitDigest } from './digest.js';
 
 /** containerd's (and Docker 25's `docker save`) annotation for an image's full name. */
@@ -50,7 +50,7 @@ export async function loadImages(input: string, root = calfRoot()): Promise<stri
   try {
     stats = statSync(input);
   } catch {
-    throw new Error(`cannot load "${input}": no such file or directory`);
+    throw new CalfError(`cannot load "${input}": no such file or directory`);
   }
   const base = imageBaseName(input);
   try {
@@ -62,14 +62,14 @@ export async function loadImages(input: string, root = calfRoot()): Promise<stri
       try {
         await extractArchive(input, temp).catch((error: Error) => {
           if (error instanceof UnsafeLayerError) throw error;
-          throw new Error(`not an image archive: ${error.message.replace(`archive ${input}: `, '')}`);
+          throw new CalfError(`not an image archive: ${error.message.replace(`archive ${input}: `, '')}`);
         });
         loaded = await loadDirectory(temp, base, root);
       } finally {
         rmSync(temp, { recursive: true, force: true });
       }
     } else {
-      throw new Error('not a file or a directory');
+      throw new CalfError('not a file or a directory');
     }
     // Name the images only once all their blobs are safely in: a failed load tags nothing.
     const names: string[] = [];
@@ -85,19 +85,19 @@ export async function loadImages(input: string, root = calfRoot()): Promise<stri
     }
     return names;
   } catch (error) {
-    throw new Error(`cannot load "${input}": ${(error as Error).message}`, { cause: error });
+    throw new CalfError(`cannot load "${input}": ${(error as Error).message}`, { cause: error });
   }
 }
 
 async function loadDirectory(dir: string, base: string, root: string): Promise<Loaded[]> {
   if (existsSync(join(dir, 'oci-layout'))) return loadOciLayout(dir, base, root);
   if (existsSync(join(dir, 'manifest.json'))) return loadDockerArchive(dir, root);
-  throw new Error('neither an OCI image layout (no oci-layout file) nor a docker archive (no manifest.json)');
+  throw new CalfError('neither an OCI image layout (no oci-layout file) nor a docker archive (no manifest.json)');
 }
 
 async function loadOciLayout(dir: string, base: string, root: string): Promise<Loaded[]> {
   const index = readJson<ImageIndex>(dir, 'index.json');
-  if (!index.manifests?.length) throw new Error('its index.json lists no images');
+  if (!index.manifests?.length) throw new CalfError('its index.json lists no images');
   const loaded: Loaded[] = [];
   for (const descriptor of index.manifests) {
     const names = ociName(descriptor, base);
@@ -156,7 +156,7 @@ function layoutBlob(dir: string, descriptor: Descriptor, what: string): string {
   try {
     return fileIn(dir, `blobs/${algorithm}/${hex}`);
   } catch {
-    throw new Error(`${what} blob ${shortDigest(descriptor.digest)} is missing from the layout`);
+    throw new CalfError(`${what} blob ${shortDigest(descriptor.digest)} is missing from the layout`);
   }
 }
 
@@ -166,7 +166,7 @@ function layoutBlob(dir: string, descriptor: Descriptor, what: string): string {
  */
 async function loadDockerArchive(dir: string, root: string): Promise<Loaded[]> {
   const entries = readJson<DockerArchiveEntry[]>(dir, 'manifest.json');
-  if (!Array.isArray(entries) || entries.length === 0) throw new Error('its manifest.json lists no images');
+  if (!Array.isArray(entries) || entries.length === 0) throw new CalfError('its manifest.json lists no images');
   const loaded: Loaded[] = [];
   for (const entry of entries) {
     const configBytes = readFileSync(fileIn(dir, entry.Config));
@@ -216,7 +216,7 @@ function readJson<T>(dir: string, rel: string): T {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as T;
   } catch (error) {
-    throw new Error(`${rel} is not valid JSON: ${(error as Error).message}`);
+    throw new CalfError(`${rel} is not valid JSON: ${(error as Error).message}`);
   }
 }
 
@@ -230,9 +230,9 @@ function fileIn(dir: string, rel: string): string {
   try {
     real = realpathSync(resolve(top, rel));
   } catch {
-    throw new Error(`"${rel}" is missing`);
+    throw new CalfError(`"${rel}" is missing`);
   }
-  if (!real.startsWith(`${top}/`)) throw new Error(`"${rel}" leads outside the image (to ${real})`);
+  if (!real.startsWith(`${top}/`)) throw new CalfError(`"${rel}" leads outside the image (to ${real})`);
   return real;
 }
 

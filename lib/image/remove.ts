@@ -9,12 +9,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { shortId } from './digest.js';
 import {
-  imagesDir, blobPath, readIndex, readJsonBlob, platformManifest, resolveImage, writeFileAtomic, REF_NAME,
+  imagesDir, blobPath, readIndex, readJsonBlob, platformManifest, resolveImage, REF_NAME,
   isIndexMediaType, type ImageConfigFile, type ImageIndex,
 } from './store.js';
 import { listLayers, removeLayer } from './layers.js';
-import { CalfError } from '../runtime/errors.js';
-import { calfRoot } from '../runtime/root.js';
+import { CalfError } from '../core/errors.js';
+import { calfRoot } from '../core/root.js';
+import { writeFileAtomic } from '../core/record.js';
 
 /** `docker rmi` exits 1 on every error, not `docker run`'s 125. */
 const EXIT_RMI = 1;

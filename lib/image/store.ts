@@ -11,11 +11,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { sha256Digest, shortDigest, splitDigest } from './digest.js';
-import { calfRoot } from '../runtime/root.js';
-import { CalfError } from '../runtime/errors.js';
+import { calfRoot } from '../core/root.js';
+import { CalfError } from '../core/errors.js';
+import { writeFileAtomic } from '../core/record.js';
 import {
   createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync,
-  statSync, writeFileSync,
+  statSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -130,7 +131,7 @@ export function ociArchitecture(arch: string = process.arch): string {
  */
 export function normalizeName(ref: string): string {
   let name = ref.trim();
-  if (!name) throw new Error('invalid image reference "": empty name');
+  if (!name) throw new CalfError('invalid image reference "": empty name');
   for (const prefix of ['docker.io/library/', 'index.docker.io/library/', 'docker.io/', 'index.docker.io/', 'localhost/']) {
     if (name.startsWith(prefix)) {
       name = name.slice(prefix.length);
@@ -168,7 +169,7 @@ export function resolveImage(ref: string, root = calfRoot()): ResolvedImage {
       if (id?.startsWith(`sha256:${idRef.hex}`) && !matches.has(id)) matches.set(id, entry);
     }
     if (matches.size > 1) {
-      throw new Error(`image id prefix '${ref}' is ambiguous: it matches ${[...matches.keys()].map(shortDigest).join(', ')}`);
+      throw new CalfError(`image id prefix '${ref}' is ambiguous: it matches ${[...matches.keys()].map(shortDigest).join(', ')}`);
     }
     const [match] = matches.entries();
     if (match) {
@@ -299,10 +300,10 @@ export function checkBlob(
 ): void {
   const what = expected.what ?? 'blob';
   if (expected.digest && expected.digest !== digest) {
-    throw new Error(`${what} ${shortDigest(expected.digest)} is corrupt: its content hashes to ${shortDigest(digest)}`);
+    throw new CalfError(`${what} ${shortDigest(expected.digest)} is corrupt: its content hashes to ${shortDigest(digest)}`);
   }
   if (expected.size !== undefined && expected.size !== size) {
-    throw new Error(`${what} ${shortDigest(expected.digest ?? digest)} is corrupt: ${size} bytes where its descriptor says ${expected.size}`);
+    throw new CalfError(`${what} ${shortDigest(expected.digest ?? digest)} is corrupt: ${size} bytes where its descriptor says ${expected.size}`);
   }
 }
 
@@ -313,7 +314,7 @@ export function pickPlatform(index: ImageIndex, what: string): Descriptor {
   const match = manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === architecture);
   if (match) return match;
   const platforms = manifests.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}` : 'unknown'));
-  throw new Error(`image ${what} has no manifest for linux/${architecture} (it has ${platforms.join(', ') || 'none'})`);
+  throw new CalfError(`image ${what} has no manifest for linux/${architecture} (it has ${platforms.join(', ') || 'none'})`);
 }
 
 /** Whether a media type is an index (OCI or Docker's manifest list). */
@@ -337,7 +338,7 @@ export function readJsonBlob<T>(digest: string, root: string, what: string): T {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new Error(`${what} blob ${shortDigest(digest)} is missing from the image store (${path})`);
+      throw new CalfError(`${what} blob ${shortDigest(digest)} is missing from the image store (${path})`);
     }
     throw error;
   }
@@ -371,10 +372,10 @@ function resolveEntry(entry: Descriptor, name: string, root: string): ResolvedIm
     try {
       size = statSync(path).size;
     } catch {
-      throw new Error(`image ${name}: layer blob ${shortDigest(layer.digest)} is missing from the image store (${path})`);
+      throw new CalfError(`image ${name}: layer blob ${shortDigest(layer.digest)} is missing from the image store (${path})`);
     }
     if (size !== layer.size) {
-      throw new Error(`image ${name}: layer blob ${shortDigest(layer.digest)} is ${size} bytes, its manifest says ${layer.size}`);
+      throw new CalfError(`image ${name}: layer blob ${shortDigest(layer.digest)} is ${size} bytes, its manifest says ${layer.size}`);
     }
     return { digest: layer.digest, mediaType: layer.mediaType, size: layer.size, path };
   });
@@ -401,14 +402,3 @@ function parseIdRef(ref: string): { hex: string; definite: boolean } | undefined
   return { hex: match[2]!, definite: Boolean(match[1]) || match[2]!.length === 64 };
 }
 
-/** Write a file by writing a temp file beside it and renaming it over: readers see the old or the new. */
-export function writeFileAtomic(path: string, data: string | Buffer): void {
-  const temp = `${path}.tmp-${randomBytes(8).toString('hex')}`;
-  try {
-    writeFileSync(temp, data, { flag: 'wx' });
-    renameSync(temp, path);
-  } catch (error) {
-    rmSync(temp, { force: true });
-    throw error;
-  }
-}

@@ -21,7 +21,7 @@ import { basename, dirname, join, posix } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { extract as tarExtract, type Header } from 'tar-stream';
+import { extract as tarExtract } from 'tar-stream';
 import type { ResolvedImage } from './store.js';
 import { shortDigest, sniffCompression } from './digest.js';
 import { mknod, makedev, S_IFBLK, S_IFCHR, S_IFIFO } from '../linux/stat.js';

@@ -39,10 +39,17 @@ export function capLastCap(): number {
   return Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8'));
 }
 
-/** A set of capabilities as the kernel's 64-bit mask (what `/proc/PID/status` prints in hex). */
-export function capMask(caps: Iterable<Capability>): bigint {
+/**
+ * A set of capabilities, by name, as the kernel's 64-bit mask (what `/proc/PID/status` prints in hex).
+ * @throws Error naming a capability this table does not know
+ */
+export function capMask(caps: Iterable<string>): bigint {
   let mask = 0n;
-  for (const cap of caps) mask |= 1n << BigInt(CAPABILITIES.indexOf(cap));
+  for (const cap of caps) {
+    const bit = (CAPABILITIES as readonly string[]).indexOf(cap);
+    if (bit === -1) throw new Error(`unknown capability ${cap}`);
+    mask |= 1n << BigInt(bit);
+  }
   return mask;
 }
 

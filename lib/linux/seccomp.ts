@@ -43,10 +43,50 @@ export const SCMP_ACT_ALLOW = 0x7fff0000;
 /** Fail the syscall with `errno` instead of running it. */
 export const SCMP_ACT_ERRNO = (errno: number) => 0x00050000 | (errno & 0xffff);
 
+/** Kill the thread that made the syscall. */
+export const SCMP_ACT_KILL = 0x00000000;
+/** Kill the whole process. */
+export const SCMP_ACT_KILL_PROCESS = 0x80000000;
+/** Send SIGSYS. */
+export const SCMP_ACT_TRAP = 0x00030000;
+/** Run it, and log it. */
+export const SCMP_ACT_LOG = 0x7ffc0000;
+
 /** Argument comparisons (`enum scmp_compare`). */
+export const SCMP_CMP_NE = 1;
+export const SCMP_CMP_LT = 2;
+export const SCMP_CMP_LE = 3;
 export const SCMP_CMP_EQ = 4;
+export const SCMP_CMP_GE = 5;
+export const SCMP_CMP_GT = 6;
 /** `(arg & datum_a) == datum_b` */
 export const SCMP_CMP_MASKED_EQ = 7;
+
+const ACTIONS: Record<string, number> = {
+  SCMP_ACT_ALLOW, SCMP_ACT_KILL, SCMP_ACT_KILL_THREAD: SCMP_ACT_KILL, SCMP_ACT_KILL_PROCESS, SCMP_ACT_TRAP, SCMP_ACT_LOG,
+};
+const COMPARISONS: Record<string, number> = {
+  SCMP_CMP_NE, SCMP_CMP_LT, SCMP_CMP_LE, SCMP_CMP_EQ, SCMP_CMP_GE, SCMP_CMP_GT, SCMP_CMP_MASKED_EQ,
+};
+
+/**
+ * An action by its name in a seccomp profile (the OCI runtime-spec uses libseccomp's names):
+ * `SCMP_ACT_ERRNO` fails the call with `errnoRet` (EPERM when none is given).
+ * @throws Error naming an action calf does not know
+ */
+export function scmpAction(name: string, errnoRet = 1): number {
+  if (name === 'SCMP_ACT_ERRNO') return SCMP_ACT_ERRNO(errnoRet);
+  const action = ACTIONS[name];
+  if (action === undefined) throw new Error(`seccomp: unknown action ${name}`);
+  return action;
+}
+
+/** An argument comparison as a profile writes it (`{ index, value, valueTwo, op: 'SCMP_CMP_MASKED_EQ' }`). */
+export function scmpArgCmp(arg: { index: number; value: number; valueTwo?: number; op: string }): ScmpArgCmp {
+  const op = COMPARISONS[arg.op];
+  if (op === undefined) throw new Error(`seccomp: unknown comparison ${arg.op}`);
+  return { arg: arg.index, op, datumA: BigInt(arg.value), datumB: BigInt(arg.valueTwo ?? 0) };
+}
 
 /** One `struct scmp_arg_cmp`: compare syscall argument `arg` (0–5) with `op`. */
 export interface ScmpArgCmp {

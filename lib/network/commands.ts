@@ -4,8 +4,8 @@
  * @module
  */
 import type { Command } from 'commander';
-import { CalfError, messageOf } from '../runtime/errors.js';
-import { printTable } from '../runtime/table.js';
+import { CalfError, messageOf } from '../core/errors.js';
+import { printTable } from '../core/table.js';
 import { createNetwork, listNetworks, removeNetwork } from './networks.js';
 
 /** Give every error of a network command Docker's exit code for it: 1. */

@@ -6,7 +6,7 @@
  * @module
  */
 import { execFileSync } from 'node:child_process';
-import { CalfError } from '../runtime/errors.js';
+import { CalfError } from '../core/errors.js';
 
 /** Run `ip ARGS…` in calf's own network namespace; throws with ip's own message when it fails. */
 export function ip(args: readonly string[]): string {
@@ -28,9 +28,17 @@ export function linkExists(name: string): boolean {
   }
 }
 
-/** Delete interface `name` (a veth goes with its peer) unless it is already gone. */
+/**
+ * Delete interface `name` (a veth goes with its peer); already gone is success. A veth also
+ * vanishes on its own when the network namespace of its peer dies, at any moment: so no "does
+ * it exist?" first, which would race with that; ip's "Cannot find device" is the answer instead.
+ */
 export function deleteLink(name: string): void {
-  if (linkExists(name)) ip(['link', 'delete', name]);
+  try {
+    ip(['link', 'delete', name]);
+  } catch (err) {
+    if (!/Cannot find device/.test((err as Error).message)) throw err;
+  }
 }
 
 function exec(file: string, args: readonly string[]): string {

@@ -2,7 +2,7 @@
  * `--network` at level 07, before there are networks to name: `none` or `host`.
  * @module
  */
-import { CalfError } from '../runtime/errors.js';
+import { CalfError } from '../core/errors.js';
 
 /** The network modes that need no network definition, as Docker spells them. */
 export const NETWORK_MODES = ['none', 'host'] as const;

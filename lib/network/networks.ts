@@ -19,9 +19,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { calfRoot } from '../runtime/root.js';
-import { CalfError } from '../runtime/errors.js';
-import { registerLeftovers } from '../runtime/leftovers.js';
+import { calfRoot } from '../core/root.js';
+import { CalfError } from '../core/errors.js';
+import type { LeftoverKind } from '../core/leftovers.js';
+import { alive } from '../core/process.js';
+import { readJson, writeJson } from '../core/record.js';
 import { flock, LOCK_EX, LOCK_UN } from '../linux/file.js';
 import { ip, linkExists, deleteLink } from './ip.js';
 import { parseSubnet, formatSubnet, formatAddress, host, size, overlaps, type Subnet } from './cidr.js';
@@ -87,14 +89,6 @@ function locked<T>(root: string, fn: () => T): T {
   }
 }
 
-function readJson<T>(file: string): T | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Every network defined under the root; the default one is defined on first use. */
 function definitions(root: string): Network[] {
   if (!fs.existsSync(path.join(networksDir(root), DEFAULT_NETWORK, 'network.json'))) {
@@ -114,9 +108,7 @@ function define(root: string, name: string, subnet: Subnet, bridge?: string): Ne
   };
   const dir = path.join(networksDir(root), name);
   fs.mkdirSync(path.join(dir, 'leases'), { recursive: true });
-  // written whole, then renamed: a calf killed halfway leaves no half-written definition
-  fs.writeFileSync(path.join(dir, 'network.json.tmp'), `${JSON.stringify(network, null, 2)}\n`);
-  fs.renameSync(path.join(dir, 'network.json.tmp'), path.join(dir, 'network.json'));
+  writeJson(path.join(dir, 'network.json'), network); // whole, then renamed: a calf killed halfway leaves no half of it
   return network;
 }
 
@@ -134,22 +126,12 @@ function ensureBridge(network: Network): void {
   ip(['link', 'set', network.bridge, 'up']);
 }
 
-/** Is process `pid` alive? (A lease's owner: while it lives, the address is in use.) */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** The leases of a network: address → lease. */
 function leases(root: string, name: string): Map<string, Lease & { file: string }> {
   const dir = path.join(networksDir(root), name, 'leases');
   const found = new Map<string, Lease & { file: string }>();
   for (const address of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
-    if (address.endsWith('.tmp')) continue;
+    if (address.includes('.tmp')) continue;
     const file = path.join(dir, address);
     found.set(address, { ...(readJson<Lease>(file) ?? { veth: '', pid: 0 }), file });
   }
@@ -246,8 +228,7 @@ export function createEndpoint(name: string, root = calfRoot()): Endpoint {
     if (!address) throw new CalfError(`network ${name} has no free address left in ${network.subnet}`);
     const veth = `veth${randomBytes(4).toString('hex')}`;
     const file = path.join(networksDir(root), name, 'leases', address);
-    fs.writeFileSync(`${file}.tmp`, `${JSON.stringify({ veth, pid: process.pid } satisfies Lease)}\n`);
-    fs.renameSync(`${file}.tmp`, file);
+    writeJson(file, { veth, pid: process.pid } satisfies Lease);
     return { network: name, bridge: network.bridge, veth, address, prefix: subnet.prefix, gateway: network.gateway };
   });
 }
@@ -260,9 +241,11 @@ export function removeEndpoint(endpoint: Endpoint, root = calfRoot()): void {
   release({ veth: endpoint.veth, pid: process.pid, file: path.join(networksDir(root), endpoint.network, 'leases', endpoint.address) });
 }
 
-// `calf cleanup`: an endpoint whose calf died (SIGKILL, a crash) left its lease, and its veth
-// while the container lives on. The lease names both.
-registerLeftovers({
+/**
+ * `calf cleanup`: an endpoint whose calf died (SIGKILL, a crash) before its teardown step was
+ * recorded left its lease, and its veth while the container lives on. The lease names both.
+ */
+export const endpointLeftovers: LeftoverKind = {
   kind: 'endpoint',
   find: (root) => {
     const dir = networksDir(root);
@@ -273,4 +256,4 @@ registerLeftovers({
       remove: () => release(lease),
     })));
   },
-});
+};

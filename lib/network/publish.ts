@@ -4,7 +4,7 @@
  * @module
  */
 import type net from 'node:net';
-import { CalfError } from '../runtime/errors.js';
+import { CalfError } from '../core/errors.js';
 
 /** One `-p`: TCP connections to 127.0.0.1:hostPort on the host reach containerPort in the container. */
 export interface PortMapping {

@@ -1,6 +1,6 @@
 /**
- * calf's command line, shared by every level: `run`, `load`, `images`, `cleanup` and the
- * hidden `init` stage. A level file supplies only its lesson — the parent side (`run`) and the
+ * calf's command line, shared by every level: `run`, the image commands (lib/image/commands.ts),
+ * `cleanup` and the hidden `init` stage. A level file supplies only its lesson — the parent side (`run`) and the
  * container side (`init`) — and calls {@link main}.
  *
  * Exit codes are Docker's: 125 for calf's own errors (bad flag, unknown image, a failed
@@ -9,13 +9,12 @@
  * @module
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
-import { EXIT_CALF_ERROR, exitCodeOf, messageOf } from './errors.js';
-import { fail } from './fail.js';
+import { EXIT_CALF_ERROR, exitCodeOf, messageOf } from '../core/errors.js';
+import { fail } from '../core/fail.js';
 import { runInitStage } from './stage.js';
 import { prepareInitEntry } from './bundle.js';
-import { printTable } from './table.js';
+import { imageCommands, type ImageUser } from '../image/commands.js';
 
 /**
  * A `calf run` option a level adds (`--hostname`, `--memory`…): its spelling as Docker's, a help
@@ -159,47 +158,7 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
     });
   for (const { option } of levelFlags) runCommand.addOption(option);
 
-  program.command('load')
-    .description('load images from an OCI layout, an oci-archive or a docker-archive')
-    .requiredOption('-i, --input <path>', 'archive file or layout directory')
-    .action(async (opts: { input: string }) => {
-      // Loaded on demand, like the other commands' modules: `run` and `init` start faster without them.
-      const { loadImages } = await import('../image/load.js');
-      for (const name of await loadImages(opts.input)) process.stdout.write(`Loaded image: ${name}\n`);
-    });
-
-  program.command('images')
-    .description('list stored images')
-    .action(async () => {
-      const { listImages } = await import('../image/store.js');
-      const { shortId } = await import('../image/digest.js');
-      const rows = listImages().map((i) => {
-        const at = i.name.lastIndexOf(':');
-        const [repo, tag] = i.name.startsWith('sha256:') || at === -1 ? ['<none>', '<none>'] : [i.name.slice(0, at), i.name.slice(at + 1)];
-        return [repo, tag, shortId(i.id), i.created?.slice(0, 19).replace('T', ' ') ?? '', humanSize(i.size)];
-      });
-      printTable([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows]);
-      await noteLayers(); // level 04: the layer graph
-    });
-
-  // ── Level 04 (overlay): the layer graph's commands ──
-  program.command('rmi')
-    .description('remove images by name or id, with the blobs and unpacked layers no other image uses')
-    .usage('IMAGE [IMAGE...]')
-    .argument('<images...>', 'image names or ids')
-    .action(async (refs: string[]) => {
-      const { removeImage } = await import('../image/remove.js');
-      for (const ref of refs) for (const line of removeImage(ref, await runningUser())) process.stdout.write(`${line}\n`);
-    });
-  program.command('image')
-    .description('manage images')
-    .command('prune')
-    .description('remove the blobs and unpacked layers that no image uses')
-    .action(async () => {
-      const { pruneStore } = await import('../image/remove.js');
-      for (const diffId of pruneStore()) process.stdout.write(`Deleted: ${diffId}\n`);
-    });
-
+  imageCommands(runningImages)(program);
   for (const add of stages.commands ?? []) add(program);
 
   program.command('cleanup')
@@ -218,32 +177,10 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
   });
 }
 
-/** Level 04: say on stderr (stdout stays `docker images`' table) how much the unpacked layers take, and what no image uses. */
-async function noteLayers(): Promise<void> {
-  const { layerUsage } = await import('../image/remove.js');
-  const usage = layerUsage();
-  if (usage.count === 0) return;
-  const unused = usage.unused.count ? `; ${usage.unused.count} (${humanSize(usage.unused.size)}) used by no image: calf image prune removes them` : '';
-  process.stderr.write(`unpacked layers: ${usage.count}, ${humanSize(usage.size)}${unused}\n`);
-}
-
-/** Level 04: which running container (its directory's name) uses an image, for `calf rmi`'s refusal. */
-async function runningUser(): Promise<(imageId: string) => string | undefined> {
+/** Level 04: which running container (its short id) uses an image, for `calf rmi`'s refusal. */
+async function runningImages(): Promise<ImageUser> {
   const { listContainerDirs } = await import('./container.js');
-  const { imageOf } = await import('../storage/driver.js');
-  const { alive } = await import('./cleanup.js');
-  const running = listContainerDirs().filter((c) => c.owner !== undefined && alive(c.owner));
-  return (id) => {
-    const user = running.find((c) => imageOf(c.dir) === id);
-    return user && path.basename(user.dir);
-  };
+  const { alive } = await import('../core/process.js');
+  const running = listContainerDirs().filter((c) => c.owner !== undefined && alive(c.owner.pid, c.owner.startTime));
+  return (id) => running.find((c) => c.state?.image?.id === id)?.state?.id.slice(0, 12);
 }
-
-function humanSize(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB'];
-  let n = bytes;
-  let u = 0;
-  while (n >= 1000 && u < units.length - 1) { n /= 1000; u++; }
-  return `${n.toFixed(n < 10 && u ? 2 : n < 100 && u ? 1 : 0)}${units[u]}`;
-}
-

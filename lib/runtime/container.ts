@@ -1,18 +1,23 @@
 /**
- * Container directories: where a container's root filesystem lives while it runs.
- * Layout: `<calf root>/containers/<id>/rootfs`, plus `calf.pid` naming the calf process that
- * owns it, so `calf cleanup` can tell a crashed run's leftovers from a running container.
+ * Containers on disk. Layout: `<calf root>/containers/<short id>/`, holding `state.json` (the
+ * state record: lib/runtime/state.ts, with the teardown list), `config.json` (the config the
+ * init stage got, in the OCI runtime-spec's names) and `rootfs/`: an OCI bundle, plus state.
  * @module
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { calfRoot } from './root.js';
-import { mountsUnder, unmountUnder } from './mountinfo.js';
-import { registerLeftovers } from './leftovers.js';
-import { CalfError } from './errors.js';
+import { calfRoot } from '../core/root.js';
+import { mountsUnder, readMountInfo, unmountUnder } from '../core/mountinfo.js';
+import type { LeftoverKind } from '../core/leftovers.js';
+import { CalfError } from '../core/errors.js';
+import { alive, processRef, type ProcessRef } from '../core/process.js';
+import { removeTree } from '../core/tree.js';
+import { writeJson } from '../core/record.js';
+import { readState, writeState, type ContainerState } from './state.js';
+import { describeFailure, runTeardown, teardownOf, type Teardown } from './teardown.js';
 
-/** A container's identity and its directories on the host. */
+/** A container's identity, its directories on the host, and its teardown list. */
 export interface Container {
   /** 64 hex digits, like Docker's; the directory uses the first 12 */
   id: string;
@@ -20,6 +25,8 @@ export interface Container {
   dir: string;
   /** the directory that becomes the container's `/` */
   rootfs: string;
+  /** what to undo when it ends: `container.teardown.add('removeCgroup', id)` */
+  teardown: Teardown;
 }
 
 /** Where container directories live. */
@@ -28,11 +35,12 @@ export function containersDir(root = calfRoot()): string {
 }
 
 /**
- * Make a new container directory with an empty `rootfs/`, owned by this process. It is made as
- * `.new-<pid>-<id>` and renamed once `calf.pid` is in it: a `calf cleanup` running meanwhile never
- * sees a container directory without its owner (and would otherwise remove it as a dead run's).
+ * Make a new container: its directory with an empty `rootfs/` and its state record, owned by
+ * this process, whose teardown list lib runs when this process exits (however it exits: an
+ * error, a signal calf dies of). The directory is made as `.new-<pid>-<id>` and renamed once
+ * the record is in it: a `calf cleanup` running meanwhile never sees one without its owner.
  */
-export function createContainer(root = calfRoot()): Container {
+export function createContainer(image?: { name: string; id: string }, root = calfRoot()): Container {
   const id = randomBytes(32).toString('hex');
   const dir = path.join(containersDir(root), id.slice(0, 12));
   const temp = path.join(containersDir(root), `.new-${process.pid}-${id.slice(0, 12)}`);
@@ -45,48 +53,32 @@ export function createContainer(root = calfRoot()): Container {
     }
     throw err;
   }
-  // calf.pid first, then the name: a concurrent cleanup never sees a container without its owner
-  fs.writeFileSync(path.join(temp, 'calf.pid'), `${process.pid}\n`);
+  writeState(temp, {
+    id, name: null, image: image ? { name: image.name, id: image.id } : null, owner: processRef()!, process: null,
+    status: 'created', created: new Date().toISOString(), started: null, finished: null, exitCode: null, teardown: [],
+  });
   fs.renameSync(temp, dir);
-  return { id, dir, rootfs: path.join(dir, 'rootfs') };
+  process.on('exit', () => tearDown(dir)); // sync, so it runs however calf exits
+  return { id, dir, rootfs: path.join(dir, 'rootfs'), teardown: teardownOf(dir) };
 }
 
-/**
- * Remove a container directory: first detach anything still mounted below it (only a
- * container whose mounts leaked into the host's namespace has any), then delete the files.
- * Files are deleted only once no mount is left below: deleting recursively through a mount
- * would delete whatever it shows (a bind-mounted host directory, say).
- * @throws CalfError, one line naming what is left, when a mount can't be detached or a file removed
- */
-export function removeContainerDir(dir: string): void {
-  const { left, errors } = unmountUnder(dir);
-  if (left.length) {
-    const why = [...errors.values()][0];
-    throw new CalfError(`could not remove ${dir}: ${left.length} mount${left.length > 1 ? 's' : ''} left under it (${left[0]}${left.length > 1 ? ', …' : ''})${why ? `: ${why}` : ''}`);
-  }
-  try {
-    fs.rmSync(dir, { recursive: true, force: true });
-  } catch (err) {
-    throw new CalfError(`could not remove ${dir}: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-/**
- * Remove a container's directory as calf exits (`process.on('exit', …)` in a level file). It
- * never throws, since an exception in an exit handler prints a stack trace over the command's
- * output: what it could not remove it names in one line on stderr, with the command that does.
- */
-export function removeContainer(container: Pick<Container, 'dir'>): void {
-  try {
-    removeContainerDir(container.dir);
-  } catch (err) {
-    const message = err instanceof CalfError ? err.message : `could not remove ${container.dir}: ${String(err)}`;
+/** The exit path: run the teardown list; what failed is one line each on stderr, and stays for `calf cleanup`. */
+function tearDown(dir: string): void {
+  for (const failure of runTeardown(dir)) {
     try {
-      fs.writeSync(2, `calf: ${message}; \`calf cleanup\` removes it\n`);
+      fs.writeSync(2, `calf: ${describeFailure(failure)}; \`calf cleanup\` removes what is left\n`);
     } catch {
       // stderr is closed: nothing left to tell anyone
     }
   }
+}
+
+/**
+ * Write the config the init stage gets into the container's directory as `config.json`, as an
+ * OCI bundle holds it (level 17 runs bundles like this one; `calf inspect` shows it).
+ */
+export function saveConfig(container: Pick<Container, 'dir'>, config: object): void {
+  writeJson(path.join(container.dir, 'config.json'), config);
 }
 
 /**
@@ -100,8 +92,8 @@ export function containerProcesses(dir: string): number[] {
     if (pid === process.pid) return false;
     try {
       if (`${fs.readlinkSync(`/proc/${pid}/root`)}/`.startsWith(`${dir}/`)) return true;
-      const rootMount = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').find((l) => l.split(' ')[4] === '/');
-      return rootMount !== undefined && `${rootMount}/`.includes(marker);
+      const rootMount = readMountInfo(pid).find((m) => m.mountPoint === '/');
+      return rootMount !== undefined && [rootMount.root, rootMount.source, ...rootMount.superOptions].some((f) => `${f}/`.includes(marker));
     } catch {
       return false; // gone meanwhile, or a kernel thread
     }
@@ -110,10 +102,12 @@ export function containerProcesses(dir: string): number[] {
 
 /**
  * End a container that outlived its calf process (a SIGKILL of calf leaves it running): SIGKILL
- * to each of its processes; from level 06 on, its PID 1's death ends all the rest too.
+ * to its first process (when the record names it and it is still that process) and to every
+ * process the host sees in it; from level 06 on, its PID 1's death ends all the rest too.
  */
-export function killContainer(dir: string): number[] {
-  const pids = containerProcesses(dir);
+export function killContainer(dir: string, first?: ProcessRef | null): void {
+  const pids = new Set(containerProcesses(dir));
+  if (first && alive(first.pid, first.startTime)) pids.add(first.pid);
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -121,11 +115,18 @@ export function killContainer(dir: string): number[] {
       // it ended meanwhile
     }
   }
-  return pids;
 }
 
-/** The container directories that exist, with the pid of the calf process that made each. */
-export function listContainerDirs(root = calfRoot()): { dir: string; owner?: number }[] {
+/** A container directory, with its record when it has a readable one. */
+export interface ContainerDir {
+  dir: string;
+  state?: ContainerState;
+  /** the calf process in charge: from the record, or from a `.new-<pid>-` directory's name */
+  owner?: ProcessRef | { pid: number; startTime?: undefined };
+}
+
+/** The container directories that exist under `root`. */
+export function listContainerDirs(root = calfRoot()): ContainerDir[] {
   let names: string[];
   try {
     names = fs.readdirSync(containersDir(root));
@@ -135,31 +136,38 @@ export function listContainerDirs(root = calfRoot()): { dir: string; owner?: num
   return names.map((name) => {
     const dir = path.join(containersDir(root), name);
     const unfinished = /^\.new-(\d+)-/.exec(name); // a createContainer() in progress, or killed in it
-    if (unfinished) return { dir, owner: Number(unfinished[1]) };
-    try {
-      return { dir, owner: Number(fs.readFileSync(path.join(dir, 'calf.pid'), 'utf8')) };
-    } catch {
-      return { dir };
-    }
+    if (unfinished) return { dir, owner: { pid: Number(unfinished[1]) } };
+    const state = readState(dir);
+    return state ? { dir, state, owner: state.owner } : { dir };
   });
 }
 
-registerLeftovers({
-  kind: 'container dir',
-  find: (root) => listContainerDirs(root).map(({ dir, owner }) => ({
-    what: `container dir ${dir}`,
-    ...(owner === undefined ? {} : { owner }),
+/**
+ * `calf cleanup`: a container whose calf is gone. Its processes are killed, then its teardown
+ * list runs, the same one its calf would have run, and then its directory goes, whatever the list
+ * held (a directory without a readable record: a calf killed inside createContainer).
+ */
+export const containerLeftovers: LeftoverKind = {
+  kind: 'container',
+  find: (root) => listContainerDirs(root).map(({ dir, state, owner }) => ({
+    what: `container ${state ? state.id.slice(0, 12) : path.basename(dir)} (${dir})`,
+    ...(owner === undefined ? {} : { owner: owner.pid }),
+    ...(owner?.startTime === undefined ? {} : { ownerStartTime: owner.startTime }),
     remove: () => {
-      killContainer(dir);
-      removeContainerDir(dir);
+      killContainer(dir, state?.process);
+      const failed = state ? runTeardown(dir) : [];
+      if (failed.length) throw new CalfError(failed.map(describeFailure).join('; '));
+      removeTree(dir); // gone already when its list had the step; a list without it (a level's TODO) leaves it
     },
   })),
-});
+};
 
-// Mounts under containers/ that outlived their directory's removal (a mount propagated back
-// from a container that forgot MS_PRIVATE shows up here). Not containers/ itself, which may be
-// a mount of its own (the tests' store makes it one).
-registerLeftovers({
+/**
+ * Mounts under containers/ that outlived their directory's removal (a mount propagated back from
+ * a container that forgot MS_PRIVATE shows up here). Not containers/ itself, which may be a mount
+ * of its own (the tests' store makes it one).
+ */
+export const mountLeftovers: LeftoverKind = {
   kind: 'mount',
   find: (root) => {
     const containers = containersDir(root);
@@ -168,7 +176,8 @@ registerLeftovers({
       const owner = owners.get(path.join(containers, path.relative(containers, point).split(path.sep)[0]!));
       return {
         what: `mount ${point}`,
-        ...(owner === undefined ? {} : { owner }),
+        ...(owner === undefined ? {} : { owner: owner.pid }),
+        ...(owner?.startTime === undefined ? {} : { ownerStartTime: owner.startTime }),
         remove: () => {
           const { left, errors } = unmountUnder(point);
           if (left.includes(point)) throw new CalfError(`still mounted${errors.has(point) ? `: ${errors.get(point)}` : ''}`);
@@ -176,4 +185,4 @@ registerLeftovers({
       };
     });
   },
-});
+};

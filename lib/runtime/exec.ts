@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { CalfError, EXIT_NOT_FOUND } from './errors.js';
+import { CalfError, EXIT_NOT_FOUND } from '../core/errors.js';
 
 /** The `PATH` a container gets when neither the image nor `-e` sets one (Docker's default). */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

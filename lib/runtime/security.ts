@@ -1,19 +1,18 @@
 /**
  * Docker's default confinement, as data and finished helpers for level 12: the capability set
  * and `--cap-add`/`--cap-drop`, the masked and read-only paths of `/proc` and `/sys`, the
- * seccomp deny-list, and the device policy (a v1 `devices` cgroup per container).
+ * seccomp profile, and the device rules (for a v1 `devices` cgroup per container), all in the
+ * OCI runtime-spec's shapes (lib/runtime/spec.ts).
  *
  * Sources: moby's `oci/caps/defaults.go` and `oci/caps/utils.go` (capabilities),
  * `oci/defaults.go` (masked and read-only paths, device rules), `profiles/seccomp/default.json`.
  * @module
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { CAPABILITIES, PR_CAPBSET_READ, capLastCap, prctl, type Capability } from '../linux/capability.js';
 import { CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET } from '../linux/sched.js';
-import { SCMP_CMP_MASKED_EQ, type ScmpArgCmp } from '../linux/seccomp.js';
-import { CalfError } from './errors.js';
-import { registerLeftovers } from './leftovers.js';
+import { CalfError } from '../core/errors.js';
+import { hasDevicesController } from '../cgroup/devices.js';
+import type { DeviceRule, Linux, Process, Seccomp, SeccompRule } from '../core/spec.js';
 
 /** The 14 capabilities a Docker container's root keeps (moby's `oci/caps/defaults.go`). */
 export const DOCKER_CAPABILITIES: readonly Capability[] = [
@@ -65,143 +64,76 @@ export const MASKED_PATHS: readonly string[] = [
 /** Paths a container may read but not write: kernel tunables and triggers that are not namespaced. */
 export const READONLY_PATHS: readonly string[] = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
-/** One seccomp rule of the deny-list: the syscall, the errno it fails with, and when (always, without `args`). */
-export interface DenyRule {
-  syscall: string;
-  errno: number;
-  args?: ScmpArgCmp[];
-}
-
 const EPERM = 1;
 const ENOSYS = 38;
-const deny = (errno: number, ...syscalls: string[]): DenyRule[] => syscalls.map((syscall) => ({ syscall, errno }));
 const NAMESPACE_FLAGS = [CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET];
+const deny = (errnoRet: number, ...names: string[]): SeccompRule => ({ names, action: 'SCMP_ACT_ERRNO', errnoRet });
 
 /**
- * What the seccomp filter refuses: at least what Docker's default profile refuses a container
+ * The seccomp profile: allow everything but what Docker's default profile refuses a container
  * without `CAP_SYS_ADMIN` and friends, by family. clone() is refused only with a namespace flag
  * (its first argument on x86_64 and arm64; one rule per flag, as libseccomp matches one mask);
  * clone3() passes its flags in memory a filter cannot read, so it gets `ENOSYS` and libc falls
  * back to clone(), as under Docker.
  */
-export const SECCOMP_DENY: readonly DenyRule[] = [
-  ...deny(EPERM, 'unshare', 'setns'), // namespaces
-  ...NAMESPACE_FLAGS.map((flag) => ({ syscall: 'clone', errno: EPERM, args: [{ arg: 0, op: SCMP_CMP_MASKED_EQ, datumA: BigInt(flag), datumB: BigInt(flag) }] })),
-  ...deny(ENOSYS, 'clone3'),
-  ...deny(EPERM, 'mount', 'umount', 'umount2', 'pivot_root', 'mount_setattr', // mounts, old and new API
-    'fsopen', 'fsconfig', 'fsmount', 'fspick', 'move_mount', 'open_tree'),
-  ...deny(EPERM, 'keyctl', 'add_key', 'request_key'), // keyrings: not namespaced
-  ...deny(EPERM, 'ptrace', 'process_vm_readv', 'process_vm_writev', 'kcmp'), // other processes' memory
-  ...deny(EPERM, 'init_module', 'finit_module', 'delete_module', 'create_module', 'query_module', 'get_kernel_syms'), // kernel modules
-  ...deny(EPERM, 'kexec_load', 'kexec_file_load', 'reboot'), // another kernel, or none
-  ...deny(EPERM, 'bpf', 'perf_event_open', 'userfaultfd'), // programs in the kernel, and its observers
-  ...deny(EPERM, 'acct', 'swapon', 'swapoff', 'settimeofday', 'clock_settime', 'clock_adjtime', 'syslog', 'iopl', 'ioperm',
-    'open_by_handle_at', 'lookup_dcookie', 'nfsservctl', 'quotactl', 'uselib', 'vhangup', 'ustat', 'sysfs', '_sysctl'),
-];
+export const SECCOMP_PROFILE: Seccomp = {
+  defaultAction: 'SCMP_ACT_ALLOW',
+  syscalls: [
+    deny(EPERM, 'unshare', 'setns'), // namespaces
+    ...NAMESPACE_FLAGS.map((flag) => ({ ...deny(EPERM, 'clone'), args: [{ index: 0, value: flag, valueTwo: flag, op: 'SCMP_CMP_MASKED_EQ' }] })),
+    deny(ENOSYS, 'clone3'),
+    deny(EPERM, 'mount', 'umount', 'umount2', 'pivot_root', 'mount_setattr', // mounts, old and new API
+      'fsopen', 'fsconfig', 'fsmount', 'fspick', 'move_mount', 'open_tree'),
+    deny(EPERM, 'keyctl', 'add_key', 'request_key'), // keyrings: not namespaced
+    deny(EPERM, 'ptrace', 'process_vm_readv', 'process_vm_writev', 'kcmp'), // other processes' memory
+    deny(EPERM, 'init_module', 'finit_module', 'delete_module', 'create_module', 'query_module', 'get_kernel_syms'), // kernel modules
+    deny(EPERM, 'kexec_load', 'kexec_file_load', 'reboot'), // another kernel, or none
+    deny(EPERM, 'bpf', 'perf_event_open', 'userfaultfd'), // programs in the kernel, and its observers
+    deny(EPERM, 'acct', 'swapon', 'swapoff', 'settimeofday', 'clock_settime', 'clock_adjtime', 'syslog', 'iopl', 'ioperm',
+      'open_by_handle_at', 'lookup_dcookie', 'nfsservctl', 'quotactl', 'uselib', 'vhangup', 'ustat', 'sysfs', '_sysctl'),
+  ],
+};
 
 // ─── The device policy: a v1 devices cgroup per container ──────────────────────────────────────
 
+const chr = (major: number, minor?: number): DeviceRule => ({ allow: true, type: 'c', major, ...(minor === undefined ? {} : { minor }), access: 'rwm' });
+
 /**
- * Docker's device rules: create any device node (`m`), but read and write only these: null,
- * zero, full, random, urandom, tty, console, ptmx, the pseudo-terminals, tun.
+ * Docker's device rules: deny everything, then create any device node (`m`), but read and write
+ * only these: null, zero, full, random, urandom, tty, console, ptmx, the pseudo-terminals, tun.
  */
-export const DEVICE_RULES: readonly string[] = [
-  'c *:* m', 'b *:* m', 'c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 5:0 rwm',
-  'c 5:1 rwm', 'c 5:2 rwm', 'c 136:* rwm', 'c 10:200 rwm',
+export const DEVICE_RULES: readonly DeviceRule[] = [
+  { allow: false, access: 'rwm' },
+  { allow: true, type: 'c', access: 'm' }, { allow: true, type: 'b', access: 'm' },
+  chr(1, 3), chr(1, 5), chr(1, 7), chr(1, 8), chr(1, 9), chr(5, 0), chr(5, 1), chr(5, 2), chr(136), chr(10, 200),
 ];
 
-/** Where the v1 `devices` controller is mounted, or undefined (cgroup v2 has none: a BPF program does its job). */
-export function devicesHierarchy(): string | undefined {
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [before, after = ''] = line.split(' - ');
-    const [fsType, , options = ''] = after.split(' ');
-    if (fsType === 'cgroup' && options.split(',').includes('devices')) return before!.split(' ')[4];
-  }
-  return undefined;
-}
-
-/** The devices cgroup of container `id`: `calf/<short id>` at the root of the hierarchy, as Docker's cgroupfs layout. */
-export function deviceCgroupPath(id: string, hierarchy = devicesHierarchy()): string | undefined {
-  return hierarchy && path.join(hierarchy, 'calf', id.slice(0, 12));
-}
-
-function write(file: string, value: string): void {
-  try {
-    fs.writeFileSync(file, value);
-  } catch (err) {
-    throw new CalfError(`failed to write ${JSON.stringify(value)} to ${file}: ${(err as NodeJS.ErrnoException).code}`, { cause: err });
-  }
+/** The flags level 12 reads. */
+export interface SecurityFlags {
+  privileged?: boolean | undefined;
+  capAdd?: string[] | undefined;
+  capDrop?: string[] | undefined;
 }
 
 /**
- * Make the devices cgroup `dir`, deny every device, allow {@link DEVICE_RULES}, and move the
- * calling process into it (writing 0 to `cgroup.procs` means "me"). Its children inherit it.
- * `null`: nothing to do.
+ * What the container may do, as the spec's fields: Docker's defaults, or what `--privileged`,
+ * `--cap-add` and `--cap-drop` make of them. `devices` are the device cgroup's rules for
+ * `linux.resources`. Without a v1 devices controller (cgroup v2 needs a BPF program instead, a
+ * bonus of level 12), no device rules, and no CAP_MKNOD in their place.
  */
-export function enterDeviceCgroup(dir: string | null): void {
-  if (dir === null) return; // --privileged, or no devices controller
-  fs.mkdirSync(dir, { recursive: true });
-  write(path.join(dir, 'devices.deny'), 'a');
-  for (const rule of DEVICE_RULES) write(path.join(dir, 'devices.allow'), rule);
-  write(path.join(dir, 'cgroup.procs'), '0');
+export function securityConfig(flags: SecurityFlags, devicePolicy = hasDevicesController()): {
+  process: Pick<Process, 'capabilities' | 'noNewPrivileges'>;
+  linux: Pick<Linux, 'maskedPaths' | 'readonlyPaths' | 'seccomp'>;
+  devices?: DeviceRule[];
+} {
+  const privileged = flags.privileged ?? false;
+  const caps: string[] = containerCapabilities(flags.capAdd, flags.capDrop, privileged)
+    .filter((cap) => privileged || devicePolicy || cap !== 'CAP_MKNOD');
+  const process = { capabilities: { bounding: caps, effective: caps, permitted: caps }, noNewPrivileges: !privileged };
+  if (privileged) return { process, linux: {} };
+  return {
+    process,
+    linux: { maskedPaths: [...MASKED_PATHS], readonlyPaths: [...READONLY_PATHS], seccomp: SECCOMP_PROFILE },
+    ...(devicePolicy ? { devices: [...DEVICE_RULES] } : {}),
+  };
 }
-
-/** The pids in the cgroup `dir`, or none when it is gone. */
-function members(dir: string): number[] {
-  try {
-    return fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** A process that is exiting already: a zombie, or SIGKILL pending (`calf cleanup` just sent it). */
-function dying(pid: number): boolean {
-  try {
-    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const killed = ['SigPnd', 'ShdPnd'].some((f) => (BigInt(`0x${new RegExp(`^${f}:\\s+(\\w+)`, 'm').exec(status)?.[1] ?? '0'}`) & (1n << 8n)) !== 0n);
-    return killed || /^State:\s+[ZX]/m.test(status);
-  } catch {
-    return true; // gone already
-  }
-}
-
-/**
- * Remove container `id`'s devices cgroup (and `calf/` when it is the last), once its processes are
- * gone: they may still be exiting, so wait for that, a few seconds at most.
- */
-export function removeDeviceCgroup(id: string): void {
-  const dir = deviceCgroupPath(id);
-  if (!dir) return;
-  for (let waited = 0; members(dir).length > 0 && waited < 5_000; waited += 20) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-  for (const d of [dir, path.dirname(dir)]) {
-    try {
-      fs.rmdirSync(d);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || d !== dir) continue; // gone already; or calf/ still holds another container's
-      throw new CalfError(`failed to remove devices cgroup ${d}: ${code}`, { cause: err });
-    }
-  }
-}
-
-registerLeftovers({
-  kind: 'devices cgroup',
-  find: (root) => {
-    const hierarchy = devicesHierarchy();
-    if (!hierarchy) return [];
-    const parent = path.join(hierarchy, 'calf');
-    let names: string[];
-    try {
-      names = fs.readdirSync(parent, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
-    } catch {
-      return [];
-    }
-    // Ours to remove: no container directory under this root any more (the container kind, cleaned
-    // first, removed it), and nothing alive in it (a running container of another calf root is not)
-    return names.filter((n) => !fs.existsSync(path.join(root, 'containers', n)) && members(path.join(parent, n)).every(dying)).map((n) => ({
-      what: `devices cgroup ${path.join(parent, n)}`,
-      remove: () => removeDeviceCgroup(n),
-    }));
-  },
-});

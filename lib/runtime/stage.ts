@@ -5,8 +5,8 @@
  */
 import fs from 'node:fs';
 import { fcntl, F_SETFD, F_GETFL, F_SETFL, FD_CLOEXEC, O_NONBLOCK } from '../linux/fcntl.js';
-import { exitCodeOf, messageOf } from './errors.js';
-import { fail } from './fail.js';
+import { exitCodeOf, messageOf } from '../core/errors.js';
+import { fail } from '../core/fail.js';
 
 /**
  * Run a level's container side as the `init` stage. Every failure before `execve` becomes one

@@ -36,7 +36,8 @@ import fs from 'node:fs';
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
 import { poll, POLLIN } from '../linux/poll.js';
-import { CalfError } from './errors.js';
+import { CalfError } from '../core/errors.js';
+import { faultPoint } from '../core/faults.js';
 
 /** `spawn` stdio for an init stage that takes part in the handshake: calf's own stdio, plus the socket as fd 3. */
 export const SYNC_STDIO: StdioOptions = ['inherit', 'inherit', 'inherit', 'pipe'];
@@ -63,12 +64,14 @@ export async function syncWithInit(child: ChildProcess, hostSide: (pid: number) 
     await kill(child);
     throw new CalfError(`sync with the init stage: expected "ready", got ${JSON.stringify(message)}`);
   }
+  faultPoint('init-waiting');
   try {
     await hostSide(child.pid!);
   } catch (err) {
     await kill(child);
     throw err;
   }
+  faultPoint('after-host-side');
   socket.write('go\n');
   return true;
 }

@@ -4,7 +4,8 @@
  * @module
  */
 import fs from 'node:fs';
-import { CalfError } from './errors.js';
+import { CalfError } from '../core/errors.js';
+import type { User } from '../core/spec.js';
 
 /** A user to become, resolved. */
 export interface ExecUser {
@@ -39,7 +40,13 @@ function entries(file: string): string[][] {
  * Read synchronously: it runs in the init stage, through the container's `/`.
  * @throws CalfError (exit 125) naming the user or group that is not there
  */
-export function lookupUser(spec: string, files = { passwd: '/etc/passwd', group: '/etc/group' }): ExecUser {
+export function lookupUser(spec: string | User, files = { passwd: '/etc/passwd', group: '/etc/group' }): ExecUser {
+  if (typeof spec !== 'string') {
+    // The spec's user: a name still to look up (calf's own configs), or numbers an engine resolved
+    if (spec.username !== undefined) return lookupUser(spec.username, files);
+    const home = entries(files.passwd).find((f) => f[2] === String(spec.uid))?.[5] || '/';
+    return { uid: spec.uid, gid: spec.gid, groups: spec.additionalGids ?? [], home };
+  }
   const [userPart = '', groupPart, ...extra] = spec.split(':');
   if (!userPart || extra.length || groupPart === '') throw new CalfError(`invalid user ${JSON.stringify(spec)}: use name|uid[:group|gid]`);
   const passwd = entries(files.passwd);

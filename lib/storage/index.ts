@@ -3,7 +3,7 @@
  * @module
  */
 import fs from 'node:fs';
-import { CalfError } from '../runtime/errors.js';
+import { CalfError } from '../core/errors.js';
 import { overlay } from './overlay.js';
 import { vfs } from './vfs.js';
 import type { StorageDriver } from './driver.js';

@@ -10,19 +10,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ensureLayers } from '../image/layers.js';
 import { terminalProgress } from '../image/progress.js';
-import { removeContainer } from '../runtime/container.js';
-import { recordImage, type StorageDriver } from './driver.js';
+import type { StorageDriver } from './driver.js';
 
 export const overlay: StorageDriver = {
   name: 'overlay',
   async prepare(image, container) {
     const lower = await ensureLayers(image, terminalProgress());
-    recordImage(container, image);
     const upper = path.join(container.dir, 'upper');
     const work = path.join(container.dir, 'work');
     fs.mkdirSync(upper, { mode: 0o755 });
     fs.mkdirSync(work, { mode: 0o700 });
     return { rootfs: container.rootfs, overlay: { lower, upper, work } };
   },
-  remove: removeContainer,
 };

@@ -14,18 +14,15 @@ import { terminalProgress } from '../image/progress.js';
 import { OVERLAY_OPAQUE } from '../image/unpack.js';
 import { lgetxattr } from '../linux/xattr.js';
 import { mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../linux/stat.js';
-import { removeContainer } from '../runtime/container.js';
-import { recordImage, type StorageDriver } from './driver.js';
+import type { StorageDriver } from './driver.js';
 
 export const vfs: StorageDriver = {
   name: 'vfs',
   async prepare(image, container) {
     const layers = await ensureLayers(image, terminalProgress());
-    recordImage(container, image);
     for (const layer of layers) copyLayer(layer, container.rootfs, new Map());
     return { rootfs: container.rootfs };
   },
-  remove: removeContainer,
 };
 
 /**

@@ -7,37 +7,25 @@
  * Generated from ladder/calf.ts by `npm run generate`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import { constants } from 'node:os';
 import * as linux from '../../lib/linux/index.js';
 import {
-  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
-  initEntry, initEnv, type Container, type RunOptions,
+  main, exited, lookPath, mergeEnv, DEFAULT_PATH, CalfError, initEntry, initEnv, OCI_VERSION, type RunOptions, type Spec,
 } from '../../lib/runtime/index.js';
-import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
-
-/** What the parent side hands to the init stage, as JSON on its command line. */
-interface InitConfig {
-  argv: string[]; // the command and its arguments
-  env: string[]; // its whole environment, KEY=VALUE
-}
-
-/** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
-const flags = {
-};
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
-// Our job: prepare the container, start its first process, wait for it, report how it ended.
+// Our job: prepare the container and its config (a Spec: the OCI runtime-spec's config.json, as
+// far as this level fills it), start its first process, wait for it, report how it ended.
 
-async function run(options: RunOptions<typeof flags>): Promise<number> {
-  const config: InitConfig = { argv: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env) };
-  if (config.argv.length === 0) throw new CalfError('no command specified');
+async function run(options: RunOptions): Promise<number> {
+  const config: Spec = { ociVersion: OCI_VERSION, process: { args: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env), cwd: process.cwd() } };
+  if (config.process.args.length === 0) throw new CalfError('no command specified');
   const child = startInit(config);
   return exitStatus(await exited(child));
 }
 
 /** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
-function startInit(config: InitConfig): ChildProcess {
+function startInit(config: Spec): ChildProcess {
   return spawn(process.execPath, [initEntry(), 'init', JSON.stringify(config)], {
     stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
     env: initEnv(), // the command's environment is in config; Node's own variables only slow this stage
@@ -50,11 +38,10 @@ function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): num
 }
 
 // ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
-// Our job: turn this process into the container, then become the command with execve().
-// Everything here is synchronous: after unshare() only this thread is in the new namespaces.
+// Our job: become the container, then the command (execve). All synchronous: unshare() moves this thread only.
 
-function init(config: InitConfig): never {
-  execCommand(config.argv, config.env);
+function init(config: Spec): never {
+  execCommand(config.process.args, config.process.env);
 }
 
 /** Become the command: same process, same pid, same stdin/stdout/stderr, new program. */
@@ -63,4 +50,4 @@ function execCommand(argv: string[], env: string[]): never {
   linux.execve(lookPath(argv[0]!, env), argv, env);
 }
 
-main({ run, init, flags });
+main({ run, init });

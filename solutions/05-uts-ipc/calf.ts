@@ -11,21 +11,13 @@ import fs from 'node:fs';
 import { constants } from 'node:os';
 import * as linux from '../../lib/linux/index.js';
 import {
-  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
-  initEntry, initEnv, type Container, type RunOptions,
+  main, exited, lookPath, mergeEnv, DEFAULT_PATH, CalfError, initEntry, initEnv, OCI_VERSION, type RunOptions, type Spec,
+  createContainer, saveConfig, type Container,
+  type Root, flag,
+  hostnameArg,
 } from '../../lib/runtime/index.js';
-import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
-import { storageDriver, checkDriverName, type PreparedRootfs } from '../../lib/storage/index.js';
-
-/** What the parent side hands to the init stage, as JSON on its command line. */
-interface InitConfig {
-  argv: string[]; // the command and its arguments
-  env: string[]; // its whole environment, KEY=VALUE
-  rootfs: string; // the directory that becomes the container's /
-  cwd: string; // the working directory inside the container
-  overlay?: PreparedRootfs['overlay']; // the directories to stack on rootfs, if the driver wants that
-  hostname: string;
-}
+import { resolveImage, type ResolvedImage } from '../../lib/image/index.js';
+import { storageDriver, checkDriverName } from '../../lib/storage/index.js';
 
 /** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
 const flags = {
@@ -34,18 +26,20 @@ const flags = {
 };
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
-// Our job: prepare the container, start its first process, wait for it, report how it ended.
+// Our job: prepare the container and its config (a Spec: the OCI runtime-spec's config.json, as
+// far as this level fills it), start its first process, wait for it, report how it ended.
 
 async function run(options: RunOptions<typeof flags>): Promise<number> {
   const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver);
-  const config = { ...containerConfig(options, image, container), overlay };
-  if (config.argv.length === 0) throw new CalfError('no command specified');
+  const config = containerConfig(options, image, container, overlay);
+  if (config.process.args.length === 0) throw new CalfError('no command specified');
+  saveConfig(container, config); // config.json beside rootfs/: the container's directory is an OCI bundle
   const child = startInit(config);
-  return exitStatus(await exited(child));
+  return exitStatus(await exited(child, container)); // exited() also records it in the container's state
 }
 
 /** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
-function startInit(config: InitConfig): ChildProcess {
+function startInit(config: Spec): ChildProcess {
   return spawn(process.execPath, [initEntry(), 'init', JSON.stringify(config)], {
     stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
     env: initEnv(), // the command's environment is in config; Node's own variables only slow this stage
@@ -58,38 +52,47 @@ function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): num
 }
 
 /** Find the image, and have a storage driver make the container's root out of its layers. */
-async function prepareRootfs(ref: string, driverName: string | undefined): Promise<{ image: ResolvedImage; container: Container } & Partial<PreparedRootfs>> {
+async function prepareRootfs(ref: string, driverName: string | undefined): Promise<{ image: ResolvedImage; container: Container; overlay?: Root['overlay'] }> {
   const driver = storageDriver(driverName); // first: a bad name leaves nothing behind
   const image = resolveImage(ref);
-  const container = createContainer();
-  process.on('exit', () => driver.remove(container)); // sync, so it also runs when prepare() fails
+  const container = createContainer(image);
+  container.teardown.add('removeContainerDir', container.dir); // before prepare(): it can fail halfway
   return { image, container, ...(await driver.prepare(image, container)) };
 }
 
-/** The init stage's config: the command line's command and environment over the image's defaults. */
-function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
+/** The init stage's config, in the OCI runtime-spec's names: the command and environment over the image's defaults. */
+function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container, overlay?: Root['overlay']): Spec {
   const defaults = image.config.config ?? {};
   return {
-    argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
-    env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
-    rootfs: container.rootfs,
-    cwd: defaults.WorkingDir || '/',
+    ociVersion: OCI_VERSION,
+    process: {
+      args: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
+      env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
+      cwd: defaults.WorkingDir || '/',
+    },
+    root: { path: container.rootfs, overlay },
     hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id
+    linux: {
+      namespaces: [
+        { type: 'mount' },
+        { type: 'uts' }, { type: 'ipc' },
+      ],
+    },
   };
 }
 
 // ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
-// Our job: turn this process into the container, then become the command with execve().
-// Everything here is synchronous: after unshare() only this thread is in the new namespaces.
+// Our job: become the container, then the command (execve). All synchronous: unshare() moves this thread only.
 
-function init(config: InitConfig): never {
+function init(config: Spec): never {
+  const rootfs = config.root!.path; // calf's config has a root from level 01 on
   enterMountNamespace(); // first: every mount below then stays in the container
-  mountOverlay(config.rootfs, config.overlay); // before the others: they go on top of it
-  enterUtsAndIpcNamespaces(config.hostname);
-  mountProcAndSys(config.rootfs);
-  populateDev(`${config.rootfs}/dev`);
-  pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root
-  execCommand(config.argv, config.env);
+  mountOverlay(rootfs, config.root!.overlay); // before the others: they go on top of it
+  enterUtsAndIpcNamespaces(config.hostname!);
+  mountProcAndSys(rootfs);
+  populateDev(`${rootfs}/dev`);
+  pivotInto(rootfs, config.process.cwd); // after the mounts: they move along with the new root
+  execCommand(config.process.args, config.process.env);
 }
 
 /** A mount namespace of its own, whose mounts never reach the host's. */
@@ -125,7 +128,7 @@ function populateDev(dev: string): void {
 }
 
 /** Stack the image's layers under the container's own writable directory, on rootfs: one overlay mount. */
-function mountOverlay(rootfs: string, overlay: InitConfig['overlay']): void {
+function mountOverlay(rootfs: string, overlay: Root['overlay']): void {
   if (!overlay) return; // the vfs driver copied the layers into rootfs: nothing to stack
   const lowerdir = overlay.lower.toReversed().join(':'); // the top layer first: it hides the ones after it
   linux.mount('overlay', rootfs, 'overlay', 0, `lowerdir=${lowerdir},upperdir=${overlay.upper},workdir=${overlay.work}`);
@@ -151,12 +154,6 @@ function execCommand(argv: string[], env: string[]): never {
 function enterUtsAndIpcNamespaces(hostname: string): void {
   linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWIPC);
   linux.sethostname(hostname);
-}
-
-/** `--hostname`: what sethostname(2) takes, and what a resolver would (RFC 1123: letters, digits, -, .). */
-function hostnameArg(name: string): string {
-  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(name)) throw new CalfError(`invalid hostname ${JSON.stringify(name)}: use letters, digits, '-' and '.', at most 63`);
-  return name;
 }
 
 main({ run, init, flags });

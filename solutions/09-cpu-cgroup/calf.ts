@@ -12,29 +12,19 @@ import net from 'node:net';
 import { constants } from 'node:os';
 import * as linux from '../../lib/linux/index.js';
 import {
-  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
-  initEntry, initEnv, type Container, type RunOptions,
-  syncWithInit, syncWithParent, SYNC_STDIO,
+  main, exited, lookPath, mergeEnv, DEFAULT_PATH, CalfError, initEntry, initEnv, OCI_VERSION, type RunOptions, type Spec,
+  createContainer, saveConfig, type Container,
+  type Root, flag,
+  hostnameArg,
+  joinNetwork, syncWithInit, syncWithParent, SYNC_STDIO,
+  type Resources,
 } from '../../lib/runtime/index.js';
-import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
-import { storageDriver, checkDriverName, type PreparedRootfs } from '../../lib/storage/index.js';
+import { resolveImage, type ResolvedImage } from '../../lib/image/index.js';
+import { storageDriver, checkDriverName } from '../../lib/storage/index.js';
+import { parsePublish, listen, splice, networkCommand, ip, ipIn, type Endpoint, type PortMapping } from '../../lib/network/index.js';
 import {
-  createEndpoint, removeEndpoint, ip, ipIn, parsePublish, listen, splice, networkCommand, type Endpoint, type PortMapping,
-} from '../../lib/network/index.js';
-import {
-  createCgroup, parseCpus, parseCpuShares, sharesToWeight, CPU_PERIOD_US, type Cgroup,
+  createCgroup, parseCpus, parseCpuShares, sharesToWeight, resourcesOf, CPU_PERIOD_US, type Cgroup,
 } from '../../lib/cgroup/index.js';
-
-/** What the parent side hands to the init stage, as JSON on its command line. */
-interface InitConfig {
-  argv: string[]; // the command and its arguments
-  env: string[]; // its whole environment, KEY=VALUE
-  rootfs: string; // the directory that becomes the container's /
-  cwd: string; // the working directory inside the container
-  overlay?: PreparedRootfs['overlay']; // the directories to stack on rootfs, if the driver wants that
-  hostname: string;
-  network: string; // none, host (level 08: or a network's name)
-}
 
 /** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
 const flags = {
@@ -48,24 +38,30 @@ const flags = {
 };
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
-// Our job: prepare the container, start its first process, wait for it, report how it ended.
+// Our job: prepare the container and its config (a Spec: the OCI runtime-spec's config.json, as
+// far as this level fills it), start its first process, wait for it, report how it ended.
 
 async function run(options: RunOptions<typeof flags>): Promise<number> {
   const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver);
-  const config = { ...containerConfig(options, image, container), overlay };
-  if (config.argv.length === 0) throw new CalfError('no command specified');
-  const endpoint = joinNetwork(config.network);
+  const config = containerConfig(options, image, container, overlay);
+  if (config.process.args.length === 0) throw new CalfError('no command specified');
+  saveConfig(container, config); // config.json beside rootfs/: the container's directory is an OCI bundle
+  const endpoint = joinNetwork(container, String(options.flags.network ?? 'none')); // an address, released by its teardown
   await publishPorts(options.flags.publish ?? [], endpoint); // before the container starts: a taken port stops it
+  container.teardown.add('removeCgroup', container.id); // before it exists: a calf killed while making it leaves nothing unfound
   const cgroup = createCgroup(options.flags.cgroupParent ?? 'calf', container.id); // calf/<id>, as Docker's docker/<id>
-  process.on('exit', () => cgroup.remove()); // sync: also when calf fails; kills what is left in it
-  limitCpu(cgroup, options.flags.cpus, options.flags.cpuShares);
+  limitCpu(cgroup, config.linux?.resources ?? {});
   const child = inNewPidNamespace(() => startInit(config));
-  await syncWithInit(child, (pid) => { joinCgroup(cgroup, pid); connectSandbox(endpoint, pid); }); // between its unshares and its execve
-  return exitStatus(await exited(child));
+  const hostSide = (pid: number): void => { // the parent's part: after the init stage's unshares, before its execve
+    joinCgroup(cgroup, pid);
+    connectSandbox(endpoint, pid);
+  };
+  await syncWithInit(child, hostSide);
+  return exitStatus(await exited(child, container)); // exited() also records it in the container's state
 }
 
 /** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
-function startInit(config: InitConfig): ChildProcess {
+function startInit(config: Spec): ChildProcess {
   return spawn(process.execPath, [initEntry(), 'init', JSON.stringify(config)], {
     stdio: SYNC_STDIO, // calf's own stdin/stdout/stderr, byte for byte, and fd 3: the sync socket
     env: initEnv(), // the command's environment is in config; Node's own variables only slow this stage
@@ -78,24 +74,35 @@ function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): num
 }
 
 /** Find the image, and have a storage driver make the container's root out of its layers. */
-async function prepareRootfs(ref: string, driverName: string | undefined): Promise<{ image: ResolvedImage; container: Container } & Partial<PreparedRootfs>> {
+async function prepareRootfs(ref: string, driverName: string | undefined): Promise<{ image: ResolvedImage; container: Container; overlay?: Root['overlay'] }> {
   const driver = storageDriver(driverName); // first: a bad name leaves nothing behind
   const image = resolveImage(ref);
-  const container = createContainer();
-  process.on('exit', () => driver.remove(container)); // sync, so it also runs when prepare() fails
+  const container = createContainer(image);
+  container.teardown.add('removeContainerDir', container.dir); // before prepare(): it can fail halfway
   return { image, container, ...(await driver.prepare(image, container)) };
 }
 
-/** The init stage's config: the command line's command and environment over the image's defaults. */
-function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
+/** The init stage's config, in the OCI runtime-spec's names: the command and environment over the image's defaults. */
+function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container, overlay?: Root['overlay']): Spec {
   const defaults = image.config.config ?? {};
   return {
-    argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
-    env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
-    rootfs: container.rootfs,
-    cwd: defaults.WorkingDir || '/',
+    ociVersion: OCI_VERSION,
+    process: {
+      args: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
+      env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
+      cwd: defaults.WorkingDir || '/',
+    },
+    root: { path: container.rootfs, overlay },
     hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id
-    network: String(options.flags.network ?? 'none'),
+    linux: {
+      namespaces: [
+        { type: 'mount' },
+        { type: 'uts' }, { type: 'ipc' },
+        { type: 'pid' },
+        ...(options.flags.network === 'host' ? [] : [{ type: 'network' as const }]),
+      ],
+      resources: resourcesOf(options.flags),
+    },
   };
 }
 
@@ -104,24 +111,11 @@ function joinCgroup(cgroup: Cgroup, pid: number): void {
   cgroup.set({ v1: { 'cgroup.procs': pid }, v2: { 'cgroup.procs': pid } }); // v1: once per hierarchy
 }
 
-/** `--cpus` as a CFS quota per period, `--cpu-shares` as a weight against the other cgroups. */
-function limitCpu(cgroup: Cgroup, cpus: number | undefined, shares: number | undefined): void {
-  if (cpus !== undefined) {
-    const quota = Math.round(cpus * CPU_PERIOD_US);
-    cgroup.set({
-      v1: { 'cpu.cfs_period_us': CPU_PERIOD_US, 'cpu.cfs_quota_us': quota },
-      v2: { 'cpu.max': `${quota} ${CPU_PERIOD_US}` },
-    });
-  }
+/** The spec's CPU resources (from --cpus and --cpu-shares): a CFS quota per period, and a weight against the other cgroups. */
+function limitCpu(cgroup: Cgroup, { cpu }: Resources): void {
+  const { quota, period = CPU_PERIOD_US, shares } = cpu ?? {};
+  if (quota !== undefined) cgroup.set({ v1: { 'cpu.cfs_period_us': period, 'cpu.cfs_quota_us': quota }, v2: { 'cpu.max': `${quota} ${period}` } });
   if (shares !== undefined) cgroup.set({ v1: { 'cpu.shares': shares }, v2: { 'cpu.weight': sharesToWeight(shares) } });
-}
-
-/** The container's endpoint on its network (none with --network none or host): an address leased from the pool. */
-function joinNetwork(network: string): Endpoint | undefined {
-  if (network === 'none' || network === 'host') return undefined;
-  const endpoint = createEndpoint(network); // IPAM: the lowest free address, under the pool's lock
-  process.on('exit', () => removeEndpoint(endpoint)); // sync: the veth and the lease go however calf exits
-  return endpoint;
 }
 
 /** Publish ports: a proxy on the host's 127.0.0.1 for each, forwarding to the container's address. */
@@ -146,19 +140,19 @@ function connectSandbox(endpoint: Endpoint | undefined, pid: number): void {
 }
 
 // ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
-// Our job: turn this process into the container, then become the command with execve().
-// Everything here is synchronous: after unshare() only this thread is in the new namespaces.
+// Our job: become the container, then the command (execve). All synchronous: unshare() moves this thread only.
 
-function init(config: InitConfig): never {
+function init(config: Spec): never {
+  const rootfs = config.root!.path; // calf's config has a root from level 01 on
   enterMountNamespace(); // first: every mount below then stays in the container
-  mountOverlay(config.rootfs, config.overlay); // before the others: they go on top of it
-  enterUtsAndIpcNamespaces(config.hostname);
-  if (config.network !== 'host') enterNetworkNamespace(); // before /sys: sysfs shows its mounter's netns
-  syncWithParent(); // sync: our namespaces exist; the parent connects our netns to its network now
-  mountProcAndSys(config.rootfs);
-  populateDev(`${config.rootfs}/dev`);
-  pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root
-  execCommand(config.argv, config.env);
+  mountOverlay(rootfs, config.root!.overlay); // before the others: they go on top of it
+  enterUtsAndIpcNamespaces(config.hostname!);
+  if (config.linux?.namespaces?.some((ns) => ns.type === 'network')) enterNetworkNamespace(); // before /sys: it shows its mounter's netns
+  syncWithParent(); // sync: our namespaces exist; the parent connects our netns, joins us to our cgroup
+  mountProcAndSys(rootfs);
+  populateDev(`${rootfs}/dev`);
+  pivotInto(rootfs, config.process.cwd); // after the mounts: they move along with the new root
+  execCommand(config.process.args, config.process.env);
 }
 
 /** A mount namespace of its own, whose mounts never reach the host's. */
@@ -194,7 +188,7 @@ function populateDev(dev: string): void {
 }
 
 /** Stack the image's layers under the container's own writable directory, on rootfs: one overlay mount. */
-function mountOverlay(rootfs: string, overlay: InitConfig['overlay']): void {
+function mountOverlay(rootfs: string, overlay: Root['overlay']): void {
   if (!overlay) return; // the vfs driver copied the layers into rootfs: nothing to stack
   const lowerdir = overlay.lower.toReversed().join(':'); // the top layer first: it hides the ones after it
   linux.mount('overlay', rootfs, 'overlay', 0, `lowerdir=${lowerdir},upperdir=${overlay.upper},workdir=${overlay.work}`);
@@ -230,12 +224,6 @@ function execCommand(argv: string[], env: string[]): never {
 function enterUtsAndIpcNamespaces(hostname: string): void {
   linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWIPC);
   linux.sethostname(hostname);
-}
-
-/** `--hostname`: what sethostname(2) takes, and what a resolver would (RFC 1123: letters, digits, -, .). */
-function hostnameArg(name: string): string {
-  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(name)) throw new CalfError(`invalid hostname ${JSON.stringify(name)}: use letters, digits, '-' and '.', at most 63`);
-  return name;
 }
 
 /** Start the init stage as PID 1 of a new PID namespace, and keep calf's later children in the host's. */

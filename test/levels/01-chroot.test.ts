@@ -98,10 +98,12 @@ describe('01 chroot', () => {
   });
 });
 
-/** The pid of the calf process that made a container directory (lib/container.ts writes it). */
+/** The pid of the calf process that made a container directory: its state record's owner (lib/runtime/state.ts), or the pid in a `.new-<pid>-` name. */
 function ownerOf(dir: string): number | undefined {
+  const unfinished = /^\.new-(\d+)-/.exec(path.basename(dir));
+  if (unfinished) return Number(unfinished[1]);
   try {
-    return Number(fs.readFileSync(path.join(dir, 'calf.pid'), 'utf8'));
+    return (JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as { owner: { pid: number } }).owner.pid;
   } catch {
     return undefined;
   }

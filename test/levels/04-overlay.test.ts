@@ -36,12 +36,12 @@ function printed(proc: ResultPromise, re: RegExp): Promise<string> {
   });
 }
 
-/** The container directory whose calf.pid names the calf process `pid` (level 01's layout). */
+/** The container directory whose state record names the calf process `pid` as its owner (level 01's layout). */
 function containerDirOf(pid: number): string | undefined {
   const dir = path.join(calfRoot(), 'containers');
   return (fs.existsSync(dir) ? fs.readdirSync(dir) : []).map((d) => path.join(dir, d)).find((d) => {
     try {
-      return Number(fs.readFileSync(path.join(d, 'calf.pid'), 'utf8')) === pid;
+      return (JSON.parse(fs.readFileSync(path.join(d, 'state.json'), 'utf8')) as { owner: { pid: number } }).owner.pid === pid;
     } catch {
       return false;
     }

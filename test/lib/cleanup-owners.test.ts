@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { cleanup } from '../../lib/runtime/cleanup.js';
-import { registerLeftovers } from '../../lib/runtime/leftovers.js';
+import type { LeftoverKind } from '../../lib/core/leftovers.js';
 
 let root: string | undefined;
 let owner: number | undefined;
@@ -38,15 +38,17 @@ describe('calf cleanup and a calf that dies meanwhile', () => {
     owner = pid;
     const removed: string[] = [];
     let dies = true;
-    registerLeftovers({ kind: 'test thing a', find: () => [{ what: 'thing a', owner: pid, remove: () => removed.push('a') }] });
-    registerLeftovers({
-      kind: 'test thing b',
-      find: () => {
-        if (dies) killAndWait(pid); // the owner dies between the two kinds
-        return [{ what: 'thing b', owner: pid, remove: () => removed.push('b') }];
+    const kinds: LeftoverKind[] = [
+      { kind: 'test thing a', find: () => [{ what: 'thing a', owner: pid, remove: () => void removed.push('a') }] },
+      {
+        kind: 'test thing b',
+        find: () => {
+          if (dies) killAndWait(pid); // the owner dies between the two kinds
+          return [{ what: 'thing b', owner: pid, remove: () => void removed.push('b') }];
+        },
       },
-    });
-    const first = cleanup({ root });
+    ];
+    const first = cleanup({ root, kinds });
     expect({ gone: !fs.existsSync(`/proc/${pid}`), removed: [...removed], report: first.filter((l) => l.includes('thing')) }).toEqual({
       gone: true,
       removed: [],
@@ -56,7 +58,7 @@ describe('calf cleanup and a calf that dies meanwhile', () => {
       ],
     });
     dies = false;
-    expect(cleanup({ root }).filter((l) => l.includes('thing'))).toEqual(['removed thing a', 'removed thing b']);
+    expect(cleanup({ root, kinds }).filter((l) => l.includes('thing'))).toEqual(['removed thing a', 'removed thing b']);
     expect(removed).toEqual(['a', 'b']);
   });
 });

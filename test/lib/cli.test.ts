@@ -58,7 +58,7 @@ describe('calf cleanup', () => {
   it('removes a dead run’s container directory and detaches what is mounted in it', async () => {
     const dir = path.join(root, 'containers', 'deadbeef0000');
     fs.mkdirSync(path.join(dir, 'rootfs/tmp'), { recursive: true });
-    fs.writeFileSync(path.join(dir, 'calf.pid'), '999999999\n'); // no such process
+    fs.writeFileSync(path.join(dir, 'state.json'), '{"owner": '); // a record half-written by a calf killed meanwhile
     await execa('mount', ['-t', 'tmpfs', 'calf-test', path.join(dir, 'rootfs/tmp')]);
     try {
       const r = await calf(['cleanup']);
@@ -74,10 +74,14 @@ describe('calf cleanup', () => {
   it('keeps the directory of a container whose calf is still running', async () => {
     const dir = path.join(root, 'containers', 'a11ve0000000');
     fs.mkdirSync(path.join(dir, 'rootfs'), { recursive: true });
-    fs.writeFileSync(path.join(dir, 'calf.pid'), `${process.pid}\n`);
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+    const startTime = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]); // field 22: this process's start time
+    fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify({
+      id: 'a11ve0000000'.padEnd(64, '0'), owner: { pid: process.pid, startTime }, teardown: [{ step: 'removeContainerDir', args: [dir] }],
+    }));
     try {
       const r = await calf(['cleanup']);
-      expect(r.stdout).toContain(`kept container dir ${dir}`);
+      expect(r.stdout).toContain(`kept container a11ve0000000 (${dir})`);
       expect(fs.existsSync(dir)).toBe(true);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -4,24 +4,14 @@
  * `npm test` take a snapshot before a run and fail it on anything new afterwards.
  *
  * Two sources, on purpose: the detector's own scans (it does not trust the code it checks), and
- * every kind of leftover lib registers (lib/runtime/leftovers.ts), so a kind a new level adds is
- * detected without an edit here. Every module under lib/ is loaded to let each one register.
+ * every kind of leftover lib lists (lib/runtime/leftovers.ts), so a kind a new level adds is
+ * detected without an edit here.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { pathToFileURL } from 'node:url';
 import { mountPoints } from './mounts.js';
-import { repo } from './paths.js';
 import { findLeftovers } from '../../lib/runtime/leftovers.js';
-
-function libModules(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const full = path.join(dir, e.name);
-    return e.isDirectory() ? libModules(full) : e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [full] : [];
-  });
-}
-for (const file of libModules(path.join(repo, 'lib'))) await import(pathToFileURL(file).href);
 
 function safe<T>(fn: () => T, fallback: T): T {
   try {

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadImages } from '../../lib/image/load.js';
 import { mount, MS_BIND, MS_SHARED } from '../../lib/linux/mount.js';
-import { unmountUnder } from '../../lib/runtime/mountinfo.js';
+import { unmountUnder } from '../../lib/core/mountinfo.js';
 import { imagesDir } from './images.js';
 
 const TEST_IMAGES = ['busybox', 'layered', 'calf-test'];

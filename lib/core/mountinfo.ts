@@ -1,5 +1,7 @@
 /**
- * Reading the mount table, for cleanup and for tests that compare it.
+ * The mount table: the one parser of `/proc/PID/mountinfo` in lib (cgroup hierarchies, container
+ * roots and cleanup all read it through this), and the detaching of what is mounted under a
+ * directory.
  * @see https://man7.org/linux/man-pages/man5/proc_pid_mountinfo.5.html
  * @module
  */
@@ -15,8 +17,12 @@ export interface MountInfo {
   root: string;
   /** where it is mounted, relative to the reader's root */
   mountPoint: string;
+  /** per-mount options: `rw,nosuid,relatime` */
+  options: string[];
   fsType: string;
   source: string;
+  /** per-superblock options: for a v1 cgroup hierarchy, its controllers (`rw,cpu,cpuacct`) */
+  superOptions: string[];
 }
 
 /** Undo mountinfo's octal escapes (`\040` is a space). */
@@ -29,10 +35,10 @@ export function readMountInfo(pid: number | 'self' = 'self'): MountInfo[] {
   return fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').trimEnd().split('\n').map((line) => {
     const [before, after = ''] = line.split(' - ');
     const f = before!.split(' ');
-    const [fsType = '', source = ''] = after.split(' ');
+    const [fsType = '', source = '', superOptions = ''] = after.split(' ');
     return {
       id: Number(f[0]), parent: Number(f[1]), root: unescape(f[3]!), mountPoint: unescape(f[4]!),
-      fsType, source: unescape(source),
+      options: f[5]!.split(','), fsType, source: unescape(source), superOptions: superOptions.split(','),
     };
   });
 }

@@ -1,0 +1,101 @@
+/**
+ * A container's teardown list: what calf made for it (its directory, its writable layer, its
+ * endpoint, its cgroup…), recorded as it is made, and undone last-in-first-out when the
+ * container is removed. A level registers a step in one line next to the thing it undoes:
+ *
+ * ```ts
+ * container.teardown.add('removeEndpoint', endpoint); // runs removeEndpoint(endpoint) at the end
+ * ```
+ *
+ * The steps live in the container's state record (lib/runtime/state.ts) as plain data, a
+ * function's name and its arguments, so any calf process can run them: the `calf run` that made
+ * the container as it exits, and `calf cleanup` after that calf was killed. Both call
+ * {@link runTeardown}, so a cleanup does exactly what the run would have done.
+ *
+ * Every step is idempotent ("already gone" is success) and isolated: one that fails is reported
+ * and kept in the record for the next cleanup, and the others still run. Steps are synchronous
+ * (they run in Node's 'exit' handler) and bound their own waiting (a cgroup whose processes are
+ * still exiting: 5 s).
+ * @module
+ */
+import fs from 'node:fs';
+import { faultPoint } from '../core/faults.js';
+import { messageOf } from '../core/errors.js';
+import { removeTree } from '../core/tree.js';
+import { removeCgroupOf } from '../cgroup/cgroup.js';
+import { removeEndpoint, type Endpoint } from '../network/networks.js';
+import { readState, stateFile, writeState } from './state.js';
+
+/** Every step a teardown list can hold, by name: calf cleanup knows them all, whatever a level imports. */
+const STEPS = {
+  /** the container's directory (its rootfs, a driver's upper and work), and the mounts left under it */
+  removeContainerDir: (dir: string) => removeTree(dir),
+  /** an endpoint: the veth, if still there, and the address lease (level 08) */
+  removeEndpoint: (endpoint: Endpoint) => removeEndpoint(endpoint),
+  /** a cgroup: what is left in it is killed, its directories removed (level 09) */
+  removeCgroup: (id: string) => removeCgroupOf(id),
+} satisfies Record<string, (...args: never[]) => void>;
+
+/** A step's name: one of the functions above. */
+export type StepName = keyof typeof STEPS;
+
+/** One step of a teardown list, as the record keeps it: the function and its arguments. */
+export interface TeardownStep {
+  step: StepName;
+  args: unknown[];
+}
+
+/** What a level uses to register steps on its container's list. */
+export interface Teardown {
+  /** Register `step(...args)` to run when the container is torn down. The arguments must be plain data (JSON). */
+  add<K extends StepName>(step: K, ...args: Parameters<(typeof STEPS)[K]>): void;
+}
+
+/** The teardown list of the container whose directory is `dir` (its state record must exist). */
+export function teardownOf(dir: string): Teardown {
+  return {
+    add(step, ...args) {
+      const state = readState(dir);
+      if (!state) throw new Error(`${stateFile(dir)}: no state record to add the teardown step ${step} to`);
+      writeState(dir, { ...state, teardown: [...state.teardown, { step, args }] });
+    },
+  };
+}
+
+/** A step that failed, and why. */
+export interface TeardownFailure {
+  step: TeardownStep;
+  error: string;
+}
+
+/**
+ * Run the teardown list of the container directory `dir`, last step first. Each step that
+ * succeeds leaves the record; one that fails stays in it (the record is written back even when
+ * an earlier-registered step removed the directory), so `calf cleanup` can try it again.
+ * @returns the steps that failed; empty when everything is gone
+ */
+export function runTeardown(dir: string): TeardownFailure[] {
+  const state = readState(dir);
+  if (!state) return [];
+  const pending = [...state.teardown];
+  const failed: TeardownFailure[] = [];
+  while (pending.length) {
+    const step = pending.pop()!;
+    try {
+      (STEPS[step.step] as (...args: unknown[]) => void)(...step.args);
+    } catch (err) {
+      failed.unshift({ step, error: messageOf(err) });
+    }
+    const left = [...pending, ...failed.map((f) => f.step)];
+    if (fs.existsSync(dir)) writeState(dir, { ...state, teardown: left });
+    faultPoint('during-teardown');
+  }
+  if (failed.length && !fs.existsSync(stateFile(dir))) writeState(dir, { ...state, teardown: failed.map((f) => f.step) });
+  return failed;
+}
+
+/** One line for a failed step: `removeEndpoint 10.88.0.2: ip link delete …: …`. */
+export function describeFailure({ step, error }: TeardownFailure): string {
+  const what = step.args.map((a) => (typeof a === 'object' && a !== null ? (a as { address?: string }).address ?? '…' : String(a))).join(' ');
+  return `${step.step} ${what}: ${error}`;
+}
