@@ -85,8 +85,10 @@ process.once('exit', () => {
 
 /**
  * Make a sandbox: a directory under the temp dir and the namespaces' PID 1.
- * @param options.hideCgroup2 also cover /sys/fs/cgroup/unified (a hybrid host's empty cgroup2
- *   mount) with a tmpfs: crun refuses such a host, runc does not care
+ * @param options.hideCgroup2 also cover /sys/fs/cgroup/unified (a hybrid host's cgroup2 mount,
+ *   without controllers) with an empty, writable tmpfs: crun fails on such a host and works
+ *   once it sees no cgroup2 there (the directories it still makes there are the sandbox's);
+ *   runc does not care
  */
 export async function createEngineSandbox(options: { hideCgroup2?: boolean } = {}): Promise<EngineSandbox> {
   const name = `calf-engines-${token()}`;
@@ -97,7 +99,7 @@ export async function createEngineSandbox(options: { hideCgroup2?: boolean } = {
     'set -e',
     `for d in ${covers.join(' ')}; do mount -t tmpfs -o mode=0755 ${name} "$d"; done`,
     'chmod 1777 /var/tmp /dev/shm',
-    ...(hide ? [`mount -t tmpfs -o ro,mode=0555 ${name} ${hide}`] : []),
+    ...(hide ? [`mount -t tmpfs -o mode=0755 ${name} ${hide}`] : []),
     'ip link set lo up',
     'echo ready',
     // PID 1 of the namespace: bash reaps every orphan that is reparented to it (conmon and the
