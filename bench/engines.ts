@@ -20,8 +20,9 @@ import { createEngineSandbox, type EngineSandbox } from '../test/support/engine-
 
 const { values: opts } = parseArgs({ options: { runs: { type: 'string', default: '10' }, runtime: { type: 'string', multiple: true, default: [] } } });
 const runs = Math.max(1, Number(opts.runs));
-const runtimes: [string, string][] = [['runc', '/usr/bin/runc'], ['crun', '/usr/bin/crun'], ...opts.runtime!.map((r) => r.split('=', 2) as [string, string])]
-  .filter(([, p]) => fs.existsSync(p));
+const builtin: [string, string][] = [['runc', '/usr/bin/runc'], ['crun', '/usr/bin/crun']];
+const extra = (opts.runtime as string[]).map((r): [string, string] => [r.slice(0, r.indexOf('=')), r.slice(r.indexOf('=') + 1)]);
+const runtimes = [...builtin, ...extra].filter(([, p]) => fs.existsSync(p));
 
 interface Case { name: string; run: (i: number) => Promise<{ exitCode?: number; stderr: string }> }
 const cases: Case[] = [];

@@ -69,19 +69,38 @@ export interface EngineSandbox {
   remove(): Promise<string[]>;
 }
 
-const live = new Map<string, { holder: ChildProcess; pid1: number }>();
+/** The sandboxes not removed yet, by name: what the exit and signal handlers end. */
+const live = new Map<string, () => string[]>();
 
-// A test interrupted by Ctrl-C still ends its sandboxes (the cgroups and the directory stay: the
-// leftover detector names them; `calf-engines-*` is a calf-made name).
-process.once('exit', () => {
-  for (const { pid1 } of live.values()) {
-    try {
-      process.kill(pid1, 'SIGKILL');
-    } catch {
-      // already gone
-    }
+/** Sleep synchronously (teardown runs in exit and signal handlers too). */
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+// A test process that exits or is interrupted (Ctrl-C, jest ending a worker) still removes its
+// sandboxes: the handlers are there only while one is.
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+function onExit(): void {
+  for (const teardown of [...live.values()]) teardown();
+}
+function onSignal(signal: NodeJS.Signals): void {
+  onExit();
+  process.exit(128 + os.constants.signals[signal]);
+}
+function track(name: string, teardown: () => string[]): void {
+  if (!live.size) {
+    process.once('exit', onExit);
+    for (const signal of SIGNALS) process.once(signal, onSignal);
   }
-});
+  live.set(name, teardown);
+}
+function untrack(name: string): void {
+  live.delete(name);
+  if (!live.size) {
+    process.off('exit', onExit);
+    for (const signal of SIGNALS) process.off(signal, onSignal);
+  }
+}
 
 /**
  * Make a sandbox: a directory under the temp dir and the namespaces' PID 1.
@@ -125,9 +144,63 @@ export async function createEngineSandbox(options: { hideCgroup2?: boolean } = {
   }
   // unshare --fork waits for its one child, the namespace's PID 1
   const pid1 = childrenOf(holder.pid!)[0]!;
-  live.set(name, { holder, pid1 });
   const enter = ['--target', String(pid1), '--pid', '--mount', '--net', '--'];
   const envOf = (extra: Record<string, string> = {}) => ['env', '-i', `PATH=${CLEAN_PATH}`, ...Object.entries(extra).map(([k, v]) => `${k}=${v}`)];
+
+  /** The steps of remove(), synchronous, each one idempotent; what could not be removed. */
+  const teardown = (): string[] => {
+    const left: string[] = [];
+    if (live.has(name)) {
+      untrack(name);
+      // 1. PID 1 ends (EOF on its stdin; SIGKILL in case it is stuck), and the kernel kills
+      //    every other process in its namespace, and waits for them, before PID 1 is gone.
+      holder.stdin!.destroy();
+      try {
+        process.kill(pid1, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+      const until = Date.now() + 15_000 * slow;
+      while (processesIn(pid1, true).length) {
+        if (Date.now() > until) {
+          left.push(`processes of sandbox ${name} still running: ${processesIn(pid1, true).join(' ')}`);
+          break;
+        }
+        pause(20);
+      }
+    }
+    // 2. The cgroups the engines made, deepest first; one whose last process is still exiting
+    //    is busy for a moment.
+    for (const cg of cgroupDirs(name)) {
+      const until = Date.now() + 5_000 * slow;
+      for (;;) {
+        try {
+          fs.rmdirSync(cg);
+          break;
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT') break;
+          if (Date.now() > until) {
+            left.push(`cgroup ${cg} (${code})`);
+            break;
+          }
+          pause(50);
+        }
+      }
+    }
+    // 3. The directory: nothing is mounted in it on the host (the mounts were the sandbox's).
+    const mounted = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((p) => p && (p === dir || p.startsWith(`${dir}/`)));
+    if (mounted.length) left.push(...mounted.map((m) => `mount ${m}`));
+    else {
+      try {
+        fs.rmSync(dir, { recursive: true, force: true });
+      } catch (e) {
+        left.push(`${dir} (${(e as Error).message})`);
+      }
+    }
+    return left;
+  };
+  track(name, teardown);
 
   const sandbox: EngineSandbox = {
     name,
@@ -161,58 +234,7 @@ export async function createEngineSandbox(options: { hideCgroup2?: boolean } = {
       }
     },
     cgroups: () => cgroupDirs(name),
-    remove: async () => {
-      const left: string[] = [];
-      const entry = live.get(name);
-      if (entry) {
-        live.delete(name);
-        // 1. PID 1 ends (EOF on its stdin; SIGKILL in case it is stuck), and the kernel kills the rest.
-        entry.holder.stdin!.end();
-        try {
-          process.kill(entry.pid1, 'SIGKILL');
-        } catch {
-          // gone already
-        }
-        const gone = Date.now() + 15_000 * slow;
-        while ((entry.holder.exitCode === null && entry.holder.signalCode === null) || processesIn(entry.pid1, true).length) {
-          if (Date.now() > gone) {
-            left.push(`processes of sandbox ${name} still running: ${processesIn(entry.pid1, true).join(' ')}`);
-            break;
-          }
-          await new Promise((r) => setTimeout(r, 20));
-        }
-      }
-      // 2. The cgroups the engines made, deepest first; a cgroup whose last process is still
-      //    exiting is busy for a moment.
-      for (const cg of cgroupDirs(name)) {
-        const until = Date.now() + 5_000 * slow;
-        for (;;) {
-          try {
-            fs.rmdirSync(cg);
-            break;
-          } catch (e) {
-            const code = (e as NodeJS.ErrnoException).code;
-            if (code === 'ENOENT') break;
-            if (Date.now() > until) {
-              left.push(`cgroup ${cg} (${code})`);
-              break;
-            }
-            await new Promise((r) => setTimeout(r, 50));
-          }
-        }
-      }
-      // 3. The directory: nothing is mounted in it on the host (the mounts were the sandbox's).
-      const mounted = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((p) => p && (p === dir || p.startsWith(`${dir}/`)));
-      if (mounted.length) left.push(...mounted.map((m) => `mount ${m}`));
-      else {
-        try {
-          fs.rmSync(dir, { recursive: true, force: true });
-        } catch (e) {
-          left.push(`${dir} (${(e as Error).message})`);
-        }
-      }
-      return left;
-    },
+    remove: async () => teardown(),
   };
   return sandbox;
 }

@@ -54,7 +54,8 @@ function globalFlags(dir: string, runtime: string, driver: string): string[] {
 
 /**
  * containers.conf, storage.conf and registries.conf of the test's own (podman reads the
- * machine's only when these variables are unset). default_ulimits: podman's rootful default
+ * machine's only when these variables are unset). runtime_supports_json adds calf-runtime to
+ * podman's list, so that it gets runc's --log-format json too. default_ulimits: podman's rootful default
  * (nofile 1048576, nproc 32768) is above this machine's hard limits, and runc's setrlimit then
  * fails with EPERM; the workshop VM does not need it, but it does no harm there.
  */
@@ -74,6 +75,9 @@ hooks_dir = ["${dir}/hooks.d"]
 volume_path = "${dir}/root/volumes"
 static_dir = "${dir}/root/libpod"
 conmon_path = ["/usr/bin/conmon"]
+# podman passes --log-format=json --log FILE only to runtimes named here (by base name), and
+# then reads a failed create's message from FILE; others' from their stderr
+runtime_supports_json = ["crun", "runc", "kata", "runsc", "krun", "calf-runtime"]
 
 [network]
 network_backend = "cni"
