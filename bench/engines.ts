@@ -12,11 +12,14 @@
  * changes nothing. Every time includes nsenter into the sandbox: the `true` row measures that.
  */
 import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { startPodman, type Podman } from '../test/support/podman.js';
 import { startContainerd, type Containerd } from '../test/support/containerd.js';
 import { createEngineSandbox, type EngineSandbox } from '../test/support/engine-sandbox.js';
+import { imagesDir } from '../test/support/images.js';
 
 const { values: opts } = parseArgs({ options: { runs: { type: 'string', default: '10' }, runtime: { type: 'string', multiple: true, default: [] } } });
 const runs = Math.max(1, Number(opts.runs));
@@ -33,6 +36,21 @@ try {
   const bare: EngineSandbox = await createEngineSandbox();
   engines.push({ stop: () => bare.remove() });
   cases.push({ name: 'nsenter into a sandbox + true (overhead in every row)', run: () => bare.exec('true', []) });
+  // runc alone on a bundle of busybox (runc spec, without a terminal): the anchor the engines add to
+  const bundle = path.join(bare.dir, 'bundle');
+  fs.mkdirSync(path.join(bundle, 'rootfs'), { recursive: true });
+  const layout = path.join(imagesDir, 'busybox');
+  const blob = (digest: string) => path.join(layout, 'blobs', ...digest.split(':'));
+  const index = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+  const manifest = JSON.parse(fs.readFileSync(blob(index.manifests[0]!.digest), 'utf8')) as { layers: { digest: string }[] };
+  for (const layer of manifest.layers) execFileSync('tar', ['-xzf', blob(layer.digest), '-C', path.join(bundle, 'rootfs')]);
+  execFileSync('runc', ['spec'], { cwd: bundle });
+  const spec = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as { process: { terminal: boolean; args: string[] }; linux: { cgroupsPath?: string } };
+  spec.process.terminal = false;
+  spec.process.args = ['true'];
+  spec.linux.cgroupsPath = `${bare.cgroupParent}/runc`;
+  fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
+  cases.push({ name: 'runc run busybox true (no engine)', run: (i) => bare.exec('runc', ['run', '--bundle', bundle, `b${i}`]) });
   for (const [name, path] of runtimes) {
     for (const hide of name === 'runc' ? [false, true] : [true]) {
       const p: Podman = await startPodman({ runtime: path, hideCgroup2: hide });

@@ -143,7 +143,12 @@ export async function createEngineSandbox(options: { hideCgroup2?: boolean } = {
     await new Promise((r) => setTimeout(r, 10));
   }
   // unshare --fork waits for its one child, the namespace's PID 1
-  const pid1 = childrenOf(holder.pid!)[0]!;
+  const pid1 = childrenOf(holder.pid!)[0];
+  if (pid1 === undefined) {
+    holder.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw new Error('engine sandbox: unshare said ready but has no child');
+  }
   const enter = ['--target', String(pid1), '--pid', '--mount', '--net', '--'];
   const envOf = (extra: Record<string, string> = {}) => ['env', '-i', `PATH=${CLEAN_PATH}`, ...Object.entries(extra).map(([k, v]) => `${k}=${v}`)];
 
