@@ -33,8 +33,8 @@ import {
   lookupUser, //@s11
   securityConfig, capabilityArg, type Capabilities, type Seccomp, //@s12
 } from '../lib/runtime/index.js';
-import { resolveImage, unpackImage, type ResolvedImage } from '../lib/image/index.js'; //@s01..04
-import { resolveImage, type ResolvedImage } from '../lib/image/index.js'; //@04
+import { resolveImage, type ResolvedImage } from '../lib/image/index.js'; //@s01
+import { unpackImage } from '../lib/image/index.js'; // level 04's storage drivers unpack layers themselves //@s01..04
 import { storageDriver, checkDriverName } from '../lib/storage/index.js'; //@s04
 //@s07..s08: import { networkMode } from '../lib/network/index.js';
 import { parsePublish, listen, splice, networkCommand, ip, ipIn, type Endpoint, type PortMapping } from '../lib/network/index.js'; //@s08

@@ -14,7 +14,8 @@ import {
   main, exited, lookPath, mergeEnv, DEFAULT_PATH, CalfError, initEntry, initEnv, OCI_VERSION, type RunOptions, type Spec,
   createContainer, saveConfig, type Container,
 } from '../../lib/runtime/index.js';
-import { resolveImage, unpackImage, type ResolvedImage } from '../../lib/image/index.js';
+import { resolveImage, type ResolvedImage } from '../../lib/image/index.js';
+import { unpackImage } from '../../lib/image/index.js'; // level 04's storage drivers unpack layers themselves
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
 // Our job: prepare the container and its config (a Spec: the OCI runtime-spec's config.json, as
