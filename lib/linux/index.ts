@@ -18,3 +18,4 @@ export * from './xattr.js';
 export * from './socket.js';
 export * from './ioctl.js';
 export * from './file.js';
+export * from './openat2.js';
