@@ -19,3 +19,5 @@ export * from './socket.js';
 export * from './ioctl.js';
 export * from './file.js';
 export * from './openat2.js';
+export * from './termios.js';
+export * from './pty.js';
