@@ -3,11 +3,20 @@
  * @module
  */
 import fs from 'node:fs';
+import koffi from 'koffi';
 import { libc, check, Bare } from './libc.js';
 
 /** `prctl(2)` options calf uses. */
 export const PR_CAPBSET_READ = 23;
 export const PR_CAPBSET_DROP = 24;
+/**
+ * Make the caller a child subreaper (`arg2` 1) or not (0): an orphan among its descendants is
+ * re-parented to it instead of to init, so it can learn that orphan's exit status (a monitor
+ * does this). Its children then include processes Node did not spawn: see `reapAdopted`.
+ */
+export const PR_SET_CHILD_SUBREAPER = 36;
+/** Whether the caller is a child subreaper: {@link prctl} returns it (the kernel writes it through `arg2`). */
+export const PR_GET_CHILD_SUBREAPER = 37;
 export const PR_SET_NO_NEW_PRIVS = 38;
 export const PR_GET_NO_NEW_PRIVS = 39;
 export const PR_CAP_AMBIENT = 47;
@@ -47,6 +56,9 @@ export function capMask(caps: Iterable<Capability>): bigint {
 }
 
 const _prctl = libc.func('int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)');
+// the options that answer through a pointer in arg2 instead of the return value
+const _prctlOut = libc.func('prctl', 'int', ['int', koffi.out(koffi.pointer('int')), 'unsigned long', 'unsigned long', 'unsigned long']);
+const ANSWER_IN_ARG2 = new Set([PR_GET_CHILD_SUBREAPER]);
 // capget/capset take a header and two 32-bit data structs (version 3: 64 capabilities): raw bytes
 const _capget = libc.func('int capget(_Inout_ uint8_t *hdrp, _Out_ uint8_t *datap)');
 const _capset = libc.func('int capset(uint8_t *hdrp, const uint8_t *datap)');
@@ -57,6 +69,11 @@ const _capset = libc.func('int capset(uint8_t *hdrp, const uint8_t *datap)');
  * @see https://man7.org/linux/man-pages/man2/prctl.2.html
  */
 export function prctl(option: number, arg2 = 0, arg3 = 0, arg4 = 0, arg5 = 0): number {
+  if (ANSWER_IN_ARG2.has(option)) {
+    const answer = [0];
+    check(_prctlOut(option, answer, arg3, arg4, arg5) as number, 'prctl', [option]);
+    return answer[0]!;
+  }
   return check(_prctl(option, arg2, arg3, arg4, arg5) as number, 'prctl', [option, arg2, arg3]);
 }
 

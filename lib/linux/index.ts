@@ -21,3 +21,6 @@ export * from './file.js';
 export * from './openat2.js';
 export * from './termios.js';
 export * from './pty.js';
+export * from './signal.js';
+export * from './pidfd.js';
+export * from './wait.js';

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import * as linux from '../../lib/linux/index.js';
 import { repo } from '../support/paths.js';
 
@@ -117,7 +118,15 @@ describe('a pty from a devpts instance of its own (a container’s /dev/pts)', (
   });
 });
 
-describe('calf’s own terminal', () => {
+describe('a controlling terminal', () => {
+  it('a session leader takes a pty slave as its controlling terminal with TIOCSCTTY', async () => {
+    const r = await execa(process.execPath, ['--import', 'tsx', path.join(repo, 'test/lib/fixtures/process-probe.ts'), 'session'], { cwd: repo, reject: false, timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    const s = JSON.parse(r.stdout) as Record<string, number>;
+    expect(s.ttyBefore).toBe(0); // setsid left it without one
+    expect(s.ttyAfter).toBe(s.slaveRdev);
+  });
+
   it('Node restores its own stdin’s terminal when it exits, raw mode set through tcsetattr included, but not when SIGKILLed', async () => {
     const { slave } = openpty();
     const raw = `const l = await import(${JSON.stringify(path.join(repo, 'lib/linux/index.ts'))}); const t = l.tcgetattr(0); l.cfmakeraw(t); l.tcsetattr(0, l.TCSANOW, t);`;
