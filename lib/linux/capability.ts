@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import koffi from 'koffi';
-import { libc, check, Bare } from './libc.js';
+import { libc, check, Bare, type Layout } from './libc.js';
 
 /** `prctl(2)` options calf uses. */
 export const PR_CAPBSET_READ = 23;
@@ -84,11 +84,16 @@ export interface CapSets {
   inheritable: bigint;
 }
 
-const _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+/** `capget`/`capset` version 3: 64 capabilities, in two 32-bit data structs. */
+export const _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+/** `struct __user_cap_header_struct { __u32 version; int pid; }`: 8 bytes. */
+export const CAP_USER_HEADER = { type: 'struct __user_cap_header_struct', sizeof: 8, offsets: { version: 0, pid: 4 } } as const satisfies Layout;
+/** `struct __user_cap_data_struct { __u32 effective, permitted, inheritable; }`: 12 bytes; version 3 takes two (low and high words). */
+export const CAP_USER_DATA = { type: 'struct __user_cap_data_struct', sizeof: 12, offsets: { effective: 0, permitted: 4, inheritable: 8 } } as const satisfies Layout;
 
 function header(): Buffer {
-  const hdr = Buffer.alloc(8); // { u32 version; int pid } — pid 0: the calling thread
-  hdr.writeUInt32LE(_LINUX_CAPABILITY_VERSION_3, 0);
+  const hdr = Buffer.alloc(CAP_USER_HEADER.sizeof); // pid 0: the calling thread
+  hdr.writeUInt32LE(_LINUX_CAPABILITY_VERSION_3, CAP_USER_HEADER.offsets.version);
   return hdr;
 }
 
@@ -97,10 +102,11 @@ function header(): Buffer {
  * @see https://man7.org/linux/man-pages/man2/capget.2.html
  */
 export function capget(): CapSets {
-  const data = Buffer.alloc(24); // two { u32 effective, permitted, inheritable }: low and high words
+  const data = Buffer.alloc(2 * CAP_USER_DATA.sizeof); // low words, then high words
   check(_capget(header(), data) as number, 'capget');
-  const word = (i: number) => BigInt(data.readUInt32LE(i)) | (BigInt(data.readUInt32LE(12 + i)) << 32n);
-  return { effective: word(0), permitted: word(4), inheritable: word(8) };
+  const word = (i: number) => BigInt(data.readUInt32LE(i)) | (BigInt(data.readUInt32LE(CAP_USER_DATA.sizeof + i)) << 32n);
+  const at = CAP_USER_DATA.offsets;
+  return { effective: word(at.effective!), permitted: word(at.permitted!), inheritable: word(at.inheritable!) };
 }
 
 /**
@@ -110,10 +116,10 @@ export function capget(): CapSets {
  * @see https://man7.org/linux/man-pages/man2/capset.2.html
  */
 export function capset(sets: CapSets): void {
-  const data = Buffer.alloc(24);
-  for (const [i, set] of [sets.effective, sets.permitted, sets.inheritable].entries()) {
-    data.writeUInt32LE(Number(set & 0xffffffffn), 4 * i);
-    data.writeUInt32LE(Number(set >> 32n), 12 + 4 * i);
+  const data = Buffer.alloc(2 * CAP_USER_DATA.sizeof);
+  for (const field of ['effective', 'permitted', 'inheritable'] as const) {
+    data.writeUInt32LE(Number(sets[field] & 0xffffffffn), CAP_USER_DATA.offsets[field]);
+    data.writeUInt32LE(Number(sets[field] >> 32n), CAP_USER_DATA.sizeof + CAP_USER_DATA.offsets[field]);
   }
   check(_capset(header(), data) as number, 'capset', [new Bare(`{ effective: 0x${sets.effective.toString(16)}, permitted: 0x${sets.permitted.toString(16)}, inheritable: 0x${sets.inheritable.toString(16)} }`)]);
 }
