@@ -28,7 +28,12 @@ export const TIOCSCTTY = 0x540e;
 export const TIOCNOTTY = 0x5422;
 /** Read the window size into a `struct winsize` ({@link winsize}). */
 export const TIOCGWINSZ = 0x5413;
-/** Set the window size from a `struct winsize`; the foreground process group gets SIGWINCH. */
+/**
+ * Set the window size from a `struct winsize`; the terminal's foreground process group (the
+ * container's shell, for a pty master) gets SIGWINCH. calf's own side: Node handles SIGWINCH when
+ * stdout is a terminal and emits `process.stdout.on('resize')` with the new `rows`/`columns`, the
+ * moment to pass them on to the master.
+ */
 export const TIOCSWINSZ = 0x5414;
 /** On a pty master: its number N, the slave being `<devpts>/N` (`_IOR('T', 0x30, unsigned int)`). */
 export const TIOCGPTN = 0x80045430;
