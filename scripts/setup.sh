@@ -15,6 +15,13 @@ die() { say "$*"; exit 1; }
 # iproute2: network levels. skopeo, umoci: tests that load images made by other tools.
 # libseccomp2: level 12 loads its seccomp filter through libseccomp (koffi).
 packages=(busybox-static gcc libc6-dev iproute2 skopeo umoci tar libseccomp2)
+# The other architecture's C headers and compiler proper (cc1, in its cpp package: ~50 MB installed,
+# 13 MB to download, not the 160 MB of the whole cross gcc): test/lib/abi.test.ts checks every
+# syscall number, ioctl and struct layout calf uses against both x86_64's and arm64's headers.
+case "$(dpkg --print-architecture)" in
+  amd64) packages+=(cpp-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross) ;;
+  arm64) packages+=(cpp-x86-64-linux-gnu libc6-dev-amd64-cross linux-libc-dev-amd64-cross) ;;
+esac
 # chromium: npm test opens the slides in it (scripts/slides-check.ts). Debian's is a real deb;
 # Ubuntu ships Chromium only as a snap, so there the browser check says it is skipped.
 if . /etc/os-release 2>/dev/null && [ "${ID:-}" = debian ]; then packages+=(chromium); fi

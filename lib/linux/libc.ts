@@ -29,6 +29,17 @@ export function check<T extends number | bigint>(
   throw new SyscallError(syscall, errno, String(strerror(errno)), args, paths);
 }
 
+/**
+ * A C struct's size and its members' offsets, as calf lays the struct out in a Buffer.
+ * Written down once for 64-bit Linux; test/lib/abi.test.ts checks each against the C headers of
+ * x86_64 and arm64, where `type` is the struct's C name.
+ */
+export interface Layout {
+  readonly type: string;
+  readonly sizeof: number;
+  readonly offsets: Readonly<Record<string, number>>;
+}
+
 /** An argument shown bare in an error message (not quoted like a string). */
 export class Bare {
   constructor(private readonly text: string) {}

@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 
 /**
@@ -40,12 +41,20 @@ export class SyscallError extends Error {
   }
 }
 
+/**
+ * Node's name for an errno where it has one (`EAGAIN`, as its own errors say), else the C name:
+ * libuv names only the errnos it uses itself, and answers "Unknown system error -10" for
+ * `ECHILD`, `ENOEXEC`, `EDQUOT`, `ESTALE`…
+ */
 function errnoName(errno: number): string {
+  let name: string | undefined;
   try {
-    return getSystemErrorName(-errno);
+    name = getSystemErrorName(-errno);
   } catch {
-    return `errno ${errno}`;
+    // not an errno at all
   }
+  if (name && !name.startsWith('Unknown')) return name;
+  return Object.entries(constants.errno).find(([, n]) => n === errno)?.[0] ?? `errno ${errno}`;
 }
 
 function formatArg(arg: unknown): string {

@@ -2,7 +2,8 @@
  * Processes and the filesystem view: `<unistd.h>`.
  * @module
  */
-import { libc, check } from './libc.js';
+import { libc, check, flagNames, Bare } from './libc.js';
+import { syscall, syscallNumber } from './syscall.js';
 
 const _chroot = libc.func('int chroot(const char *path)');
 const _chdir = libc.func('int chdir(const char *path)');
@@ -84,4 +85,92 @@ export function setresgid(rgid: number, egid: number, sgid: number): void {
  */
 export function close(fd: number): void {
   check(_close(fd), 'close', [fd]);
+}
+
+const _dup2 = libc.func('int dup2(int oldfd, int newfd)');
+
+/**
+ * Make `newfd` a copy of `oldfd` (closing what `newfd` was), **without** `FD_CLOEXEC`: how a
+ * stage hands the command its stdin, stdout and stderr (a pty slave on 0, 1 and 2) before
+ * `execve`. Node has no `dup2`, and marks its own 0–2 close-on-exec; this clears that flag on
+ * `newfd` (unless `oldfd` is `newfd`: then nothing changes, use `fcntl(F_SETFD)`).
+ * @see https://man7.org/linux/man-pages/man2/dup2.2.html
+ */
+export function dup2(oldfd: number, newfd: number): number {
+  return check(_dup2(oldfd, newfd), 'dup2', [oldfd, newfd]);
+}
+
+// ─── Sessions and process groups ─────────────────────────────────────────────────────────────────
+
+const _setsid = libc.func('int setsid()');
+const _getsid = libc.func('int getsid(int pid)');
+const _setpgid = libc.func('int setpgid(int pid, int pgid)');
+const _getpgid = libc.func('int getpgid(int pid)');
+const _getppid = libc.func('int getppid()');
+
+/**
+ * Start a new session and process group, both with the caller's pid, with no controlling
+ * terminal: a `-d` monitor calls it so that closing the terminal it came from (SIGHUP to that
+ * session) does not reach it. Fails with `EPERM` in a process group leader, which a process Node
+ * spawned with `detached: true` already is (libuv called `setsid` in the child for it).
+ * @returns the new session id (the caller's pid)
+ * @see https://man7.org/linux/man-pages/man2/setsid.2.html
+ */
+export function setsid(): number {
+  return check(_setsid(), 'setsid');
+}
+
+/**
+ * The session id of process `pid` (0: the caller), in the caller's PID namespace.
+ * @see https://man7.org/linux/man-pages/man2/getsid.2.html
+ */
+export function getsid(pid = 0): number {
+  return check(_getsid(pid), 'getsid', [pid]);
+}
+
+/**
+ * Move process `pid` (0: the caller) into process group `pgid` (0: a new group numbered `pid`),
+ * within its session. A terminal sends SIGINT, SIGTSTP, SIGWINCH… to its foreground group.
+ * @see https://man7.org/linux/man-pages/man2/setpgid.2.html
+ */
+export function setpgid(pid: number, pgid: number): void {
+  check(_setpgid(pid, pgid), 'setpgid', [pid, pgid]);
+}
+
+/**
+ * The process group of process `pid` (0: the caller).
+ * @see https://man7.org/linux/man-pages/man2/getpgid.2.html
+ */
+export function getpgid(pid = 0): number {
+  return check(_getpgid(pid), 'getpgid', [pid]);
+}
+
+/**
+ * The parent's pid: 0 in a PID namespace's first process, whose parent is outside it; after the
+ * parent died, the subreaper's or init's (see `PR_SET_CHILD_SUBREAPER`).
+ * @see https://man7.org/linux/man-pages/man2/getppid.2.html
+ */
+export function getppid(): number {
+  return _getppid();
+}
+
+// ─── Closing many file descriptors ───────────────────────────────────────────────────────────────
+
+/** {@link close_range} flag: mark the fds close-on-exec instead of closing them (Linux 5.11). */
+export const CLOSE_RANGE_CLOEXEC = 1 << 2;
+/** {@link close_range} flag: unshare the fd table first (the caller's threads keep theirs). */
+export const CLOSE_RANGE_UNSHARE = 1 << 1;
+
+/**
+ * Close (or, with `CLOSE_RANGE_CLOEXEC`, mark close-on-exec) every fd from `first` to `last`,
+ * open or not, in one call: what a stage does before `execve` so that the command inherits only
+ * 0, 1 and 2 and what it was meant to get, even fds some library opened without `O_CLOEXEC`.
+ * Closing fds under Node's feet (libuv's, V8's) breaks it: in Node, use `CLOSE_RANGE_CLOEXEC`.
+ * Linux 5.9; through `syscall(2)` (glibc's wrapper is from 2.34).
+ * @see https://man7.org/linux/man-pages/man2/close_range.2.html
+ */
+export function close_range(first: number, last: number, flags = 0): void {
+  const names = flagNames(flags, { CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC });
+  check(Number(syscall(syscallNumber('close_range'), 'unsigned int', first, 'unsigned int', last, 'unsigned int', flags)), 'close_range',
+    [first, last === 0xffffffff ? new Bare('~0U') : last, names]);
 }
