@@ -20,8 +20,8 @@ import { slow } from './host.js';
 export interface TestNetns {
   /** `calf-test-<token>`, for messages */
   name: string;
-  /** `calf ARGS…`, the target's calf, run inside the namespace */
-  calf(args: readonly string[], options?: { input?: string; timeout?: number }): ResultPromise<{ reject: false }>;
+  /** `calf ARGS…`, the target's calf, run inside the namespace (`env` adds to, or overrides, its CALF_ROOT) */
+  calf(args: readonly string[], options?: { input?: string; timeout?: number; env?: Record<string, string> }): ResultPromise<{ reject: false }>;
   /** a host command run inside the namespace (busybox nc, ip …), as the "host" side of a check */
   exec(command: readonly string[], options?: { timeout?: number }): ResultPromise<{ reject: false }>;
   /** `ip ARGS…` in the namespace, synchronously; throws when ip fails */
@@ -30,6 +30,8 @@ export interface TestNetns {
   links(): string[];
   /** the namespace as `readlink /proc/PID/ns/net` shows it: `net:[4026532…]` */
   inode(): string;
+  /** `nsenter` arguments that run a command in the namespace: `[...ns.nsenter, file, ...args]` */
+  nsenter: readonly string[];
   /** end the holder, which frees the namespace and every interface in it */
   remove(): void;
 }
@@ -51,19 +53,20 @@ export async function createTestNetns(): Promise<TestNetns> {
     await new Promise((r) => setTimeout(r, 20));
   }
   const nsenter = [`--net=/proc/${pid}/ns/net`, '--'];
-  const inNs = (file: string, args: readonly string[], timeout: number, input?: string) => execa('nsenter', [...nsenter, file, ...args], {
+  const inNs = (file: string, args: readonly string[], timeout: number, input?: string, env?: Record<string, string>) => execa('nsenter', [...nsenter, file, ...args], {
     cwd: repo, reject: false, timeout: timeout * slow, stripFinalNewline: false,
-    env: { CALF_ROOT: calfRoot() }, ...(input === undefined ? {} : { input }),
+    env: { CALF_ROOT: calfRoot(), ...env }, ...(input === undefined ? {} : { input }),
   });
   const ip = (args: readonly string[]) => execFileSync('nsenter', [...nsenter, 'ip', ...args], { encoding: 'utf8' });
   ip(['link', 'set', 'lo', 'up']);
   return {
     name,
-    calf: (args, options = {}) => inNs(process.execPath, ['--import', 'tsx', path.join(target.dir, 'calf.ts'), ...args], options.timeout ?? 45_000, options.input),
+    calf: (args, options = {}) => inNs(process.execPath, ['--import', 'tsx', path.join(target.dir, 'calf.ts'), ...args], options.timeout ?? 45_000, options.input, options.env),
     exec: (command, options = {}) => inNs(command[0]!, command.slice(1), options.timeout ?? 20_000),
     ip,
     links: () => ip(['-o', 'link', 'show']).split('\n').filter(Boolean).map((l) => l.split(': ')[1]!.replace(/@.*$/, '')),
     inode: () => fs.readlinkSync(`/proc/${pid}/ns/net`),
+    nsenter,
     remove: () => {
       if (!holders.delete(name)) return;
       process.kill(pid, 'SIGKILL');
