@@ -15,6 +15,7 @@ import {
 import { listLayers, removeLayer } from './layers.js';
 import { CalfError } from '../runtime/errors.js';
 import { calfRoot } from '../runtime/root.js';
+import { withIndexLock, withStoreLockSync, type OnWait } from './lock.js';
 
 /** `docker rmi` exits 1 on every error, not `docker run`'s 125. */
 const EXIT_RMI = 1;
@@ -25,7 +26,12 @@ const EXIT_RMI = 1;
  * container that uses the image: then the image's last name stays, as Docker refuses.
  * @returns the lines `docker rmi` prints: `Untagged: …`, `Deleted: …`
  */
-export function removeImage(ref: string, inUse: (imageId: string) => string | undefined, root = calfRoot()): string[] {
+export function removeImage(ref: string, inUse: (imageId: string) => string | undefined, root = calfRoot(), onWait?: OnWait): string[] {
+  // Exclusive: a pull or load running now has blobs in the store that no name leads to yet.
+  return withStoreLockSync('exclusive', () => withIndexLock(() => removeLocked(ref, inUse, root), root), { root, ...(onWait ? { onWait } : {}) });
+}
+
+function removeLocked(ref: string, inUse: (imageId: string) => string | undefined, root: string): string[] {
   let image;
   try {
     image = resolveImage(ref, root);
@@ -64,7 +70,11 @@ export function removeImage(ref: string, inUse: (imageId: string) => string | un
  * replacing a tag, or an interrupted load, leaves behind).
  * @returns what it removed: blob digests and layer diff_ids
  */
-export function pruneStore(root = calfRoot()): string[] {
+export function pruneStore(root = calfRoot(), onWait?: OnWait): string[] {
+  return withStoreLockSync('exclusive', () => pruneLocked(root), { root, ...(onWait ? { onWait } : {}) });
+}
+
+function pruneLocked(root: string): string[] {
   const blobs = new Set<string>();
   const diffIds = new Set<string>();
   for (const entry of readIndex(root).manifests) {

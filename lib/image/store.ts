@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { sha256Digest, shortDigest, splitDigest } from './digest.js';
 import { calfRoot } from '../runtime/root.js';
 import { CalfError } from '../runtime/errors.js';
+import { withIndexLock } from './lock.js';
 import {
   createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync,
   statSync, writeFileSync,
@@ -95,6 +96,8 @@ export interface ImageSummary {
   name: string;
   /** config digest, `sha256:…` */
   id: string;
+  /** the digest its name points to: the manifest's, or the index's for a multi-platform image (Docker's repo digest) */
+  digest: string;
   created?: string;
   /** bytes the image's blobs take in the store (compressed layers + config) */
   size: number;
@@ -189,6 +192,7 @@ export function listImages(root = calfRoot()): ImageSummary[] {
     return {
       name: entry.annotations?.[REF_NAME] ?? '<none>',
       id: manifest.config.digest,
+      digest: entry.digest,
       ...(config.created ? { created: config.created } : {}),
       size,
     };
@@ -224,7 +228,7 @@ async function addBlob(
 ): Promise<{ digest: string; size: number }> {
   initStore(root);
   if (expected.digest) splitDigest(expected.digest); // reject a malformed digest before copying
-  const temp = join(imagesDir(root), 'blobs', 'sha256', `.tmp-${randomBytes(8).toString('hex')}`);
+  const temp = join(imagesDir(root), 'blobs', 'sha256', `.tmp-${process.pid}-${randomBytes(8).toString('hex')}`); // blob-writer.ts's leftover kind knows the name
   const hash = createHash('sha256');
   let size = 0;
   try {
@@ -276,6 +280,10 @@ export function addBlobBytes(bytes: Buffer | string, root = calfRoot()): { diges
  */
 export function tagImage(name: string | null, descriptor: Descriptor, root = calfRoot()): void {
   initStore(root);
+  withIndexLock(() => tagLocked(name, descriptor, root), root); // a read-change-write: two calfs at once would lose a name
+}
+
+function tagLocked(name: string | null, descriptor: Descriptor, root: string): void {
   const index = readIndex(root);
   const entry: Descriptor = { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size };
   if (name === null) {

@@ -165,20 +165,23 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
     .action(async (opts: { input: string }) => {
       // Loaded on demand, like the other commands' modules: `run` and `init` start faster without them.
       const { loadImages } = await import('../image/load.js');
-      for (const name of await loadImages(opts.input)) process.stdout.write(`Loaded image: ${name}\n`);
+      for (const name of await loadImages(opts.input, undefined, waiting)) process.stdout.write(`Loaded image: ${name}\n`);
     });
 
   program.command('images')
     .description('list stored images')
-    .action(async () => {
+    .option('--digests', 'show each image\'s digest: of the manifest (or index) its name points to, as pulled by name@digest')
+    .action(async (opts: { digests?: boolean }) => {
       const { listImages } = await import('../image/store.js');
       const { shortId } = await import('../image/digest.js');
       const rows = listImages().map((i) => {
         const at = i.name.lastIndexOf(':');
         const [repo, tag] = i.name.startsWith('sha256:') || at === -1 ? ['<none>', '<none>'] : [i.name.slice(0, at), i.name.slice(at + 1)];
-        return [repo, tag, shortId(i.id), i.created?.slice(0, 19).replace('T', ' ') ?? '', humanSize(i.size)];
+        // a name@sha256:… entry: its repository, no tag, and the digest it was pulled by
+        const [r, t] = repo.includes('@') ? [repo.slice(0, repo.indexOf('@')), '<none>'] : [repo, tag];
+        return [r, t, ...(opts.digests ? [i.digest] : []), shortId(i.id), i.created?.slice(0, 19).replace('T', ' ') ?? '', humanSize(i.size)];
       });
-      printTable([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows]);
+      printTable([['REPOSITORY', 'TAG', ...(opts.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'], ...rows]);
       await noteLayers(); // level 04: the layer graph
     });
 
@@ -189,7 +192,7 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
     .argument('<images...>', 'image names or ids')
     .action(async (refs: string[]) => {
       const { removeImage } = await import('../image/remove.js');
-      for (const ref of refs) for (const line of removeImage(ref, await runningUser())) process.stdout.write(`${line}\n`);
+      for (const ref of refs) for (const line of removeImage(ref, await runningUser(), undefined, waiting)) process.stdout.write(`${line}\n`);
     });
   program.command('image')
     .description('manage images')
@@ -197,7 +200,7 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
     .description('remove the blobs and unpacked layers that no image uses')
     .action(async () => {
       const { pruneStore } = await import('../image/remove.js');
-      for (const diffId of pruneStore()) process.stdout.write(`Deleted: ${diffId}\n`);
+      for (const diffId of pruneStore(undefined, waiting)) process.stdout.write(`Deleted: ${diffId}\n`);
     });
 
   for (const add of stages.commands ?? []) add(program);
@@ -216,6 +219,11 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
     if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : EXIT_CALF_ERROR);
     throw err;
   });
+}
+
+/** Say on stderr that calf waits for the image store's lock (another calf pulls, loads or removes images). */
+function waiting(what: string): void {
+  process.stderr.write(`calf: ${what}\n`);
 }
 
 /** Level 04: say on stderr (stdout stays `docker images`' table) how much the unpacked layers take, and what no image uses. */
