@@ -310,7 +310,7 @@ describe('13 pull', () => {
       const redirected = reg.accessLog().slice(seen).filter((l) => l.path.includes('/blobs/') && l.status === 307);
       expect(redirected).toHaveLength(4); // the config and three layers, each sent on to the CDN host…
       expect(cdn.filter((r) => r.url.endsWith('/data') && r.method === 'GET')).toHaveLength(4); // …which calf followed…
-      expect(cdn.map((r) => r.headers.authorization)).toEqual(cdn.map(() => undefined)); // …without the token
+      expect(cdn.map((r) => r.headers.authorization?.replace(/ .*/, ' …'))).toEqual(cdn.map(() => undefined)); // …without the token
       const ran = await store.calf(['run', `${REDIRECTING}/library/layered:oci`]);
       expectExit(ran, 0);
       expect(ran.stdout).toBe('layered image, layer 3\n');
@@ -355,8 +355,11 @@ describe('13 pull', () => {
       // Hold every pull at the top layer until all three are there, then let them finish together.
       await reg.stall(last, 0, undefined);
       const pulls = refs.map((ref) => store.calf(['pull', ref]));
+      let ended = 0;
+      for (const p of pulls) void p.then(() => { ended++; });
       try {
-        await until('all three pulls to reach the top layer', async () => (await reg.log()).cdn.filter((r) => r.status === 'stalled').length >= 3);
+        // all three at the top layer; or one ended early, which the checks below explain
+        await until('all three pulls to reach the top layer', async () => ended > 0 || (await reg.log()).cdn.filter((r) => r.status === 'stalled').length >= 3);
       } finally {
         await reg.release(last);
       }
