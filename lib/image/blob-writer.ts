@@ -16,7 +16,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { shortDigest, splitDigest } from './digest.js';
 import { CalfError } from '../runtime/errors.js';
 import { calfRoot } from '../runtime/root.js';
@@ -82,23 +83,28 @@ export async function writeBlob(
   const temp = path.join(blobsDir(root), `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   const hash = createHash('sha256');
   let size = 0;
-  const file = await fs.promises.open(temp, 'wx');
-  try {
-    try {
-      for await (const chunk of iterate(source)) {
-        size += chunk.length;
-        if (size > expected.size) throw new BlobMismatchError(expected, { size, more: true });
-        hash.update(chunk);
-        await file.write(chunk);
-        options.onBytes?.(chunk.length);
+  // Hash and count each chunk on its way to the file, and stop at the first byte too many.
+  const check = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      size += chunk.length;
+      if (size > expected.size) {
+        done(new BlobMismatchError(expected, { size, more: true }));
+        return;
       }
-      const digest = `sha256:${hash.digest('hex')}`;
-      if (digest !== expected.digest || size !== expected.size) throw new BlobMismatchError(expected, { digest, size });
-      // On disk before it has its name: after a crash, a named blob is a whole blob.
-      await file.sync();
-    } finally {
-      await file.close();
-    }
+      hash.update(chunk);
+      options.onBytes?.(chunk.length);
+      done(null, chunk);
+    },
+  });
+  try {
+    // One pipeline, not an await per chunk: the writes queue up while the next bytes arrive.
+    await pipeline(iterate(source), check, fs.createWriteStream(temp, { flags: 'wx', highWaterMark: 1 << 20 }));
+    const digest = `sha256:${hash.digest('hex')}`;
+    if (digest !== expected.digest || size !== expected.size) throw new BlobMismatchError(expected, { digest, size });
+    // On disk before it has its name: after a crash, a named blob is a whole blob (fsync(2)
+    // flushes the file, whichever descriptor asks).
+    const file = await fs.promises.open(temp, 'r');
+    await file.sync().finally(() => file.close());
     // Another calf may have stored the same blob meanwhile: rename(2) replaces it with equal bytes.
     fs.renameSync(temp, final);
   } catch (err) {
@@ -107,9 +113,9 @@ export async function writeBlob(
   }
 }
 
-function iterate(source: ByteSource): AsyncIterable<Uint8Array> {
+function iterate(source: ByteSource): NodeJS.ReadableStream | AsyncIterable<Uint8Array> {
   if (typeof (source as ReadableStream).getReader === 'function') return Readable.fromWeb(source as import('node:stream/web').ReadableStream<Uint8Array>);
-  return source as AsyncIterable<Uint8Array>;
+  return source as NodeJS.ReadableStream | AsyncIterable<Uint8Array>;
 }
 
 /** The temp files of calf processes no longer alive: what a killed pull or load left. */

@@ -93,7 +93,7 @@ export interface TestRegistry {
 }
 
 /** Start the registries, the token server and the CDN host in `ns`. Call `stop()` in afterAll. */
-export async function startTestRegistry(ns: TestNetns): Promise<TestRegistry> {
+export async function startTestRegistry(ns: Pick<TestNetns, 'nsenter'>): Promise<TestRegistry> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-test-registry-'));
   const storage = path.join(dir, 'storage');
   fs.mkdirSync(storage);
@@ -262,7 +262,7 @@ interface Agent {
   call<T = unknown>(op: string, args?: Record<string, unknown>): Promise<T>;
 }
 
-function startAgent(ns: TestNetns): Agent {
+function startAgent(ns: Pick<TestNetns, 'nsenter'>): Agent {
   const child = spawn('nsenter', [...ns.nsenter, process.execPath, '--import', 'tsx', path.join(repo, 'test/support/registry-agent.ts')], {
     cwd: repo, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1' },
   });

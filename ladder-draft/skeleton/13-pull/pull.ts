@@ -219,9 +219,9 @@ export async function pull(text: string, out: PullOutput): Promise<ResolvedImage
   const what = fullName(ref);
   const registry = new Registry(ref);
   if (ref.defaultTag) out.line('Using default tag: latest');
-  out.line(`${ref.digest ?? ref.tag}: Pulling from ${ref.repository}`);
 
   const top = await fetchManifest(registry, ref.digest ?? ref.tag!, what);
+  out.line(`${ref.digest ?? ref.tag}: Pulling from ${ref.repository}`); // as Docker: once the registry has answered
   const topType = manifestType(top, what); // dispatch on what came, not on what we hoped for
   let image = top;
   if (isIndexMediaType(topType)) {
@@ -294,5 +294,5 @@ export async function imageFor(ref: string, policy: PullPolicy = 'missing'): Pro
     }
     process.stderr.write(`Unable to find image '${normalizeName(ref)}' locally\n`);
   }
-  return pull(ref, pullOutput(process.stderr));
+  return pull(normalizeName(ref), pullOutput(process.stderr)); // with its tag: no "Using default tag" here, as docker run
 }
