@@ -300,6 +300,21 @@ describe('13 pull', () => {
       }
     });
 
+    it('downloads a non-distributable layer the registry does not have from the URL its descriptor gives, checked like any blob', async () => {
+      const store = freshStore();
+      const content = `foreign ${token()}\n`;
+      const where = `/foreign/${token()}`;
+      const image = singleFileImage(path.join(work, `foreign-${token()}`), content, { foreign: `http://${CDN}${where}` });
+      await reg.fake(where, 200, { 'content-type': 'application/octet-stream' }, image.bytes);
+      await reg.push(image.dir, 'library/foreign:oci', { format: 'oci', preserveDigests: true }); // skopeo skips the layer
+      const ran = await store.calf(['run', `${REGISTRY}/library/foreign:oci`]);
+      expectExit(ran, 0);
+      expect(ran.stdout).toBe(content);
+      const asked = reg.accessLog().filter((l) => l.path === `/v2/library/foreign/blobs/${image.layer}`);
+      expect(asked.map((l) => l.status)).toContain(404); // the registry was asked first, and has no such blob
+      expect((await reg.log()).cdn.filter((r) => r.url === where).map((r) => r.headers.authorization)).toEqual([undefined]);
+    });
+
     it('sends no Authorization to the host a blob download is redirected to, and the registry got one', async () => {
       const store = freshStore();
       const before = (await reg.log()).cdn.length;
@@ -490,7 +505,7 @@ describe('13 pull', () => {
  * layer in the registry's storage touches no other image (blobs there are shared by every
  * repository), and its media type is the plain tar one.
  */
-function singleFileImage(dir: string, content: string): { dir: string; layer: string } {
+function singleFileImage(dir: string, content: string, options: { foreign?: string } = {}): { dir: string; layer: string; bytes: Buffer } {
   const blobs = path.join(dir, 'blobs', 'sha256');
   fs.mkdirSync(blobs, { recursive: true });
   const put = (bytes: Buffer) => {
@@ -528,11 +543,14 @@ function singleFileImage(dir: string, content: string): { dir: string; layer: st
   const manifest = put(Buffer.from(JSON.stringify({
     schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-    layers: [base, { mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
+    layers: [base, options.foreign
+      // non-distributable: the registry never gets it; its descriptor says where it is
+      ? { mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar', ...layer, urls: [options.foreign] }
+      : { mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
   })));
   fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({
     schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }],
   }));
-  return { dir, layer: layer.digest };
+  return { dir, layer: layer.digest, bytes: tar };
 }

@@ -177,7 +177,7 @@ export async function startTestRegistry(ns: Pick<TestNetns, 'nsenter'>): Promise
         await run('nsenter', [...ns.nsenter, 'skopeo', ...args, `oci:${layout}`, `docker://${options.registry ?? REGISTRY}/${ref}`], {
           env: { PATH: process.env.PATH, HOME: dir, XDG_DATA_HOME: path.join(dir, 'xdg'), XDG_RUNTIME_DIR: path.join(dir, 'xdg'), _CONTAINERS_ROOTLESS_UID: '1000', TMPDIR: dir },
         }).catch((err: Error & { stderr?: string }) => {
-          throw new Error(`skopeo copy oci:${layout} → ${ref} failed: ${err.stderr?.trim() || err.message}`);
+          throw new Error(`skopeo copy oci:${layout} → ${ref} failed: ${err.stderr?.trim() || err.message}\nthe registry's log ends:\n${errors.split('\n').filter((l) => /level=(error|warn)/.test(l)).slice(-3).join('\n')}`);
         });
         return performance.now() - t;
       },
@@ -225,6 +225,11 @@ storage:
   maintenance:
     uploadpurging:
       enabled: false
+validation:
+  manifests:
+    urls:
+      allow:
+        - ^http://${CDN.replaceAll('.', '\\.')}/
 ${o.redirect ? `middleware:
   storage:
     - name: redirect
