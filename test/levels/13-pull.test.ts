@@ -14,6 +14,7 @@ import { describe, it, expect, beforeAll, afterAll, afterEach } from '@jest/glob
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
+import zlib from 'node:zlib';
 import path from 'node:path';
 import { run, expectExit } from '../support/target.js';
 import { createTestNetns, type TestNetns } from '../support/netns.js';
@@ -26,6 +27,10 @@ import { slow } from '../support/host.js';
 import { token } from '../support/canary.js';
 import { findLeftovers } from '../../lib/runtime/leftovers.js';
 import '../../lib/image/blob-writer.js'; // registers half-downloaded blobs as a kind of leftover
+
+const sha256 = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+/** Node's zstd compressor: Node 22.15 and later have one, Node 20 has none. */
+const zstdCompress = (zlib as unknown as { zstdCompressSync?: (b: Buffer) => Buffer }).zstdCompressSync;
 
 let ns: TestNetns;
 let reg: TestRegistry;
@@ -315,6 +320,27 @@ describe('13 pull', () => {
       expect((await reg.log()).cdn.filter((r) => r.url === where).map((r) => r.headers.authorization)).toEqual([undefined]);
     });
 
+    it(zstdCompress ? 'pulls and runs an image with a zstd layer (this Node has zstd)' : 'refuses an image with a zstd layer before downloading it, naming the Node it needs (this one has no zstd)', async () => {
+      const store = freshStore();
+      const content = `zstd ${token()}\n`;
+      const image = singleFileImage(path.join(work, `zstd-${token()}`), content, { zstd: true });
+      await reg.push(image.dir, 'library/zstd:oci', { format: 'oci', preserveDigests: true });
+      const seen = reg.accessLog().length;
+      const ran = await store.calf(['run', `${REGISTRY}/library/zstd:oci`]);
+      if (zstdCompress) {
+        expectExit(ran, 0);
+        expect(ran.stdout).toBe(content);
+      } else {
+        expect(ran.exitCode).toBe(125);
+        expect(ran.stderr.trim().split('\n').at(-1)).toMatch(/zstd.*Node 22\.15/);
+        expect(reg.accessLog().slice(seen).filter((l) => l.path.endsWith(image.layer))).toEqual([]); // not even asked for
+        expect(reg.accessLog().slice(seen).some((l) => l.path.includes('/library/zstd/manifests/'))).toBe(true); // but the manifest was
+        expect(await store.images()).toEqual([]);
+        // the positive control: this calf pulls what it can unpack, into this root
+        expectExit(await store.calf(['pull', `${REGISTRY}/library/layered:oci`]), 0);
+      }
+    });
+
     it('sends no Authorization to the host a blob download is redirected to, and the registry got one', async () => {
       const store = freshStore();
       const before = (await reg.log()).cdn.length;
@@ -505,7 +531,7 @@ describe('13 pull', () => {
  * layer in the registry's storage touches no other image (blobs there are shared by every
  * repository), and its media type is the plain tar one.
  */
-function singleFileImage(dir: string, content: string, options: { foreign?: string } = {}): { dir: string; layer: string; bytes: Buffer } {
+function singleFileImage(dir: string, content: string, options: { foreign?: string; zstd?: boolean } = {}): { dir: string; layer: string; bytes: Buffer } {
   const blobs = path.join(dir, 'blobs', 'sha256');
   fs.mkdirSync(blobs, { recursive: true });
   const put = (bytes: Buffer) => {
@@ -530,7 +556,10 @@ function singleFileImage(dir: string, content: string, options: { foreign?: stri
   const body = Buffer.alloc(Math.ceil(Buffer.byteLength(content) / 512) * 512);
   body.write(content);
   const tar = Buffer.concat([header, body, Buffer.alloc(1024)]);
-  const layer = put(tar);
+  // zstd: compressed by this Node when it can (then calf must unpack it); a Node without zstd
+  // has nothing to make it with, and calf must refuse it before downloading, so any bytes do
+  const blob = options.zstd ? zstdCompress?.(tar) ?? Buffer.from('not downloaded') : tar;
+  const layer = put(blob);
   const busybox = path.join(imagesDir, 'busybox');
   const baseManifest = JSON.parse(fs.readFileSync(path.join(busybox, 'blobs', 'sha256', loaded.busyboxDigest.slice(7)), 'utf8'));
   const baseConfig = JSON.parse(fs.readFileSync(path.join(busybox, 'blobs', 'sha256', baseManifest.config.digest.slice(7)), 'utf8'));
@@ -538,7 +567,7 @@ function singleFileImage(dir: string, content: string, options: { foreign?: stri
   fs.copyFileSync(path.join(busybox, 'blobs', 'sha256', base.digest.slice(7)), path.join(blobs, base.digest.slice(7)));
   const config = put(Buffer.from(JSON.stringify({
     ...baseConfig, config: { ...baseConfig.config, Cmd: ['cat', '/tampered.txt'] },
-    rootfs: { type: 'layers', diff_ids: [...baseConfig.rootfs.diff_ids, layer.digest] },
+    rootfs: { type: 'layers', diff_ids: [...baseConfig.rootfs.diff_ids, sha256(tar)] },
   })));
   const manifest = put(Buffer.from(JSON.stringify({
     schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
@@ -546,11 +575,12 @@ function singleFileImage(dir: string, content: string, options: { foreign?: stri
     layers: [base, options.foreign
       // non-distributable: the registry never gets it; its descriptor says where it is
       ? { mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar', ...layer, urls: [options.foreign] }
-      : { mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
+      : { mediaType: `application/vnd.oci.image.layer.v1.tar${options.zstd ? '+zstd' : ''}`, ...layer }],
   })));
   fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({
     schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }],
   }));
-  return { dir, layer: layer.digest, bytes: tar };
+  return { dir, layer: layer.digest, bytes: blob };
 }
+
