@@ -55,27 +55,33 @@ try {
   const cache = path.join(tmp, 'cache');
   const clean = (root: string) => ({ PATH: process.env.PATH!, HOME: tmp, CALF_ROOT: root, CALF_CACHE: cache, CALF_FAST_ENTRY: entry });
   const skopeoEnv = { PATH: process.env.PATH!, HOME: tmp, XDG_DATA_HOME: path.join(tmp, 'xdg'), XDG_RUNTIME_DIR: path.join(tmp, 'xdg'), _CONTAINERS_ROOTLESS_UID: '1000', TMPDIR: tmp };
-  const timed = (cmd: string[], env: Record<string, string>): number => {
+  // Wall time, and CPU time (user + system, from time(1)): on a busy machine the wall time
+  // stretches with the load, the CPU time much less, so both are reported.
+  const cpu: Record<string, number[]> = {};
+  const timed = (cmd: string[], env: Record<string, string>, name?: string): number => {
+    const usage = path.join(tmp, 'usage');
     const t = performance.now();
-    const r = spawnSync('nsenter', [...nsenter, ...cmd], { cwd: repo, env, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    const r = spawnSync('nsenter', [...nsenter, '/usr/bin/time', '-f', '%U %S', '-o', usage, ...cmd], { cwd: repo, env, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
     const ms = performance.now() - t;
     if (r.status !== 0) throw new Error(`${cmd.join(' ')} failed (${r.status}): ${r.stderr}`);
+    const [user, sys] = fs.readFileSync(usage, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number);
+    if (name) (cpu[name] ??= []).push((user! + sys!) * 1000);
     return ms;
   };
-  const calfPull = (root: string) => timed([process.execPath, path.join(repo, 'bin/calf.cjs'), 'pull', '-q', ref], clean(root));
-  const skopeo = (dir: string) => timed(['skopeo', '--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${dir}:latest`], skopeoEnv);
-  const calfStart = () => timed([process.execPath, path.join(repo, 'bin/calf.cjs'), 'images'], clean(path.join(tmp, 'empty')));
+  const calfPull = (root: string, name: string) => timed([process.execPath, path.join(repo, 'bin/calf.cjs'), 'pull', '-q', ref], clean(root), name);
+  const skopeo = (dir: string, name: string) => timed(['skopeo', '--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${dir}:latest`], skopeoEnv, name);
+  const calfStart = (name?: string) => timed([process.execPath, path.join(repo, 'bin/calf.cjs'), 'images'], clean(path.join(tmp, 'empty')), name);
 
   calfStart(); // builds the bundle once, outside the measurements
   const rows = { calf: [] as number[], skopeo: [] as number[], calfAgain: [] as number[], skopeoAgain: [] as number[], start: [] as number[] };
   for (let i = 0; i < runs; i++) {
     const root = path.join(tmp, `root-${i}`);
     const dir = path.join(tmp, `oci-${i}`);
-    rows.calf.push(calfPull(root));
-    rows.skopeo.push(skopeo(dir));
-    rows.calfAgain.push(calfPull(root));
-    rows.skopeoAgain.push(skopeo(dir));
-    rows.start.push(calfStart());
+    rows.calf.push(calfPull(root, 'calf'));
+    rows.skopeo.push(skopeo(dir, 'skopeo'));
+    rows.calfAgain.push(calfPull(root, 'calfAgain'));
+    rows.skopeoAgain.push(skopeo(dir, 'skopeoAgain'));
+    rows.start.push(calfStart('start'));
     fs.rmSync(root, { recursive: true, force: true });
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -83,15 +89,17 @@ try {
   const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(`pull bench · ${runs} runs each, interleaved · image ${mb.toFixed(1)} MB (busybox + ${megabytes} MB uncompressed random) · Node ${process.version} · load ${load}`);
   console.log(`registry start (two docker-registry processes, to /v2/ answering): ${reg.startMs.toFixed(0)} ms; skopeo push of the image: ${pushMs.toFixed(0)} ms`);
-  console.log('| | median | MB/s | × skopeo |');
-  console.log('|---|---:|---:|---:|');
-  const row = (name: string, ms: number, ref?: number) => console.log(`| ${name} | ${ms.toFixed(0)} ms | ${(mb / (ms / 1000)).toFixed(0)} | ${ref ? `${(ref / ms).toFixed(2)}×` : ''} |`);
-  row('calf pull (fast entry), empty store', m.calf, m.skopeo);
-  row('skopeo copy docker:// → oci:, empty dir', m.skopeo);
-  row('calf pull again (nothing to fetch)', m.calfAgain, m.skopeoAgain);
-  row('skopeo copy again (blobs there)', m.skopeoAgain);
-  console.log(`| calf images (start-up alone) | ${m.start.toFixed(0)} ms | | |`);
-  console.log(`calf pull without its start-up: ${(mb / ((m.calf - m.start) / 1000)).toFixed(0)} MB/s (${((m.skopeo) / (m.calf - m.start)).toFixed(2)}× skopeo's time)`);
+  const c = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, median(v)])) as Record<keyof typeof rows, number>;
+  console.log('| | wall, median | MB/s | × skopeo\'s speed | CPU (user+sys), median |');
+  console.log('|---|---:|---:|---:|---:|');
+  const row = (name: string, key: keyof typeof rows, ref?: keyof typeof rows) =>
+    console.log(`| ${name} | ${m[key].toFixed(0)} ms | ${(mb / (m[key] / 1000)).toFixed(0)} | ${ref ? `${(m[ref] / m[key]).toFixed(2)}×` : ''} | ${c[key].toFixed(0)} ms |`);
+  row('calf pull (fast entry), empty store', 'calf', 'skopeo');
+  row('skopeo copy docker:// → oci:, empty dir', 'skopeo');
+  row('calf pull again (nothing to fetch)', 'calfAgain', 'skopeoAgain');
+  row('skopeo copy again (blobs there)', 'skopeoAgain');
+  console.log(`| calf images (start-up alone) | ${m.start.toFixed(0)} ms | | | ${c.start.toFixed(0)} ms |`);
+  console.log(`calf pull less its start-up: ${(mb / ((m.calf - m.start) / 1000)).toFixed(0)} MB/s wall, ${(c.calf - c.start).toFixed(0)} ms CPU for ${mb.toFixed(0)} MB (skopeo: ${c.skopeo.toFixed(0)} ms CPU in all)`);
 } finally {
   await reg?.stop();
   holder.kill('SIGKILL');
