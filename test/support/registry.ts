@@ -103,11 +103,25 @@ export async function startTestRegistry(ns: Pick<TestNetns, 'nsenter'>): Promise
   let agent: Agent | undefined;
   let stopped = false;
 
+  // A jest worker that ends without afterAll (Ctrl-C, a crash) still ends what it started.
+  const onExit = (): void => {
+    for (const child of processes) {
+      try {
+        if (child.pid && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', onExit);
+
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    process.off('exit', onExit);
     await agent?.call('stop').catch(() => undefined);
-    for (const child of [...processes, agent?.child]) {
+    for (const child of processes) {
       if (!child?.pid || child.exitCode !== null || child.signalCode !== null) continue;
       try {
         process.kill(child.pid, 'SIGKILL');
