@@ -14,7 +14,9 @@ die() { say "$*"; exit 1; }
 # busybox-static: the test images' userland. gcc + libc6-dev: static test helpers (gcc -static).
 # iproute2: network levels. skopeo, umoci: tests that load images made by other tools.
 # libseccomp2: level 12 loads its seccomp filter through libseccomp (koffi).
-packages=(busybox-static gcc libc6-dev iproute2 skopeo umoci tar libseccomp2)
+# docker-registry (distribution 2.8) and openssl: level 13's tests run a real registry with token
+# auth (openssl makes the token signing certificate); skopeo pushes the test images to it.
+packages=(busybox-static gcc libc6-dev iproute2 skopeo umoci tar libseccomp2 docker-registry openssl)
 # The other architecture's C headers and compiler proper (cc1, in its cpp package: ~50 MB installed,
 # 13 MB to download, not the 160 MB of the whole cross gcc): test/lib/abi.test.ts checks every
 # syscall number, ioctl and struct layout calf uses against both x86_64's and arm64's headers.
@@ -33,6 +35,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The docker-registry package enables a registry service of its own (on :5000, every interface);
+# calf's tests start their registries in network namespaces of their own and need none.
+if [ -d /run/systemd/system ] && systemctl is-enabled --quiet docker-registry 2>/dev/null; then
+  say "disabling the docker-registry service (the tests start their own registries)"
+  systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 
 command -v node >/dev/null || die "Node.js is missing: install a current LTS (the Vagrantfile installs Node 24)"

@@ -21,6 +21,7 @@ import {
 import { CalfError } from '../core/errors.js';
 import { extractArchive, UnsafeLayerError } from './unpack.js';
 import { calfRoot } from '../core/root.js';
+import { withStoreLock, type OnWait } from './lock.js';
 import { sha256Digest, shortDigest, sniffCompression, splitDigest } from './digest.js';
 
 /** containerd's (and Docker 25's `docker save`) annotation for an image's full name. */
@@ -45,7 +46,12 @@ interface Loaded {
  * Images are named after their tags; an image without any is stored unnamed, under its id.
  * @returns the names loaded, normalised (`busybox:latest`), or `sha256:<id>` for an unnamed image
  */
-export async function loadImages(input: string, root = calfRoot()): Promise<string[]> {
+export async function loadImages(input: string, root = calfRoot(), onWait?: OnWait): Promise<string[]> {
+  // Shared: loads and pulls run side by side; an rmi or prune (exclusive) waits for them.
+  return withStoreLock('shared', () => loadLocked(input, root), { root, ...(onWait ? { onWait } : {}) });
+}
+
+async function loadLocked(input: string, root: string): Promise<string[]> {
   let stats;
   try {
     stats = statSync(input);

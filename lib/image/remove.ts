@@ -16,6 +16,7 @@ import { listLayers, removeLayer } from './layers.js';
 import { CalfError } from '../core/errors.js';
 import { calfRoot } from '../core/root.js';
 import { writeFileAtomic } from '../core/record.js';
+import { withIndexLock, withStoreLockSync, type OnWait } from './lock.js';
 
 /** `docker rmi` exits 1 on every error, not `docker run`'s 125. */
 const EXIT_RMI = 1;
@@ -26,7 +27,12 @@ const EXIT_RMI = 1;
  * container that uses the image: then the image's last name stays, as Docker refuses.
  * @returns the lines `docker rmi` prints: `Untagged: …`, `Deleted: …`
  */
-export function removeImage(ref: string, inUse: (imageId: string) => string | undefined, root = calfRoot()): string[] {
+export function removeImage(ref: string, inUse: (imageId: string) => string | undefined, root = calfRoot(), onWait?: OnWait): string[] {
+  // Exclusive: a pull or load running now has blobs in the store that no name leads to yet.
+  return withStoreLockSync('exclusive', () => withIndexLock(() => removeLocked(ref, inUse, root), root), { root, ...(onWait ? { onWait } : {}) });
+}
+
+function removeLocked(ref: string, inUse: (imageId: string) => string | undefined, root: string): string[] {
   let image;
   try {
     image = resolveImage(ref, root);
@@ -65,7 +71,11 @@ export function removeImage(ref: string, inUse: (imageId: string) => string | un
  * replacing a tag, or an interrupted load, leaves behind).
  * @returns what it removed: blob digests and layer diff_ids
  */
-export function pruneStore(root = calfRoot()): string[] {
+export function pruneStore(root = calfRoot(), onWait?: OnWait): string[] {
+  return withStoreLockSync('exclusive', () => pruneLocked(root), { root, ...(onWait ? { onWait } : {}) });
+}
+
+function pruneLocked(root: string): string[] {
   const blobs = new Set<string>();
   const diffIds = new Set<string>();
   for (const entry of readIndex(root).manifests) {

@@ -14,6 +14,7 @@ import { sha256Digest, shortDigest, splitDigest } from './digest.js';
 import { calfRoot } from '../core/root.js';
 import { CalfError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/record.js';
+import { withIndexLock } from './lock.js';
 import {
   createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync,
   statSync,
@@ -96,6 +97,8 @@ export interface ImageSummary {
   name: string;
   /** config digest, `sha256:…` */
   id: string;
+  /** the digest its name points to: the manifest's, or the index's for a multi-platform image (Docker's repo digest) */
+  digest: string;
   created?: string;
   /** bytes the image's blobs take in the store (compressed layers + config) */
   size: number;
@@ -190,6 +193,7 @@ export function listImages(root = calfRoot()): ImageSummary[] {
     return {
       name: entry.annotations?.[REF_NAME] ?? '<none>',
       id: manifest.config.digest,
+      digest: entry.digest,
       ...(config.created ? { created: config.created } : {}),
       size,
     };
@@ -225,7 +229,7 @@ async function addBlob(
 ): Promise<{ digest: string; size: number }> {
   initStore(root);
   if (expected.digest) splitDigest(expected.digest); // reject a malformed digest before copying
-  const temp = join(imagesDir(root), 'blobs', 'sha256', `.tmp-${randomBytes(8).toString('hex')}`);
+  const temp = join(imagesDir(root), 'blobs', 'sha256', `.tmp-${process.pid}-${randomBytes(8).toString('hex')}`); // blob-writer.ts's leftover kind knows the name
   const hash = createHash('sha256');
   let size = 0;
   try {
@@ -277,6 +281,10 @@ export function addBlobBytes(bytes: Buffer | string, root = calfRoot()): { diges
  */
 export function tagImage(name: string | null, descriptor: Descriptor, root = calfRoot()): void {
   initStore(root);
+  withIndexLock(() => tagLocked(name, descriptor, root), root); // a read-change-write: two calfs at once would lose a name
+}
+
+function tagLocked(name: string | null, descriptor: Descriptor, root: string): void {
   const index = readIndex(root);
   const entry: Descriptor = { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size };
   if (name === null) {

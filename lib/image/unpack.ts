@@ -24,6 +24,7 @@ import { createGunzip } from 'node:zlib';
 import { extract as tarExtract } from 'tar-stream';
 import type { ResolvedImage } from './store.js';
 import { shortDigest, sniffCompression } from './digest.js';
+import { zstdDecompressor, zstdRefusal } from './media-types.js';
 import { mknod, makedev, S_IFBLK, S_IFCHR, S_IFIFO } from '../linux/stat.js';
 import { lsetxattr } from '../linux/xattr.js';
 
@@ -163,11 +164,16 @@ function tap(see: (chunk: Buffer) => void): Transform {
   });
 }
 
-/** The streams that turn the blob into a tar: gunzip for gzip, none for a plain tar. */
+/** The streams that turn the blob into a tar: gunzip for gzip, zstd where Node has it, none for a plain tar. */
 async function decompressor(path: string, source: string): Promise<Transform[]> {
   const compression = await sniffCompression(path);
   if (compression === 'gzip') return [createGunzip()];
-  if (compression !== 'none') throw new Error(`${source}: ${compression}-compressed layers are not supported (calf unpacks tar and tar+gzip)`);
+  if (compression === 'zstd') {
+    const zstd = zstdDecompressor();
+    if (zstd) return [zstd()];
+    throw new Error(`${source}: ${zstdRefusal()}`);
+  }
+  if (compression !== 'none') throw new Error(`${source}: ${compression}-compressed layers are not supported (calf unpacks tar, tar+gzip and tar+zstd)`);
   return [];
 }
 

@@ -158,7 +158,7 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
     });
   for (const { option } of levelFlags) runCommand.addOption(option);
 
-  imageCommands(runningImages)(program);
+  imageCommands(runningImages, waiting)(program);
   for (const add of stages.commands ?? []) add(program);
 
   program.command('cleanup')
@@ -175,6 +175,11 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
     if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : EXIT_CALF_ERROR);
     throw err;
   });
+}
+
+/** Say on stderr that calf waits for the image store's lock (another calf pulls, loads or removes images). */
+function waiting(what: string): void {
+  process.stderr.write(`calf: ${what}\n`);
 }
 
 /** Level 04: which running container (its short id) uses an image, for `calf rmi`'s refusal. */

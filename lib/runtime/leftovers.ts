@@ -7,6 +7,7 @@
  */
 import type { Leftover, LeftoverKind } from '../core/leftovers.js';
 import { layerLeftovers } from '../image/layers.js';
+import { downloadLeftovers } from '../image/blob-writer.js';
 import { cgroupLeftovers } from '../cgroup/cgroup.js';
 import { endpointLeftovers } from '../network/networks.js';
 import { containerLeftovers, mountLeftovers } from './container.js';
@@ -17,6 +18,7 @@ export const LEFTOVER_KINDS: readonly LeftoverKind[] = [
   endpointLeftovers, // a lease (and veth) leased before its teardown step was recorded
   cgroupLeftovers, // a cgroup whose record outlived its container's list (a step that failed)
   layerLeftovers, // a layer half-unpacked by a calf killed meanwhile
+  downloadLeftovers, // a blob half-downloaded by a pull killed meanwhile
 ];
 
 /** Everything every kind finds for `root`. */

@@ -20,7 +20,7 @@ import { slow } from './host.js';
 export interface TestNetns {
   /** `calf-test-<token>`, for messages */
   name: string;
-  /** `calf ARGS…`, the target's calf, run inside the namespace */
+  /** `calf ARGS…`, the target's calf, run inside the namespace (`env` adds to, or overrides, its CALF_ROOT) */
   calf(args: readonly string[], options?: { input?: string; timeout?: number; env?: Record<string, string> }): ResultPromise<{ reject: false }>;
   /** a host command run inside the namespace (busybox nc, ip …), as the "host" side of a check */
   exec(command: readonly string[], options?: { timeout?: number }): ResultPromise<{ reject: false }>;
@@ -30,6 +30,8 @@ export interface TestNetns {
   links(): string[];
   /** the namespace as `readlink /proc/PID/ns/net` shows it: `net:[4026532…]` */
   inode(): string;
+  /** `nsenter` arguments that run a command in the namespace: `[...ns.nsenter, file, ...args]` */
+  nsenter: readonly string[];
   /** end the holder, which frees the namespace and every interface in it */
   remove(): void;
 }
@@ -64,6 +66,7 @@ export async function createTestNetns(): Promise<TestNetns> {
     ip,
     links: () => ip(['-o', 'link', 'show']).split('\n').filter(Boolean).map((l) => l.split(': ')[1]!.replace(/@.*$/, '')),
     inode: () => fs.readlinkSync(`/proc/${pid}/ns/net`),
+    nsenter,
     remove: () => {
       if (!holders.delete(name)) return;
       process.kill(pid, 'SIGKILL');

@@ -1,0 +1,362 @@
+/**
+ * calf, level 13 (pull), DRAFT: solution 12 plus level 13's wiring (ladder-draft/render.ts).
+ * Goal: pull images from a registry; calf run pulls a missing one (--pull missing|always|never).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import { constants } from 'node:os';
+import * as linux from '../../../lib/linux/index.js';
+import {
+  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
+  initEntry, initEnv, type Container, type RunOptions,
+  syncWithInit, syncWithParent, SYNC_STDIO,
+  MASKED_PATHS, READONLY_PATHS, SECCOMP_DENY, capabilityArg, containerCapabilities, deviceCgroupPath, enterDeviceCgroup, removeDeviceCgroup,
+} from '../../../lib/runtime/index.js';
+import { unpackImage, type ResolvedImage } from '../../../lib/image/index.js';
+import { pullCommand, tagCommand, parsePullPolicy } from '../../../lib/image/commands.js';
+import { pull, imageFor } from './pull.js';
+import { storageDriver, checkDriverName, type PreparedRootfs } from '../../../lib/storage/index.js';
+import {
+  createEndpoint, removeEndpoint, ip, ipIn, parsePublish, listen, splice, networkCommand, type Endpoint, type PortMapping,
+} from '../../../lib/network/index.js';
+import {
+  createCgroup, parseCpus, parseCpuShares, sharesToWeight, CPU_PERIOD_US, type Cgroup,
+  parseMemory, parseMemorySwap, parsePidsLimit, checkMemory,
+} from '../../../lib/cgroup/index.js';
+
+/** What the parent side hands to the init stage, as JSON on its command line. */
+interface InitConfig {
+  argv: string[]; // the command and its arguments
+  env: string[]; // its whole environment, KEY=VALUE
+  rootfs: string; // the directory that becomes the container's /
+  cwd: string; // the working directory inside the container
+  overlay?: PreparedRootfs['overlay']; // the directories to stack on rootfs, if the driver wants that
+  hostname: string;
+  network: string; // none, host (level 08: or a network's name)
+  user: string; // name|uid[:group|gid], looked up in the image's /etc/passwd and /etc/group
+  security: Security;
+}
+
+/** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
+const flags = {
+  pull: flag('--pull <policy>', 'pull the image first: missing (the default), always or never', parsePullPolicy),
+  storageDriver: flag('--storage-driver <name>', 'overlay or vfs (default: $CALF_STORAGE_DRIVER, else overlay)', (name: string) => checkDriverName(name)),
+  hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg),
+  network: flag('--network <name>', 'none (the default): only lo; host: the host\'s network; or a network of calf network ls'),
+  publish: flag('-p, --publish <hostPort:containerPort>', 'publish a container\'s TCP port on the host\'s 127.0.0.1 (repeatable)', parsePublish),
+  cpus: flag('--cpus <decimal>', 'number of CPUs (0.5: half of one)', parseCpus),
+  cpuShares: flag('-c, --cpu-shares <int>', 'CPU shares, a relative weight (default 1024)', parseCpuShares),
+  cgroupParent: flag('--cgroup-parent <string>', 'the parent cgroup of the container\'s cgroup (default: calf)'),
+  memory: flag('-m, --memory <bytes>', 'memory limit (64m, 1g…)', parseMemory),
+  memorySwap: flag('--memory-swap <bytes>', 'memory plus swap limit: -1 for unlimited swap (default: twice --memory)', parseMemorySwap),
+  pidsLimit: flag('--pids-limit <int>', 'most processes the container may have (-1: no limit)', parsePidsLimit),
+  user: flag('-u, --user <name|uid[:group|gid]>', "who the command runs as (default: the image's User, else root)"),
+  privileged: flag<boolean>('--privileged', 'every capability, no seccomp filter, no masked paths, no device policy'),
+  capAdd: flag('--cap-add <cap>', 'add a capability to Docker\'s default set (repeatable; ALL)', capabilityArg),
+  capDrop: flag('--cap-drop <cap>', 'drop a capability from Docker\'s default set (repeatable; ALL)', capabilityArg),
+};
+
+// ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
+// Our job: prepare the container, start its first process, wait for it, report how it ended.
+
+async function run(options: RunOptions<typeof flags>): Promise<number> {
+  const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver, options.flags.pull);
+  const config = { ...containerConfig(options, image, container), overlay };
+  if (config.argv.length === 0) throw new CalfError('no command specified');
+  const endpoint = joinNetwork(config.network);
+  await publishPorts(options.flags.publish ?? [], endpoint); // before the container starts: a taken port stops it
+  const cgroup = createCgroup(options.flags.cgroupParent ?? 'calf', container.id); // calf/<id>, as Docker's docker/<id>
+  process.on('exit', () => cgroup.remove()); // sync: also when calf fails; kills what is left in it
+  process.on('exit', () => removeDeviceCgroup(container.id)); // after cgroup.remove(), which ends what is left of the container
+  limitCpu(cgroup, options.flags.cpus, options.flags.cpuShares);
+  limitMemoryAndPids(cgroup, options.flags.memory, options.flags.memorySwap, options.flags.pidsLimit);
+  const child = inNewPidNamespace(() => startInit(config));
+  await syncWithInit(child, (pid) => { joinCgroup(cgroup, pid); connectSandbox(endpoint, pid); }); // between its unshares and its execve
+  return reportOomKill(cgroup, exitStatus(await exited(child)));
+}
+
+/** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
+function startInit(config: InitConfig): ChildProcess {
+  return spawn(process.execPath, [initEntry(), 'init', JSON.stringify(config)], {
+    stdio: SYNC_STDIO, // calf's own stdin/stdout/stderr, byte for byte, and fd 3: the sync socket
+    env: initEnv(), // the command's environment is in config; Node's own variables only slow this stage
+  }); // initEntry(): no tsx to load, no TypeScript to compile: the stage starts several times faster
+}
+
+/** Docker's exit code for how the init stage (by then, the command) ended. */
+function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): number {
+  return signal === null ? code! : 128 + constants.signals[signal];
+}
+
+/** Find the image, and have a storage driver make the container's root out of its layers. */
+async function prepareRootfs(ref: string, driverName: string | undefined, policy: 'missing' | 'always' | 'never' | undefined): Promise<{ image: ResolvedImage; container: Container } & Partial<PreparedRootfs>> {
+  const driver = storageDriver(driverName); // first: a bad name leaves nothing behind
+  const image = await imageFor(ref, policy); // level 13: pulled first when the store does not have it
+  const container = createContainer();
+  process.on('exit', () => driver.remove(container)); // sync, so it also runs when prepare() fails
+  return { image, container, ...(await driver.prepare(image, container)) };
+}
+
+/** The init stage's config: the command line's command and environment over the image's defaults. */
+function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
+  const defaults = image.config.config ?? {};
+  return {
+    argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
+    env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
+    rootfs: container.rootfs,
+    cwd: defaults.WorkingDir || '/',
+    hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id
+    network: String(options.flags.network ?? 'none'),
+    user: options.flags.user || defaults.User || '0',
+    security: securityOptions(options.flags, container.id),
+  };
+}
+
+/** Put the init stage (pid) into the container's cgroup: everything it starts inherits it. */
+function joinCgroup(cgroup: Cgroup, pid: number): void {
+  cgroup.set({ v1: { 'cgroup.procs': pid }, v2: { 'cgroup.procs': pid } }); // v1: once per hierarchy
+}
+
+/** `--cpus` as a CFS quota per period, `--cpu-shares` as a weight against the other cgroups. */
+function limitCpu(cgroup: Cgroup, cpus: number | undefined, shares: number | undefined): void {
+  if (cpus !== undefined) {
+    const quota = Math.round(cpus * CPU_PERIOD_US);
+    cgroup.set({
+      v1: { 'cpu.cfs_period_us': CPU_PERIOD_US, 'cpu.cfs_quota_us': quota },
+      v2: { 'cpu.max': `${quota} ${CPU_PERIOD_US}` },
+    });
+  }
+  if (shares !== undefined) cgroup.set({ v1: { 'cpu.shares': shares }, v2: { 'cpu.weight': sharesToWeight(shares) } });
+}
+
+/** `--memory` and `--memory-swap` as the memory controller's limits, `--pids-limit` as the pids controller's. */
+function limitMemoryAndPids(cgroup: Cgroup, memory?: number, memorySwap?: number, pids?: number): void {
+  checkMemory(memory, memorySwap); // Docker's rules: --memory-swap needs --memory, and is not below it
+  if (memory !== undefined) {
+    const memsw = memorySwap ?? 2 * memory;
+    cgroup.set({
+      v1: { 'memory.limit_in_bytes': memory, 'memory.memsw.limit_in_bytes': memsw }, // memsw may never be below the limit
+      v2: { 'memory.max': memory, 'memory.swap.max': memsw === -1 ? 'max' : memsw - memory },
+    });
+  }
+  if (pids !== undefined && pids > 0) cgroup.set({ v1: { 'pids.max': pids }, v2: { 'pids.max': pids } });
+}
+
+/** Docker's 137 when the kernel's OOM killer ended the container, and a line saying so. */
+function reportOomKill(cgroup: Cgroup, status: number): number {
+  const events = cgroup.read({ v1: 'memory.oom_control', v2: 'memory.events' });
+  if (!/^oom_kill [1-9]/m.test(events)) return status;
+  process.stderr.write('calf: the container was OOM-killed: it used more memory than --memory allows\n');
+  return 137;
+}
+
+/** The container's endpoint on its network (none with --network none or host): an address leased from the pool. */
+function joinNetwork(network: string): Endpoint | undefined {
+  if (network === 'none' || network === 'host') return undefined;
+  const endpoint = createEndpoint(network); // IPAM: the lowest free address, under the pool's lock
+  process.on('exit', () => removeEndpoint(endpoint)); // sync: the veth and the lease go however calf exits
+  return endpoint;
+}
+
+/** Publish ports: a proxy on the host's 127.0.0.1 for each, forwarding to the container's address. */
+async function publishPorts(ports: PortMapping[], endpoint: Endpoint | undefined): Promise<void> {
+  if (ports.length && !endpoint) throw new CalfError('-p needs a network with addresses: --network NAME');
+  for (const { hostPort, containerPort } of ports) {
+    // allowHalfOpen: a client that has sent all it will (a FIN) still wants the answer
+    const server = net.createServer({ allowHalfOpen: true }, (client) => splice(client, net.connect(containerPort, endpoint!.address)));
+    await listen(server, hostPort, '127.0.0.1');
+    server.unref(); // calf lives as long as the container, not as long as the proxy
+  }
+}
+
+/** The endpoint's other end: a veth pair from the bridge into the sandbox (the container's netns), with an address and a route. */
+function connectSandbox(endpoint: Endpoint | undefined, pid: number): void {
+  if (!endpoint) return;
+  ip(['link', 'add', endpoint.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(pid)]);
+  ip(['link', 'set', endpoint.veth, 'master', endpoint.bridge, 'up']);
+  ipIn(pid, ['address', 'add', `${endpoint.address}/${endpoint.prefix}`, 'dev', 'eth0']);
+  ipIn(pid, ['link', 'set', 'eth0', 'up']);
+  ipIn(pid, ['route', 'add', 'default', 'via', endpoint.gateway]);
+}
+
+// ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
+// Our job: turn this process into the container, then become the command with execve().
+// Everything here is synchronous: after unshare() only this thread is in the new namespaces.
+
+function init(config: InitConfig): never {
+  enterMountNamespace(); // first: every mount below then stays in the container
+  mountOverlay(config.rootfs, config.overlay); // before the others: they go on top of it
+  enterUtsAndIpcNamespaces(config.hostname);
+  if (config.network !== 'host') enterNetworkNamespace(); // before /sys: sysfs shows its mounter's netns
+  syncWithParent(); // sync: our namespaces exist; the parent connects our netns to its network now
+  mountProcAndSys(config.rootfs);
+  maskKernelFiles(config.rootfs, config.security); // as soon as /proc and /sys exist; the pivot takes them along
+  enterDeviceCgroup(config.security.devices); // a host path: before the pivot; before any device is opened
+  populateDev(`${config.rootfs}/dev`);
+  pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root
+  // Privileges go last, in this order (as runc's standard_init_linux.go): every mount above needs
+  // CAP_SYS_ADMIN and the very syscalls the filter denies. Capabilities before a switch to another
+  // user (setresuid away from 0 clears them, CAP_SETPCAP too, which PR_CAPBSET_DROP needs); the
+  // filter last, right before execve, which it must allow.
+  dropCapabilities(config.security);
+  switchUser(config); // after the pivot: the user is the image's, from its /etc/passwd
+  filterSyscalls(config.security);
+  execCommand(config.argv, config.env);
+}
+
+/** A mount namespace of its own, whose mounts never reach the host's. */
+function enterMountNamespace(): void {
+  linux.unshare(linux.CLONE_NEWNS); // the calling thread only: Node's other threads stay in the host's
+  linux.mount(null, '/', null, linux.MS_REC | linux.MS_PRIVATE); // shared mounts would propagate to the host
+}
+
+/** The kernel's views of processes and devices: proc on /proc, a read-only sysfs on /sys. */
+function mountProcAndSys(rootfs: string): void {
+  linux.mount('proc', `${rootfs}/proc`, 'proc', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+  linux.mount('sysfs', `${rootfs}/sys`, 'sysfs', linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+}
+
+const DEVICES: [string, number, number][] = [ // the character devices of Docker's /dev: name, major, minor
+  ['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0],
+];
+
+/** A fresh /dev: a tmpfs with device nodes, a private devpts and a /dev/shm of its own. */
+function populateDev(dev: string): void {
+  linux.mount('tmpfs', dev, 'tmpfs', linux.MS_NOSUID | linux.MS_STRICTATIME, 'mode=755,size=65536k');
+  for (const [name, major, minor] of DEVICES) {
+    linux.mknod(`${dev}/${name}`, linux.S_IFCHR | 0o666, linux.makedev(major, minor));
+    fs.chmodSync(`${dev}/${name}`, 0o666); // mknod's mode passes through the umask
+  }
+  fs.mkdirSync(`${dev}/pts`);
+  linux.mount('devpts', `${dev}/pts`, 'devpts', linux.MS_NOSUID | linux.MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620');
+  fs.symlinkSync('pts/ptmx', `${dev}/ptmx`);
+  fs.mkdirSync(`${dev}/shm`);
+  linux.mount('shm', `${dev}/shm`, 'tmpfs', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, 'mode=1777,size=65536k');
+  for (const [fd, name] of ['stdin', 'stdout', 'stderr'].entries()) fs.symlinkSync(`/proc/self/fd/${fd}`, `${dev}/${name}`);
+  fs.symlinkSync('/proc/self/fd', `${dev}/fd`);
+}
+
+/** Stack the image's layers under the container's own writable directory, on rootfs: one overlay mount. */
+function mountOverlay(rootfs: string, overlay: InitConfig['overlay']): void {
+  if (!overlay) return; // the vfs driver copied the layers into rootfs: nothing to stack
+  const lowerdir = overlay.lower.toReversed().join(':'); // the top layer first: it hides the ones after it
+  linux.mount('overlay', rootfs, 'overlay', 0, `lowerdir=${lowerdir},upperdir=${overlay.upper},workdir=${overlay.work}`);
+}
+
+/** A network namespace of its own: no interface but a loopback, which we bring up. */
+function enterNetworkNamespace(): void {
+  linux.unshare(linux.CLONE_NEWNET); // this thread only, like CLONE_NEWNS: fine, it will execve
+  const sock = linux.socket(linux.AF_INET, linux.SOCK_DGRAM | linux.SOCK_CLOEXEC, 0); // in the new netns
+  const ifr = linux.ifreq('lo');
+  linux.ioctl(sock, linux.SIOCGIFFLAGS, ifr); // lo's flags, into ifr
+  linux.ioctl(sock, linux.SIOCSIFFLAGS, linux.ifreq('lo', linux.ifr_flags(ifr) | linux.IFF_UP));
+  linux.close(sock);
+}
+
+/** Make rootfs the root mount of this mount namespace, and the host's root unreachable. */
+function pivotInto(rootfs: string, cwd: string): void {
+  linux.mount(rootfs, rootfs, null, linux.MS_BIND | linux.MS_REC); // a mount point, with /proc, /sys, /dev along
+  fs.mkdirSync(`${rootfs}/.oldroot`);
+  linux.pivot_root(rootfs, `${rootfs}/.oldroot`); // the host's root is now at /.oldroot...
+  linux.umount2('/.oldroot', linux.MNT_DETACH); // ...and now nowhere: lazily detached
+  fs.rmdirSync('/.oldroot');
+  linux.chdir(cwd);
+}
+
+/** Become the command: same process, same pid, same stdin/stdout/stderr, new program. */
+function execCommand(argv: string[], env: string[]): never {
+  for (const fd of [0, 1, 2]) linux.fcntl(fd, linux.F_SETFD, 0);
+  linux.execve(lookPath(argv[0]!, env), argv, env);
+}
+
+/** A host name and System V IPC objects of its own: what `hostname` and `ipcs` see. */
+function enterUtsAndIpcNamespaces(hostname: string): void {
+  linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWIPC);
+  linux.sethostname(hostname);
+}
+
+/** `--hostname`: what sethostname(2) takes, and what a resolver would (RFC 1123: letters, digits, -, .). */
+function hostnameArg(name: string): string {
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(name)) throw new CalfError(`invalid hostname ${JSON.stringify(name)}: use letters, digits, '-' and '.', at most 63`);
+  return name;
+}
+
+/** Start the init stage as PID 1 of a new PID namespace, and keep calf's later children in the host's. */
+function inNewPidNamespace<T>(start: () => T): T {
+  const host = fs.openSync('/proc/self/ns/pid', 'r');
+  try {
+    linux.unshare(linux.CLONE_NEWPID); // this thread's next child will be PID 1 of a new namespace
+    return start();
+  } finally {
+    linux.setns(host, linux.CLONE_NEWPID); // and its later children (cleanup, ip…) the host's again
+    fs.closeSync(host);
+  }
+}
+
+/** Run the command as the container's user, with that user's groups and none of root's. */
+function switchUser(config: InitConfig): void {
+  const user = lookupUser(config.user);
+  linux.setgroups(user.groups); // first: changing groups needs root...
+  linux.setresgid(user.gid, user.gid, user.gid);
+  linux.setresuid(user.uid, user.uid, user.uid); // ...which this gives up for good
+  if (!config.env.some((kv) => kv.startsWith('HOME='))) config.env.push(`HOME=${user.home}`);
+}
+
+/** What the container may do: Docker's defaults, or what --privileged, --cap-add and --cap-drop make of them. */
+interface Security {
+  privileged: boolean;
+  capabilities: linux.Capability[]; // bounding, permitted and effective; inheritable and ambient stay empty
+  devices: string | null; // its devices cgroup; null: no device policy
+}
+
+/** The flags, as Docker reads them. Without a v1 devices cgroup (cgroup v2), no CAP_MKNOD instead: see the README. */
+function securityOptions(given: RunOptions<typeof flags>['flags'], id: string): Security {
+  const privileged = given.privileged ?? false;
+  const devices = privileged ? null : deviceCgroupPath(id) ?? null;
+  const capabilities = containerCapabilities(given.capAdd, given.capDrop, privileged)
+    .filter((cap) => privileged || devices !== null || cap !== 'CAP_MKNOD');
+  return { privileged, capabilities, devices };
+}
+
+/** Hide what /proc and /sys tell about the host, and freeze the host's kernel settings they expose. */
+function maskKernelFiles(rootfs: string, security: Security): void {
+  if (security.privileged) return;
+  for (const file of MASKED_PATHS.map((p) => `${rootfs}${p}`).filter((p) => fs.existsSync(p))) {
+    if (fs.statSync(file).isDirectory()) linux.mount('tmpfs', file, 'tmpfs', linux.MS_RDONLY);
+    else linux.mount('/dev/null', file, null, linux.MS_BIND);
+  }
+  for (const file of READONLY_PATHS.map((p) => `${rootfs}${p}`).filter((p) => fs.existsSync(p))) {
+    linux.mount(file, file, null, linux.MS_BIND | linux.MS_REC);
+    linux.mount(file, file, null, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
+  }
+}
+
+/** Root in the container keeps Docker's 14 capabilities, and can never get the others back. */
+function dropCapabilities(security: Security): void {
+  if (security.privileged) return;
+  const keep = linux.capMask(security.capabilities);
+  for (let cap = 0; cap <= linux.capLastCap(); cap++) {
+    if (!(keep & (1n << BigInt(cap)))) linux.prctl(linux.PR_CAPBSET_DROP, cap);
+  }
+  linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL);
+  // switchUser() still needs these two (runc keeps them the same way); execve then gives root
+  // exactly the bounding set, and any other user nothing
+  const forSwitch = keep | linux.capMask(['CAP_SETUID', 'CAP_SETGID']);
+  linux.capset({ effective: forSwitch, permitted: forSwitch, inheritable: 0n });
+}
+
+/** No new privileges through exec, and a seccomp filter that refuses what no container needs. */
+function filterSyscalls(security: Security): void {
+  if (security.privileged) return;
+  linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1);
+  const filter = linux.seccomp_init(linux.SCMP_ACT_ALLOW);
+  for (const rule of SECCOMP_DENY) {
+    const nr = linux.seccomp_syscall_resolve_name(rule.syscall);
+    if (nr >= 0) linux.seccomp_rule_add_array(filter, linux.SCMP_ACT_ERRNO(rule.errno), nr, rule.args);
+  }
+  linux.seccomp_load(filter); // this thread, and the command it becomes
+  linux.seccomp_release(filter);
+}
+
+main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand] });

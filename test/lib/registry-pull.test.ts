@@ -1,0 +1,201 @@
+/**
+ * The lib side of pulling (lib/image/registry-http.ts, blob-writer.ts, lock.ts, tag.ts): what
+ * the level's pull.ts relies on, checked without a registry. Servers listen on 127.0.0.0/8 only.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { fetchFollowing, isLoopback, readLimited, registryBase, registryError } from '../../lib/image/registry-http.js';
+import { BlobMismatchError, hasBlob, removeDeadDownloads, storedBlobPath, writeBlob } from '../../lib/image/blob-writer.js';
+import { withIndexLock, withStoreLock, withStoreLockSync } from '../../lib/image/lock.js';
+import { readIndex, REF_NAME } from '../../lib/image/store.js';
+import { findLeftovers } from '../../lib/runtime/leftovers.js';
+import { repo } from '../support/paths.js';
+
+let work: string;
+beforeAll(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-test-pull-lib-'));
+});
+afterAll(() => {
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+let roots = 0;
+function root(): string {
+  const dir = path.join(work, `root-${++roots}`);
+  fs.mkdirSync(dir);
+  return dir;
+}
+
+const sha = (bytes: Buffer | string) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+/** An HTTP server on a loopback address that records what it was sent; closed by `close()`. */
+async function server(host: string, handle: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
+  const seen: { url: string; authorization: string | undefined }[] = [];
+  const s = http.createServer((req, res) => {
+    seen.push({ url: req.url ?? '', authorization: req.headers.authorization });
+    handle(req, res);
+  });
+  await new Promise<void>((r) => s.listen(0, host, r));
+  const port = (s.address() as { port: number }).port;
+  return { url: `http://${host}:${port}`, seen, close: () => new Promise((r) => { s.closeAllConnections(); s.close(r); }) };
+}
+
+describe('registry HTTP', () => {
+  it('says which registries are plain HTTP: loopback only, and docker.io goes to its API host or the mirror', () => {
+    expect(['localhost:5000', '127.0.0.1', '127.9.8.7:80', '[::1]:5000'].map(isLoopback)).toEqual([true, true, true, true]);
+    expect(['registry.example', '10.0.0.1:5000', '127.0.0.1.nip.io'].map(isLoopback)).toEqual([false, false, false]);
+    expect(registryBase('docker.io', {}).href).toBe('https://registry-1.docker.io/');
+    expect(registryBase('localhost:5000', {}).href).toBe('http://localhost:5000/');
+    expect(registryBase('ghcr.io', {}).href).toBe('https://ghcr.io/');
+    expect(registryBase('docker.io', { CALF_REGISTRY_MIRROR: 'https://mirror.example/' }).href).toBe('https://mirror.example/');
+    expect(registryBase('ghcr.io', { CALF_REGISTRY_MIRROR: 'https://mirror.example/' }).href).toBe('https://ghcr.io/');
+    expect(() => registryBase('docker.io', { CALF_REGISTRY_MIRROR: 'http://mirror.example' })).toThrow(/plain http only to a loopback mirror/);
+  });
+
+  it('follows a redirect to another host without Authorization, and keeps it on the same origin', async () => {
+    const cdn = await server('127.0.0.2', (_req, res) => res.end('blob'));
+    const registry = await server('127.0.0.1', (req, res) => {
+      if (req.url === '/same') res.writeHead(307, { location: '/final' }).end();
+      else if (req.url === '/final') res.end('same');
+      else res.writeHead(307, { location: `${cdn.url}/data?sig=1` }).end();
+    });
+    try {
+      const cross = await fetchFollowing(`${registry.url}/v2/x/blobs/sha256:1`, { headers: { Authorization: 'Bearer secret' } });
+      expect(await cross.text()).toBe('blob');
+      const same = await fetchFollowing(`${registry.url}/same`, { headers: { authorization: 'Bearer secret' } });
+      expect(await same.text()).toBe('same');
+      expect(registry.seen.map((s) => s.authorization)).toEqual(['Bearer secret', 'Bearer secret', 'Bearer secret']);
+      expect(cdn.seen).toEqual([{ url: '/data?sig=1', authorization: undefined }]);
+    } finally {
+      await registry.close();
+      await cdn.close();
+    }
+  });
+
+  it('refuses plain http to a host that is not loopback, and names the cause of a failed connection in one line', async () => {
+    await expect(fetchFollowing('http://registry.example/v2/')).rejects.toThrow(/calf speaks https to registries/);
+    const closed = await server('127.0.0.1', () => undefined); // a port nothing listens on once it is closed
+    await closed.close();
+    const port = new URL(closed.url).port;
+    await expect(fetchFollowing(`${closed.url}/v2/`)).rejects.toThrow(new RegExp(`^cannot reach 127\\.0\\.0\\.1:${port}: connection refused$`));
+    await expect(fetchFollowing('http://127.0.0.1:6000/v2/')).rejects.toThrow('fetch refuses port 6000 (a "bad port" in the Fetch standard)');
+  });
+
+  it('reads a manifest body only up to its limit, and turns a 429 into a line with its Retry-After', async () => {
+    const big = Buffer.alloc(1024, 0x20);
+    const s = await server('127.0.0.1', (req, res) => {
+      if (req.url === '/chunked') { res.write(big); res.end(big); return; }
+      if (req.url === '/429') { res.writeHead(429, { 'retry-after': '17', 'content-type': 'application/json' }).end('{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}'); return; }
+      res.end(big);
+    });
+    try {
+      expect((await readLimited(await fetchFollowing(`${s.url}/fits`), 1024, 'm')).length).toBe(1024);
+      await expect(readLimited(await fetchFollowing(`${s.url}/declared`), 1000, 'the manifest')).rejects.toThrow('the manifest is 1024 bytes, over the');
+      await expect(readLimited(await fetchFollowing(`${s.url}/chunked`), 1500, 'the manifest')).rejects.toThrow('the manifest is over the');
+      const error = await registryError(await fetchFollowing(`${s.url}/429`), 'x/y:z');
+      expect(error.message).toBe('x/y:z: the registry says too many requests (429); retry after 17 s (TOOMANYREQUESTS: slow down)');
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('the blob writer', () => {
+  const content = Buffer.from('a blob of some bytes\n'.repeat(100));
+  const expected = { digest: sha(content), size: content.length, what: 'layer' };
+
+  it('stores a blob under its digest once its sha256 and size match', async () => {
+    const r = root();
+    await writeBlob(Readable.from([content.subarray(0, 100), content.subarray(100)]), expected, { root: r });
+    expect(fs.readFileSync(storedBlobPath(expected.digest, r))).toEqual(content);
+    expect(hasBlob(expected, r)).toBe(true);
+    expect(hasBlob({ ...expected, size: 1 }, r)).toBe(false);
+  });
+
+  it('stores nothing, and leaves no temp file, when a byte differs, a byte is missing, or one too many comes', async () => {
+    const r = root();
+    const flipped = Buffer.from(content);
+    flipped[10] ^= 1;
+    const cases = [flipped, content.subarray(1), Buffer.concat([content, Buffer.from('x')])];
+    for (const bytes of cases) {
+      await expect(writeBlob(Readable.from([bytes]), expected, { root: r })).rejects.toThrow(BlobMismatchError);
+    }
+    const dir = path.join(r, 'images', 'blobs', 'sha256');
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('stops reading a source that sends more than the descriptor says, at the first byte too many', async () => {
+    const r = root();
+    let read = 0;
+    async function* endless() {
+      for (;;) {
+        read += 1000;
+        yield Buffer.alloc(1000);
+      }
+    }
+    await expect(writeBlob(endless(), { digest: sha('x'), size: 2500, what: 'config' }, { root: r })).rejects.toThrow('config sha256:2d711642b726… is corrupt: more than 2500 bytes where its descriptor says 2500');
+    expect(read).toBe(3000);
+  });
+
+  it('leaves a killed writer\'s temp file to calf cleanup (its pid names it), and a later pull removes it', async () => {
+    const r = root();
+    const child = execa(process.execPath, ['-e', '0']);
+    await child; // its pid names no process now
+    const dir = path.join(r, 'images', 'blobs', 'sha256');
+    fs.mkdirSync(dir, { recursive: true });
+    const temp = path.join(dir, `.tmp-${child.pid}-0123456789ab`);
+    fs.writeFileSync(temp, 'half');
+    const mine = path.join(dir, `.tmp-${process.pid}-0123456789ab`);
+    fs.writeFileSync(mine, 'mine, in progress');
+    expect(findLeftovers(r).map((l) => [l.what, l.owner])).toEqual(expect.arrayContaining([[`half-downloaded blob ${temp}`, child.pid]]));
+    removeDeadDownloads(r);
+    expect([fs.existsSync(temp), fs.existsSync(mine)]).toEqual([false, true]);
+  });
+});
+
+describe('the store locks', () => {
+  it('let no concurrent naming lose a name: eight processes tagging at once keep all their names', async () => {
+    const r = root();
+    const digest = sha('m');
+    const script = `
+      import { tagImage } from '${path.join(repo, 'lib/image/store.ts')}';
+      const [, , who] = process.argv;
+      for (let i = 0; i < 15; i++) tagImage('t' + who + '-' + i + ':latest', { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: '${digest}', size: 1 }, process.env.ROOT);
+    `;
+    fs.writeFileSync(path.join(work, 'tagger.ts'), script);
+    await Promise.all(Array.from({ length: 8 }, (_, who) => execa(process.execPath, ['--import', 'tsx', path.join(work, 'tagger.ts'), String(who)], { env: { ROOT: r }, cwd: repo })));
+    expect(readIndex(r).manifests.map((m) => m.annotations?.[REF_NAME]).length).toBe(8 * 15);
+  }, 120_000);
+
+  it('make a remover wait for a pull holding the store lock shared, and let two pulls share it', async () => {
+    const r = root();
+    const order: string[] = [];
+    let release!: () => void;
+    const pull = withStoreLock('shared', () => new Promise<void>((done) => { order.push('pull 1 in'); release = done; }), { root: r });
+    await new Promise((res) => setTimeout(res, 20));
+    await withStoreLock('shared', () => { order.push('pull 2 in'); }, { root: r }); // re-entrant in one process: the same hold
+    // Another process wanting it exclusive must wait for pull 1 (it holds a shared flock).
+    const remover = execa(process.execPath, ['--import', 'tsx', '-e', `
+      import('${path.join(repo, 'lib/image/lock.ts')}').then((m) => {
+        m.withStoreLockSync('exclusive', () => console.log('remover in'), { root: process.env.ROOT, onWait: (w) => console.log('waiting: ' + w) });
+      });`], { env: { ROOT: r }, cwd: repo });
+    let said = '';
+    remover.stdout!.on('data', (c: Buffer) => { said += String(c); });
+    for (let i = 0; i < 200 && !said.includes('waiting'); i++) await new Promise((res) => setTimeout(res, 50));
+    expect(said).toMatch(/^waiting: waiting for other calfs using the image store/);
+    expect(said).not.toContain('remover in');
+    order.push('pull 1 out');
+    release();
+    await pull;
+    await remover;
+    expect(said).toContain('remover in');
+    expect(order).toEqual(['pull 1 in', 'pull 2 in', 'pull 1 out']);
+    expect(() => withStoreLockSync('shared', () => withIndexLock(() => 'nested', r), { root: r })).not.toThrow();
+  }, 60_000);
+});
