@@ -33,9 +33,12 @@ import {
   lookupUser, //@s11
   securityConfig, capabilityArg, type Capabilities, type Seccomp, //@s12
 } from '../lib/runtime/index.js';
-import { resolveImage, type ResolvedImage } from '../lib/image/index.js'; //@s01
+import type { ResolvedImage } from '../lib/image/index.js'; //@s01
+import { resolveImage } from '../lib/image/index.js'; // level 13 pulls what the store lacks first //@s01..s13
 import { unpackImage } from '../lib/image/index.js'; // level 04's storage drivers unpack layers themselves //@s01..04
 import { storageDriver, checkDriverName } from '../lib/storage/index.js'; //@s04
+import { pullCommand, tagCommand, parsePullPolicy, type PullPolicy } from '../lib/image/commands.js'; //@s13
+import { pull, imageFor } from './pull.js'; //@s13
 //@s07..s08: import { networkMode } from '../lib/network/index.js';
 import { parsePublish, listen, splice, networkCommand, ip, ipIn, type Endpoint, type PortMapping } from '../lib/network/index.js'; //@s08
 //@s09 {
@@ -64,6 +67,7 @@ const flags = {
   privileged: flag<boolean>('--privileged', 'every capability, no seccomp filter, no masked paths, no device policy'), //@s12
   capAdd: flag('--cap-add <cap>', 'add a capability to Docker\'s default set (repeatable; ALL)', capabilityArg), //@s12
   capDrop: flag('--cap-drop <cap>', 'drop a capability from Docker\'s default set (repeatable; ALL)', capabilityArg), //@s12
+  pull: flag('--pull <policy>', 'pull the image first: missing (the default), always or never', parsePullPolicy), //@s13
 };
 //@}
 
@@ -75,7 +79,8 @@ const flags = {
 async function run(options: RunOptions<typeof flags>): Promise<number> { //@s04
   //@..s01: const config: Spec = { ociVersion: OCI_VERSION, process: { args: options.command, env: mergeEnv([`PATH=${DEFAULT_PATH}`], options.env), cwd: process.cwd() } };
   //@s01..s04: const { image, container } = await createRootfs(options.image);
-  const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver); //@s04
+  //@s04..s13: const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver);
+  const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver, options.flags.pull); //@s13
   //@s01..s04: const config = containerConfig(options, image, container);
   const config = containerConfig(options, image, container, overlay); //@s04
   if (config.process.args.length === 0) throw new CalfError('no command specified');
@@ -160,7 +165,8 @@ async function createRootfs(ref: string): Promise<{ image: ResolvedImage; contai
 
 //@s04 {
 /** Find the image, and have a storage driver make the container's root out of its layers. */
-async function prepareRootfs(ref: string, driverName: string | undefined): Promise<{ image: ResolvedImage; container: Container; overlay?: Root['overlay'] }> {
+//@s04..s13: async function prepareRootfs(ref: string, driverName: string | undefined): Promise<{ image: ResolvedImage; container: Container; overlay?: Root['overlay'] }> {
+async function prepareRootfs(ref: string, driverName: string | undefined, policy?: PullPolicy): Promise<{ image: ResolvedImage; container: Container; overlay?: Root['overlay'] }> { //@s13
   //@todo04 {
   // TODO(04.1): level 01 unpacked every layer into every container. Let a storage driver do it
   // (storageDriver(driverName): overlay, or vfs): it unpacks each layer once into the layer graph
@@ -171,7 +177,8 @@ async function prepareRootfs(ref: string, driverName: string | undefined): Promi
   //@todo04: return createRootfs(ref); // level 01's way, until you replace it
   //@04 {
   const driver = storageDriver(driverName); // first: a bad name leaves nothing behind
-  const image = resolveImage(ref);
+  //@04..s13: const image = resolveImage(ref);
+  const image = await imageFor(ref, policy); // pulled first when the store lacks it (--pull: when) //@s13
   const container = createContainer(image);
   container.teardown.add('removeContainerDir', container.dir); // before prepare(): it can fail halfway
   return { image, container, ...(await driver.prepare(image, container)) };
@@ -620,4 +627,5 @@ function filterSyscalls(noNewPrivileges = false, seccomp?: Seccomp): void {
 
 //@..s04: main({ run, init });
 //@s04..s08: main({ run, init, flags });
-main({ run, init, flags, commands: [networkCommand] }); //@s08
+//@s08..s13: main({ run, init, flags, commands: [networkCommand] });
+main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand] }); //@s13

@@ -32,6 +32,7 @@ export const LEVELS: readonly Level[] = [
   { id: '10', name: 'memory-pids-cgroup', goal: '--memory, --memory-swap and --pids-limit, and an OOM kill reported as such' },
   { id: '11', name: 'user', goal: 'run the command as the image\'s user, with only its groups' },
   { id: '12', name: 'security', goal: "Docker's capabilities, no_new_privs, a seccomp filter, masked paths, a device policy" },
+  { id: '13', name: 'pull', goal: 'pull images from a registry: manifests, an index, Bearer tokens, verified blobs; calf run pulls what it lacks', files: ['pull.ts'] },
 ];
 
 /** `levels/<id>-<name>` or `solutions/<id>-<name>`, relative to the repository root. */

@@ -170,6 +170,9 @@ function check(files: ReadonlyMap<string, string>, extra: ts.CompilerOptions): s
   host.readFile = (name) => virtual.get(path.resolve(name)) ?? readFile(name);
   const fileExists = host.fileExists.bind(host);
   host.fileExists = (name) => virtual.has(path.resolve(name)) || fileExists(name);
+  // a level directory the generator has not written yet exists for the compiler too
+  const directoryExists = host.directoryExists?.bind(host);
+  host.directoryExists = (dir) => [...virtual.keys()].some((f) => f.startsWith(`${path.resolve(dir)}/`)) || (directoryExists?.(dir) ?? true);
   const program = ts.createProgram([...virtual.keys()], config.options, host);
   return ts.getPreEmitDiagnostics(program).map((d) => {
     const text = ts.flattenDiagnosticMessageText(d.messageText, '\n');

@@ -13,7 +13,8 @@ import {
   main, exited, lookPath, mergeEnv, DEFAULT_PATH, CalfError, initEntry, initEnv, OCI_VERSION, type RunOptions, type Spec,
   createContainer, saveConfig, type Container,
 } from '../../lib/runtime/index.js';
-import { resolveImage, type ResolvedImage } from '../../lib/image/index.js';
+import type { ResolvedImage } from '../../lib/image/index.js';
+import { resolveImage } from '../../lib/image/index.js'; // level 13 pulls what the store lacks first
 import { unpackImage } from '../../lib/image/index.js'; // level 04's storage drivers unpack layers themselves
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────

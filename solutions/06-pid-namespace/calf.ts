@@ -16,7 +16,8 @@ import {
   type Root, flag,
   hostnameArg,
 } from '../../lib/runtime/index.js';
-import { resolveImage, type ResolvedImage } from '../../lib/image/index.js';
+import type { ResolvedImage } from '../../lib/image/index.js';
+import { resolveImage } from '../../lib/image/index.js'; // level 13 pulls what the store lacks first
 import { storageDriver, checkDriverName } from '../../lib/storage/index.js';
 
 /** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */

@@ -19,7 +19,8 @@ import {
   joinNetwork, syncWithInit, syncWithParent, SYNC_STDIO,
   type Resources,
 } from '../../lib/runtime/index.js';
-import { resolveImage, type ResolvedImage } from '../../lib/image/index.js';
+import type { ResolvedImage } from '../../lib/image/index.js';
+import { resolveImage } from '../../lib/image/index.js'; // level 13 pulls what the store lacks first
 import { storageDriver, checkDriverName } from '../../lib/storage/index.js';
 import { parsePublish, listen, splice, networkCommand, ip, ipIn, type Endpoint, type PortMapping } from '../../lib/network/index.js';
 import {

@@ -93,7 +93,12 @@ export async function runChecks(options: { target: string; levels: readonly Leve
       ...options.levels.map(testFile),
     ], {
       cwd: repo, reject: false, all: true,
-      env: { CALF_TARGET: options.target, CALF_ROOT: options.root, CALF_RUNS_LOG: runsLog, NODE_NO_WARNINGS: '1', FORCE_COLOR: '0', ...options.env },
+      // CALF_REGISTRY_MIRROR: from level 13 on, calf run pulls an image it lacks from docker.io; a
+      // check's unknown image must never send a packet off this machine (a closed loopback port)
+      env: {
+        CALF_TARGET: options.target, CALF_ROOT: options.root, CALF_RUNS_LOG: runsLog, NODE_NO_WARNINGS: '1', FORCE_COLOR: '0',
+        CALF_REGISTRY_MIRROR: 'http://127.0.0.1:2', ...options.env,
+      },
     });
     fs.appendFileSync(options.log, `\n$ jest (CALF_TARGET=${options.target}${options.env ? ` ${Object.entries(options.env).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''})\n${jest.all ?? ''}\n`);
     if (!fs.existsSync(report)) {

@@ -1,4 +1,11 @@
-// Generated from ladder-draft/pull.ts by ladder-draft/render.ts (solution 13): edit that, not this.
+/**
+ * calf, level 13 (pull), pull.ts: your starting point: do the TODOs.
+ * Goal: pull images from a registry: manifests, an index, Bearer tokens, verified blobs; calf run pulls what it lacks.
+ * Lesson: levels/13-pull/README.md · check: npm run level 13
+ * Run it as root: tsx levels/13-pull/calf.ts run busybox sh
+ *
+ * Generated from ladder/pull.ts by `npm run generate` (instructors: edit that file, not this one).
+ */
 /**
  * calf's registry client: `calf pull`, and `calf run` pulling an image it does not have yet.
  *
@@ -18,23 +25,19 @@
  * @see https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
  * @module
  */
-import { CalfError } from '../../../lib/runtime/index.js';
-import { resolveImage, ImageNotFoundError, type ResolvedImage } from '../../../lib/image/index.js';
+import { CalfError } from '../../lib/runtime/index.js';
+import { resolveImage, ImageNotFoundError, type ResolvedImage } from '../../lib/image/index.js';
 import {
   MediaType, addBlobBytes, isIndexMediaType, normalizeName, type Descriptor, type ImageIndex, type ImageManifest,
-} from '../../../lib/image/store.js';
-import { tagImage } from '../../../lib/image/store.js';
-import { shortDigest, shortId } from '../../../lib/image/digest.js';
-import { sha256Digest } from '../../../lib/image/digest.js';
-import { fetchFollowing, registryBase, registryError } from '../../../lib/image/registry-http.js';
-import { readLimited } from '../../../lib/image/registry-http.js';
-import { hasBlob, removeDeadDownloads } from '../../../lib/image/blob-writer.js';
-import { writeBlob } from '../../../lib/image/blob-writer.js';
-import { withStoreLock } from '../../../lib/image/lock.js';
-import { namedDigest } from '../../../lib/image/tag.js';
-import { CONFIG_TYPES, SCHEMA1_TYPES, isNonDistributable, layerCompression, zstdRefusal } from '../../../lib/image/media-types.js';
-import { pullOutput, type PullOutput } from '../../../lib/image/pull-progress.js';
-import type { PullPolicy } from '../../../lib/image/commands.js';
+} from '../../lib/image/store.js';
+import { shortDigest, shortId } from '../../lib/image/digest.js';
+import { fetchFollowing, registryBase, registryError } from '../../lib/image/registry-http.js';
+import { hasBlob, removeDeadDownloads } from '../../lib/image/blob-writer.js';
+import { withStoreLock } from '../../lib/image/lock.js';
+import { namedDigest } from '../../lib/image/tag.js';
+import { CONFIG_TYPES, SCHEMA1_TYPES, isNonDistributable, layerCompression, zstdRefusal } from '../../lib/image/media-types.js';
+import { pullOutput, type PullOutput } from '../../lib/image/pull-progress.js';
+import type { PullPolicy } from '../../lib/image/commands.js';
 
 // ─── 1. A reference: which registry, which repository, which tag or digest ────────────────────
 
@@ -130,19 +133,12 @@ class Registry {
 
   /** Get a token for pulling this repository from the token server the challenge names. */
   private async authenticate(challenge: string): Promise<string> {
-    const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
-    if (!/^Bearer /i.test(challenge) || !params.realm) {
-      throw new CalfError(`${this.ref.registry} wants a login (${challenge.split(' ')[0] || 'no challenge'}): calf pulls public images only`);
-    }
-    const url = new URL(params.realm);
-    if (params.service) url.searchParams.set('service', params.service);
-    url.searchParams.set('scope', params.scope ?? `repository:${this.ref.repository}:pull`);
-    const response = await fetchFollowing(url);
-    if (!response.ok) throw await registryError(response, `token from ${url.host}`);
-    const body = (await response.json()) as { token?: string; access_token?: string };
-    const token = body.token ?? body.access_token;
-    if (!token) throw new CalfError(`token from ${url.host}: its answer has no token`);
-    return token;
+    // TODO(13.2): the 401 says where tokens come from: `Bearer realm="…",service="…",scope="…"`.
+    // GET the realm with `service` and `scope` as query parameters (fetchFollowing: no login,
+    // calf pulls public images); the JSON answer holds the token as `token` or `access_token`.
+    // Why does the registry send you to another server for it, and why may the token you got
+    // stop working in the middle of a pull?
+    throw new CalfError(`TODO(13.2): ${this.ref.registry} wants a token (${challenge})`);
   }
 }
 
@@ -155,15 +151,11 @@ interface Fetched {
 
 /** GET a manifest by tag or digest, in one of the formats calf reads. */
 async function fetchManifest(registry: Registry, reference: string, what: string): Promise<Fetched> {
-  const response = await registry.get(`manifests/${reference}`, { accept: MANIFEST_TYPES.join(', ') });
-  if (!response.ok) throw await registryError(response, what);
-  const bytes = await readLimited(response, MAX_MANIFEST, `the manifest of ${what}`);
-  const digest = sha256Digest(bytes);
-  const mediaType = response.headers.get('content-type')?.split(';')[0]?.trim() ?? '';
-  // Asked by digest, the bytes must have it; asked by tag, they must have what the registry says.
-  const promised = reference.startsWith('sha256:') ? reference : response.headers.get('docker-content-digest');
-  if (promised && promised !== digest) throw new CalfError(`the manifest of ${what} is corrupt: its content hashes to ${shortDigest(digest)}, not ${shortDigest(promised)}`);
-  return { bytes, mediaType, digest };
+  // TODO(13.1): GET `manifests/<reference>` with an Accept header listing MANIFEST_TYPES, and read
+  // at most MAX_MANIFEST bytes of the answer (readLimited). Its digest is the sha256 of exactly
+  // those bytes; its Content-Type says which of the four formats it is. What does a registry
+  // send a client that names no format, and what did mocker get?
+  throw new CalfError(`TODO(13.1): ask ${registry.ref.registry} for the manifest of ${what}`);
 }
 
 /**
@@ -190,12 +182,11 @@ const PLATFORMS: Record<string, { architecture: string; variant?: string }> = {
 /** The entry of `index` that runs here. */
 function choosePlatform(index: ImageIndex, what: string): Descriptor {
   const wanted = PLATFORMS[process.arch] ?? { architecture: process.arch };
-  const runnable = index.manifests.filter((m) => m.platform && m.platform.os !== 'unknown');
-  const match = runnable.find((m) => m.platform!.os === 'linux' && m.platform!.architecture === wanted.architecture
-    && (!wanted.variant || !m.platform!.variant || m.platform!.variant === wanted.variant));
-  if (match) return match;
-  const has = runnable.map((m) => [m.platform!.os, m.platform!.architecture, m.platform!.variant].filter(Boolean).join('/'));
-  throw new CalfError(`${what}: no manifest for linux/${[wanted.architecture, wanted.variant].filter(Boolean).join('/')} (it has ${has.join(', ') || 'none'})`);
+  // TODO(13.3): an index lists one manifest per platform ({os, architecture, variant}); pick the
+  // one for `linux` and `wanted`, skipping `unknown/unknown` entries (BuildKit's attestations).
+  // None? Throw a one-line error that lists the platforms the index has. Why is the index's
+  // first entry not good enough, even on an amd64 machine?
+  throw new CalfError(`TODO(13.3): choose the manifest for linux/${wanted.architecture} among ${index.manifests.length}`);
 }
 
 // ─── 4. Blobs: the config, then the layers base first, each checked while it streams ──────────
@@ -215,7 +206,10 @@ async function fetchBlob(registry: Registry, blob: Descriptor, what: string, onB
     if (response.ok) break;
   }
   if (!response.ok) throw await registryError(response, `${what} ${shortDigest(blob.digest)}`);
-  await writeBlob(response.body!, { digest: blob.digest, size: blob.size, what }, { onBytes });
+  // TODO(13.4): stream response.body into the store with writeBlob, holding it to the digest and
+  // size the manifest promised (it calls onBytes as bytes arrive, for the progress bar). Why must
+  // the check happen while the bytes stream, before the blob has its name, and not after?
+  throw new CalfError(`TODO(13.4): store ${what} ${shortDigest(blob.digest)}`);
   return true;
 }
 
@@ -270,7 +264,9 @@ export async function pull(text: string, out: PullOutput): Promise<ResolvedImage
     }
     addBlobBytes(image.bytes);
     if (image !== top) addBlobBytes(top.bytes);
-    tagImage(name, { mediaType: topType, digest: top.digest, size: top.bytes.length });
+    // TODO(13.5): every blob is in: now give the image its name in the store (tagImage, with a
+    // descriptor of what the reference pointed to: `top`). Why only now? What would `calf images`
+    // show of a pull that calf was killed in the middle of?
     for (const id of fetched) out.layer(id, 'Pull complete');
   }, { onWait: (why) => out.line(why) });
   out.line(`Digest: ${top.digest}`);

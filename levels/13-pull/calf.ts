@@ -1,46 +1,39 @@
 /**
- * calf, level 13 (pull), DRAFT: solution 12 plus level 13's wiring (ladder-draft/render.ts).
- * Goal: pull images from a registry; calf run pulls a missing one (--pull missing|always|never).
+ * calf, level 13 (pull): your starting point: level 12's solution plus TODOs.
+ * Goal: pull images from a registry: manifests, an index, Bearer tokens, verified blobs; calf run pulls what it lacks.
+ * Lesson: levels/13-pull/README.md · check: npm run level 13
+ * Run it as root: tsx levels/13-pull/calf.ts run busybox sh
+ *
+ * Generated from ladder/calf.ts by `npm run generate` (instructors: edit that file, not this one).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { constants } from 'node:os';
-import * as linux from '../../../lib/linux/index.js';
+import * as linux from '../../lib/linux/index.js';
 import {
-  main, flag, exited, lookPath, mergeEnv, DEFAULT_PATH, createContainer, removeContainer, lookupUser, CalfError,
-  initEntry, initEnv, type Container, type RunOptions,
-  syncWithInit, syncWithParent, SYNC_STDIO,
-  MASKED_PATHS, READONLY_PATHS, SECCOMP_DENY, capabilityArg, containerCapabilities, deviceCgroupPath, enterDeviceCgroup, removeDeviceCgroup,
-} from '../../../lib/runtime/index.js';
-import { unpackImage, type ResolvedImage } from '../../../lib/image/index.js';
-import { pullCommand, tagCommand, parsePullPolicy } from '../../../lib/image/commands.js';
+  main, exited, lookPath, mergeEnv, DEFAULT_PATH, CalfError, initEntry, initEnv, OCI_VERSION, type RunOptions, type Spec,
+  createContainer, saveConfig, type Container,
+  type Root, flag,
+  hostnameArg,
+  joinNetwork, syncWithInit, syncWithParent, SYNC_STDIO,
+  type Resources,
+  lookupUser,
+  securityConfig, capabilityArg, type Capabilities, type Seccomp,
+} from '../../lib/runtime/index.js';
+import type { ResolvedImage } from '../../lib/image/index.js';
+import { storageDriver, checkDriverName } from '../../lib/storage/index.js';
+import { pullCommand, tagCommand, parsePullPolicy, type PullPolicy } from '../../lib/image/commands.js';
 import { pull, imageFor } from './pull.js';
-import { storageDriver, checkDriverName, type PreparedRootfs } from '../../../lib/storage/index.js';
+import { parsePublish, listen, splice, networkCommand, ip, ipIn, type Endpoint, type PortMapping } from '../../lib/network/index.js';
 import {
-  createEndpoint, removeEndpoint, ip, ipIn, parsePublish, listen, splice, networkCommand, type Endpoint, type PortMapping,
-} from '../../../lib/network/index.js';
-import {
-  createCgroup, parseCpus, parseCpuShares, sharesToWeight, CPU_PERIOD_US, type Cgroup,
-  parseMemory, parseMemorySwap, parsePidsLimit, checkMemory,
-} from '../../../lib/cgroup/index.js';
-
-/** What the parent side hands to the init stage, as JSON on its command line. */
-interface InitConfig {
-  argv: string[]; // the command and its arguments
-  env: string[]; // its whole environment, KEY=VALUE
-  rootfs: string; // the directory that becomes the container's /
-  cwd: string; // the working directory inside the container
-  overlay?: PreparedRootfs['overlay']; // the directories to stack on rootfs, if the driver wants that
-  hostname: string;
-  network: string; // none, host (level 08: or a network's name)
-  user: string; // name|uid[:group|gid], looked up in the image's /etc/passwd and /etc/group
-  security: Security;
-}
+  createCgroup, parseCpus, parseCpuShares, sharesToWeight, resourcesOf, CPU_PERIOD_US, type Cgroup,
+  parseMemory, parseMemorySwap, parsePidsLimit,
+  limitDevices,
+} from '../../lib/cgroup/index.js';
 
 /** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
 const flags = {
-  pull: flag('--pull <policy>', 'pull the image first: missing (the default), always or never', parsePullPolicy),
   storageDriver: flag('--storage-driver <name>', 'overlay or vfs (default: $CALF_STORAGE_DRIVER, else overlay)', (name: string) => checkDriverName(name)),
   hostname: flag('--hostname <name>', "the container's host name (default: its short id)", hostnameArg),
   network: flag('--network <name>', 'none (the default): only lo; host: the host\'s network; or a network of calf network ls'),
@@ -55,29 +48,36 @@ const flags = {
   privileged: flag<boolean>('--privileged', 'every capability, no seccomp filter, no masked paths, no device policy'),
   capAdd: flag('--cap-add <cap>', 'add a capability to Docker\'s default set (repeatable; ALL)', capabilityArg),
   capDrop: flag('--cap-drop <cap>', 'drop a capability from Docker\'s default set (repeatable; ALL)', capabilityArg),
+  pull: flag('--pull <policy>', 'pull the image first: missing (the default), always or never', parsePullPolicy),
 };
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
-// Our job: prepare the container, start its first process, wait for it, report how it ended.
+// Our job: prepare the container and its config (a Spec: the OCI runtime-spec's config.json, as
+// far as this level fills it), start its first process, wait for it, report how it ended.
 
 async function run(options: RunOptions<typeof flags>): Promise<number> {
   const { image, container, overlay } = await prepareRootfs(options.image, options.flags.storageDriver, options.flags.pull);
-  const config = { ...containerConfig(options, image, container), overlay };
-  if (config.argv.length === 0) throw new CalfError('no command specified');
-  const endpoint = joinNetwork(config.network);
+  const config = containerConfig(options, image, container, overlay);
+  if (config.process.args.length === 0) throw new CalfError('no command specified');
+  saveConfig(container, config); // config.json beside rootfs/: the container's directory is an OCI bundle
+  const endpoint = joinNetwork(container, String(options.flags.network ?? 'none')); // an address, released by its teardown
   await publishPorts(options.flags.publish ?? [], endpoint); // before the container starts: a taken port stops it
+  container.teardown.add('removeCgroup', container.id); // before it exists: a calf killed while making it leaves nothing unfound
   const cgroup = createCgroup(options.flags.cgroupParent ?? 'calf', container.id); // calf/<id>, as Docker's docker/<id>
-  process.on('exit', () => cgroup.remove()); // sync: also when calf fails; kills what is left in it
-  process.on('exit', () => removeDeviceCgroup(container.id)); // after cgroup.remove(), which ends what is left of the container
-  limitCpu(cgroup, options.flags.cpus, options.flags.cpuShares);
-  limitMemoryAndPids(cgroup, options.flags.memory, options.flags.memorySwap, options.flags.pidsLimit);
+  limitCpu(cgroup, config.linux?.resources ?? {});
+  limitMemoryAndPids(cgroup, config.linux?.resources ?? {});
+  limitDevices(cgroup, config.linux?.resources?.devices); // given code: Docker's device rules (v1), none with --privileged
   const child = inNewPidNamespace(() => startInit(config));
-  await syncWithInit(child, (pid) => { joinCgroup(cgroup, pid); connectSandbox(endpoint, pid); }); // between its unshares and its execve
-  return reportOomKill(cgroup, exitStatus(await exited(child)));
+  const hostSide = (pid: number): void => { // the parent's part: after the init stage's unshares, before its execve
+    joinCgroup(cgroup, pid);
+    connectSandbox(endpoint, pid);
+  };
+  await syncWithInit(child, hostSide);
+  return reportOomKill(cgroup, exitStatus(await exited(child, container)));
 }
 
 /** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
-function startInit(config: InitConfig): ChildProcess {
+function startInit(config: Spec): ChildProcess {
   return spawn(process.execPath, [initEntry(), 'init', JSON.stringify(config)], {
     stdio: SYNC_STDIO, // calf's own stdin/stdout/stderr, byte for byte, and fd 3: the sync socket
     env: initEnv(), // the command's environment is in config; Node's own variables only slow this stage
@@ -90,26 +90,39 @@ function exitStatus([code, signal]: [number | null, NodeJS.Signals | null]): num
 }
 
 /** Find the image, and have a storage driver make the container's root out of its layers. */
-async function prepareRootfs(ref: string, driverName: string | undefined, policy: 'missing' | 'always' | 'never' | undefined): Promise<{ image: ResolvedImage; container: Container } & Partial<PreparedRootfs>> {
+async function prepareRootfs(ref: string, driverName: string | undefined, policy?: PullPolicy): Promise<{ image: ResolvedImage; container: Container; overlay?: Root['overlay'] }> {
   const driver = storageDriver(driverName); // first: a bad name leaves nothing behind
-  const image = await imageFor(ref, policy); // level 13: pulled first when the store does not have it
-  const container = createContainer();
-  process.on('exit', () => driver.remove(container)); // sync, so it also runs when prepare() fails
+  const image = await imageFor(ref, policy); // pulled first when the store lacks it (--pull: when)
+  const container = createContainer(image);
+  container.teardown.add('removeContainerDir', container.dir); // before prepare(): it can fail halfway
   return { image, container, ...(await driver.prepare(image, container)) };
 }
 
-/** The init stage's config: the command line's command and environment over the image's defaults. */
-function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container): InitConfig {
+/** The init stage's config, in the OCI runtime-spec's names: the command and environment over the image's defaults. */
+function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage, container: Container, overlay?: Root['overlay']): Spec {
   const defaults = image.config.config ?? {};
+  const security = securityConfig(options.flags); // Docker's defaults, or what --privileged and --cap-* make of them
   return {
-    argv: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
-    env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
-    rootfs: container.rootfs,
-    cwd: defaults.WorkingDir || '/',
+    ociVersion: OCI_VERSION,
+    process: {
+      args: [...(defaults.Entrypoint ?? []), ...(options.command.length ? options.command : defaults.Cmd ?? [])],
+      env: mergeEnv(defaults.Env ?? [`PATH=${DEFAULT_PATH}`], options.env),
+      cwd: defaults.WorkingDir || '/',
+      user: { uid: 0, gid: 0, username: options.flags.user || defaults.User || '0' }, // looked up in the image by init
+      ...security.process, // capabilities, noNewPrivileges
+    },
+    root: { path: container.rootfs, overlay },
     hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id
-    network: String(options.flags.network ?? 'none'),
-    user: options.flags.user || defaults.User || '0',
-    security: securityOptions(options.flags, container.id),
+    linux: {
+      namespaces: [
+        { type: 'mount' },
+        { type: 'uts' }, { type: 'ipc' },
+        { type: 'pid' },
+        ...(options.flags.network === 'host' ? [] : [{ type: 'network' as const }]),
+      ],
+      resources: { ...resourcesOf(options.flags), devices: security.devices },
+      ...security.linux, // maskedPaths, readonlyPaths, seccomp
+    },
   };
 }
 
@@ -118,45 +131,30 @@ function joinCgroup(cgroup: Cgroup, pid: number): void {
   cgroup.set({ v1: { 'cgroup.procs': pid }, v2: { 'cgroup.procs': pid } }); // v1: once per hierarchy
 }
 
-/** `--cpus` as a CFS quota per period, `--cpu-shares` as a weight against the other cgroups. */
-function limitCpu(cgroup: Cgroup, cpus: number | undefined, shares: number | undefined): void {
-  if (cpus !== undefined) {
-    const quota = Math.round(cpus * CPU_PERIOD_US);
-    cgroup.set({
-      v1: { 'cpu.cfs_period_us': CPU_PERIOD_US, 'cpu.cfs_quota_us': quota },
-      v2: { 'cpu.max': `${quota} ${CPU_PERIOD_US}` },
-    });
-  }
+/** The spec's CPU resources (from --cpus and --cpu-shares): a CFS quota per period, and a weight against the other cgroups. */
+function limitCpu(cgroup: Cgroup, { cpu }: Resources): void {
+  const { quota, period = CPU_PERIOD_US, shares } = cpu ?? {};
+  if (quota !== undefined) cgroup.set({ v1: { 'cpu.cfs_period_us': period, 'cpu.cfs_quota_us': quota }, v2: { 'cpu.max': `${quota} ${period}` } });
   if (shares !== undefined) cgroup.set({ v1: { 'cpu.shares': shares }, v2: { 'cpu.weight': sharesToWeight(shares) } });
 }
 
-/** `--memory` and `--memory-swap` as the memory controller's limits, `--pids-limit` as the pids controller's. */
-function limitMemoryAndPids(cgroup: Cgroup, memory?: number, memorySwap?: number, pids?: number): void {
-  checkMemory(memory, memorySwap); // Docker's rules: --memory-swap needs --memory, and is not below it
-  if (memory !== undefined) {
-    const memsw = memorySwap ?? 2 * memory;
+/** The spec's memory and pids resources (from --memory, --memory-swap, --pids-limit) as those controllers' limits. */
+function limitMemoryAndPids(cgroup: Cgroup, { memory, pids }: Resources): void {
+  if (memory?.limit !== undefined) {
+    const memsw = memory.swap ?? -1; // not given: no cap on swap (--memory-swap's default is in the spec already)
     cgroup.set({
-      v1: { 'memory.limit_in_bytes': memory, 'memory.memsw.limit_in_bytes': memsw }, // memsw may never be below the limit
-      v2: { 'memory.max': memory, 'memory.swap.max': memsw === -1 ? 'max' : memsw - memory },
+      v1: { 'memory.limit_in_bytes': memory.limit, 'memory.memsw.limit_in_bytes': memsw }, // memsw may never be below the limit
+      v2: { 'memory.max': memory.limit, 'memory.swap.max': memsw === -1 ? 'max' : memsw - memory.limit },
     });
   }
-  if (pids !== undefined && pids > 0) cgroup.set({ v1: { 'pids.max': pids }, v2: { 'pids.max': pids } });
+  if (pids !== undefined) cgroup.set({ v1: { 'pids.max': pids.limit }, v2: { 'pids.max': pids.limit } });
 }
 
 /** Docker's 137 when the kernel's OOM killer ended the container, and a line saying so. */
 function reportOomKill(cgroup: Cgroup, status: number): number {
-  const events = cgroup.read({ v1: 'memory.oom_control', v2: 'memory.events' });
-  if (!/^oom_kill [1-9]/m.test(events)) return status;
+  if (!/^oom_kill [1-9]/m.test(cgroup.read({ v1: 'memory.oom_control', v2: 'memory.events' }))) return status;
   process.stderr.write('calf: the container was OOM-killed: it used more memory than --memory allows\n');
   return 137;
-}
-
-/** The container's endpoint on its network (none with --network none or host): an address leased from the pool. */
-function joinNetwork(network: string): Endpoint | undefined {
-  if (network === 'none' || network === 'host') return undefined;
-  const endpoint = createEndpoint(network); // IPAM: the lowest free address, under the pool's lock
-  process.on('exit', () => removeEndpoint(endpoint)); // sync: the veth and the lease go however calf exits
-  return endpoint;
 }
 
 /** Publish ports: a proxy on the host's 127.0.0.1 for each, forwarding to the container's address. */
@@ -181,28 +179,24 @@ function connectSandbox(endpoint: Endpoint | undefined, pid: number): void {
 }
 
 // ─── Container side: `calf init`, re-executed by the parent ───────────────────────────────────
-// Our job: turn this process into the container, then become the command with execve().
-// Everything here is synchronous: after unshare() only this thread is in the new namespaces.
+// Our job: become the container, then the command (execve). All synchronous: unshare() moves this thread only.
 
-function init(config: InitConfig): never {
+function init(config: Spec): never {
+  const rootfs = config.root!.path; // calf's config has a root from level 01 on
   enterMountNamespace(); // first: every mount below then stays in the container
-  mountOverlay(config.rootfs, config.overlay); // before the others: they go on top of it
-  enterUtsAndIpcNamespaces(config.hostname);
-  if (config.network !== 'host') enterNetworkNamespace(); // before /sys: sysfs shows its mounter's netns
-  syncWithParent(); // sync: our namespaces exist; the parent connects our netns to its network now
-  mountProcAndSys(config.rootfs);
-  maskKernelFiles(config.rootfs, config.security); // as soon as /proc and /sys exist; the pivot takes them along
-  enterDeviceCgroup(config.security.devices); // a host path: before the pivot; before any device is opened
-  populateDev(`${config.rootfs}/dev`);
-  pivotInto(config.rootfs, config.cwd); // after the mounts: they move along with the new root
-  // Privileges go last, in this order (as runc's standard_init_linux.go): every mount above needs
-  // CAP_SYS_ADMIN and the very syscalls the filter denies. Capabilities before a switch to another
-  // user (setresuid away from 0 clears them, CAP_SETPCAP too, which PR_CAPBSET_DROP needs); the
-  // filter last, right before execve, which it must allow.
-  dropCapabilities(config.security);
+  mountOverlay(rootfs, config.root!.overlay); // before the others: they go on top of it
+  enterUtsAndIpcNamespaces(config.hostname!);
+  if (config.linux?.namespaces?.some((ns) => ns.type === 'network')) enterNetworkNamespace(); // before /sys: it shows its mounter's netns
+  syncWithParent(); // sync: our namespaces exist; the parent connects our netns, joins us to our cgroup
+  mountProcAndSys(rootfs);
+  maskKernelFiles(rootfs, config.linux ?? {}); // as soon as /proc and /sys exist; the pivot takes them along
+  populateDev(`${rootfs}/dev`);
+  pivotInto(rootfs, config.process.cwd); // after the mounts: they move along with the new root
+  // Privileges last (the mounts need them), in runc's order: capabilities, the user, the filter right before execve
+  dropCapabilities(config.process.capabilities);
   switchUser(config); // after the pivot: the user is the image's, from its /etc/passwd
-  filterSyscalls(config.security);
-  execCommand(config.argv, config.env);
+  filterSyscalls(config.process.noNewPrivileges, config.linux?.seccomp);
+  execCommand(config.process.args, config.process.env);
 }
 
 /** A mount namespace of its own, whose mounts never reach the host's. */
@@ -238,7 +232,7 @@ function populateDev(dev: string): void {
 }
 
 /** Stack the image's layers under the container's own writable directory, on rootfs: one overlay mount. */
-function mountOverlay(rootfs: string, overlay: InitConfig['overlay']): void {
+function mountOverlay(rootfs: string, overlay: Root['overlay']): void {
   if (!overlay) return; // the vfs driver copied the layers into rootfs: nothing to stack
   const lowerdir = overlay.lower.toReversed().join(':'); // the top layer first: it hides the ones after it
   linux.mount('overlay', rootfs, 'overlay', 0, `lowerdir=${lowerdir},upperdir=${overlay.upper},workdir=${overlay.work}`);
@@ -276,12 +270,6 @@ function enterUtsAndIpcNamespaces(hostname: string): void {
   linux.sethostname(hostname);
 }
 
-/** `--hostname`: what sethostname(2) takes, and what a resolver would (RFC 1123: letters, digits, -, .). */
-function hostnameArg(name: string): string {
-  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(name)) throw new CalfError(`invalid hostname ${JSON.stringify(name)}: use letters, digits, '-' and '.', at most 63`);
-  return name;
-}
-
 /** Start the init stage as PID 1 of a new PID namespace, and keep calf's later children in the host's. */
 function inNewPidNamespace<T>(start: () => T): T {
   const host = fs.openSync('/proc/self/ns/pid', 'r');
@@ -295,65 +283,48 @@ function inNewPidNamespace<T>(start: () => T): T {
 }
 
 /** Run the command as the container's user, with that user's groups and none of root's. */
-function switchUser(config: InitConfig): void {
-  const user = lookupUser(config.user);
+function switchUser(config: Spec): void {
+  const user = lookupUser(config.process.user ?? { uid: 0, gid: 0 });
   linux.setgroups(user.groups); // first: changing groups needs root...
   linux.setresgid(user.gid, user.gid, user.gid);
   linux.setresuid(user.uid, user.uid, user.uid); // ...which this gives up for good
-  if (!config.env.some((kv) => kv.startsWith('HOME='))) config.env.push(`HOME=${user.home}`);
-}
-
-/** What the container may do: Docker's defaults, or what --privileged, --cap-add and --cap-drop make of them. */
-interface Security {
-  privileged: boolean;
-  capabilities: linux.Capability[]; // bounding, permitted and effective; inheritable and ambient stay empty
-  devices: string | null; // its devices cgroup; null: no device policy
-}
-
-/** The flags, as Docker reads them. Without a v1 devices cgroup (cgroup v2), no CAP_MKNOD instead: see the README. */
-function securityOptions(given: RunOptions<typeof flags>['flags'], id: string): Security {
-  const privileged = given.privileged ?? false;
-  const devices = privileged ? null : deviceCgroupPath(id) ?? null;
-  const capabilities = containerCapabilities(given.capAdd, given.capDrop, privileged)
-    .filter((cap) => privileged || devices !== null || cap !== 'CAP_MKNOD');
-  return { privileged, capabilities, devices };
+  if (!config.process.env.some((kv) => kv.startsWith('HOME='))) config.process.env.push(`HOME=${user.home}`);
 }
 
 /** Hide what /proc and /sys tell about the host, and freeze the host's kernel settings they expose. */
-function maskKernelFiles(rootfs: string, security: Security): void {
-  if (security.privileged) return;
-  for (const file of MASKED_PATHS.map((p) => `${rootfs}${p}`).filter((p) => fs.existsSync(p))) {
+function maskKernelFiles(rootfs: string, { maskedPaths = [], readonlyPaths = [] }: NonNullable<Spec['linux']>): void {
+  for (const file of maskedPaths.map((p) => `${rootfs}${p}`).filter((p) => fs.existsSync(p))) {
     if (fs.statSync(file).isDirectory()) linux.mount('tmpfs', file, 'tmpfs', linux.MS_RDONLY);
     else linux.mount('/dev/null', file, null, linux.MS_BIND);
   }
-  for (const file of READONLY_PATHS.map((p) => `${rootfs}${p}`).filter((p) => fs.existsSync(p))) {
+  for (const file of readonlyPaths.map((p) => `${rootfs}${p}`).filter((p) => fs.existsSync(p))) {
     linux.mount(file, file, null, linux.MS_BIND | linux.MS_REC);
     linux.mount(file, file, null, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC);
   }
 }
 
 /** Root in the container keeps Docker's 14 capabilities, and can never get the others back. */
-function dropCapabilities(security: Security): void {
-  if (security.privileged) return;
-  const keep = linux.capMask(security.capabilities);
+function dropCapabilities(capabilities: Capabilities | undefined): void {
+  if (!capabilities) return;
+  const keep = linux.capMask(capabilities.bounding ?? []);
   for (let cap = 0; cap <= linux.capLastCap(); cap++) {
     if (!(keep & (1n << BigInt(cap)))) linux.prctl(linux.PR_CAPBSET_DROP, cap);
   }
   linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL);
-  // switchUser() still needs these two (runc keeps them the same way); execve then gives root
-  // exactly the bounding set, and any other user nothing
+  // switchUser() still needs these two, as in runc; execve then gives root the bounding set, others nothing
   const forSwitch = keep | linux.capMask(['CAP_SETUID', 'CAP_SETGID']);
   linux.capset({ effective: forSwitch, permitted: forSwitch, inheritable: 0n });
 }
 
 /** No new privileges through exec, and a seccomp filter that refuses what no container needs. */
-function filterSyscalls(security: Security): void {
-  if (security.privileged) return;
-  linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1);
-  const filter = linux.seccomp_init(linux.SCMP_ACT_ALLOW);
-  for (const rule of SECCOMP_DENY) {
-    const nr = linux.seccomp_syscall_resolve_name(rule.syscall);
-    if (nr >= 0) linux.seccomp_rule_add_array(filter, linux.SCMP_ACT_ERRNO(rule.errno), nr, rule.args);
+function filterSyscalls(noNewPrivileges = false, seccomp?: Seccomp): void {
+  if (noNewPrivileges) linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1);
+  if (!seccomp) return;
+  const filter = linux.seccomp_init(linux.scmpAction(seccomp.defaultAction));
+  for (const rule of seccomp.syscalls ?? []) {
+    for (const nr of rule.names.map(linux.seccomp_syscall_resolve_name).filter((nr) => nr >= 0)) {
+      linux.seccomp_rule_add_array(filter, linux.scmpAction(rule.action, rule.errnoRet), nr, rule.args?.map(linux.scmpArgCmp));
+    }
   }
   linux.seccomp_load(filter); // this thread, and the command it becomes
   linux.seccomp_release(filter);

@@ -1,6 +1,6 @@
-//@ Level 13's lesson, in a file of its own beside calf.ts (issue 16 §4): ladder/pull.ts, written
-//@ out as levels/13-pull/pull.ts (skeleton) and solutions/13-pull/pull.ts. Tags as in
-//@ ladder/calf.ts; everything here is new in level 13, so there are only s13, 13 and todo13.
+//@ Level 13's lesson, in a file of its own beside calf.ts: written out as levels/13-pull/pull.ts
+//@ (skeleton) and solutions/13-pull/pull.ts, with the tags of ladder/calf.ts (only s13, 13 and
+//@ todo13: everything here is new in level 13).
 /**
  * calf's registry client: `calf pull`, and `calf run` pulling an image it does not have yet.
  *
