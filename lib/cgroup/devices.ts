@@ -10,7 +10,7 @@ import { readMountInfo } from '../core/mountinfo.js';
 import type { Cgroup } from './cgroup.js';
 
 /** One rule of the spec's `linux.resources.devices`, the fields this needs. */
-interface DeviceRule {
+export interface DeviceRule {
   allow: boolean;
   type?: 'a' | 'b' | 'c';
   major?: number;

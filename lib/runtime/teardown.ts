@@ -26,8 +26,8 @@ import { removeCgroupOf } from '../cgroup/cgroup.js';
 import { removeEndpoint, type Endpoint } from '../network/networks.js';
 import { readState, stateFile, writeState } from './state.js';
 
-/** Every step a teardown list can hold, by name: calf cleanup knows them all, whatever a level imports. */
-const STEPS = {
+/** Every step a teardown list can hold, by name: `calf cleanup` knows them all, whatever a level imports. */
+export const STEPS = {
   /** the container's directory (its rootfs, a driver's upper and work), and the mounts left under it */
   removeContainerDir: (dir: string) => removeTree(dir),
   /** an endpoint: the veth, if still there, and the address lease (level 08) */
