@@ -38,12 +38,21 @@ const HEADERS = [
 
 /** Exports that are not C names, with the C expression that must equal them, or why none. */
 const RENAMED: Record<string, string> = {
-  SCMP_ACT_ALLOW: 'SECCOMP_RET_ALLOW', // libseccomp defines it so
+  SCMP_ACT_ALLOW: 'SECCOMP_RET_ALLOW', // libseccomp defines these so
+  SCMP_ACT_KILL: 'SECCOMP_RET_KILL_THREAD',
+  SCMP_ACT_KILL_PROCESS: 'SECCOMP_RET_KILL_PROCESS',
+  SCMP_ACT_TRAP: 'SECCOMP_RET_TRAP',
+  SCMP_ACT_LOG: 'SECCOMP_RET_LOG',
   PIDFD_NONBLOCK: 'O_NONBLOCK', // <linux/pidfd.h> defines it so; that header clashes with glibc's <fcntl.h>
 };
 const NOT_IN_HEADERS: Record<string, string> = {
   SCMP_CMP_EQ: "libseccomp's enum scmp_compare: the library's ABI (the same on every arch), not in the kernel's headers",
   SCMP_CMP_MASKED_EQ: "libseccomp's enum scmp_compare",
+  SCMP_CMP_NE: "libseccomp's enum scmp_compare",
+  SCMP_CMP_LT: "libseccomp's enum scmp_compare",
+  SCMP_CMP_LE: "libseccomp's enum scmp_compare",
+  SCMP_CMP_GE: "libseccomp's enum scmp_compare",
+  SCMP_CMP_GT: "libseccomp's enum scmp_compare",
 };
 
 /** Sample inputs for the function-like macros calf re-implements. */
