@@ -544,7 +544,7 @@ function inNewPidNamespace<T>(start: () => T): T {
 function switchUser(config: Spec): void {
   //@todo11 {
   // TODO(11.1): the command runs as root, with whatever supplementary groups calf had. Look up
-  // config.user in the image (lookupUser), then become that user: its supplementary groups
+  // config.process.user in the image (lookupUser), then become that user: its supplementary groups
   // (setgroups(2)), its group ids and its user ids, real, effective and saved (setresgid(2),
   // setresuid(2)). Give it $HOME from passwd when the environment sets none. In which order,
   // and what goes wrong in the other?

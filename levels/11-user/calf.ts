@@ -270,7 +270,7 @@ function inNewPidNamespace<T>(start: () => T): T {
 /** Run the command as the container's user, with that user's groups and none of root's. */
 function switchUser(config: Spec): void {
   // TODO(11.1): the command runs as root, with whatever supplementary groups calf had. Look up
-  // config.user in the image (lookupUser), then become that user: its supplementary groups
+  // config.process.user in the image (lookupUser), then become that user: its supplementary groups
   // (setgroups(2)), its group ids and its user ids, real, effective and saved (setresgid(2),
   // setresuid(2)). Give it $HOME from passwd when the environment sets none. In which order,
   // and what goes wrong in the other?
