@@ -14,6 +14,7 @@ import { CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER
 import { SCMP_CMP_MASKED_EQ, type ScmpArgCmp } from '../linux/seccomp.js';
 import { CalfError } from './errors.js';
 import { registerLeftovers } from './leftovers.js';
+import { calfRoot } from './root.js';
 
 /** The 14 capabilities a Docker container's root keeps (moby's `oci/caps/defaults.go`). */
 export const DOCKER_CAPABILITIES: readonly Capability[] = [
@@ -120,9 +121,35 @@ export function devicesHierarchy(): string | undefined {
   return undefined;
 }
 
-/** The devices cgroup of container `id`: `calf/<short id>` at the root of the hierarchy, as Docker's cgroupfs layout. */
-export function deviceCgroupPath(id: string, hierarchy = devicesHierarchy()): string | undefined {
+/** Where container `id`'s devices cgroup is: `calf/<short id>` at the root of the hierarchy, as Docker's cgroupfs layout. */
+function devicesDir(id: string, hierarchy = devicesHierarchy()): string | undefined {
   return hierarchy && path.join(hierarchy, 'calf', id.slice(0, 12));
+}
+
+/**
+ * The record that says the devices cgroup of container `short` is this calf root's:
+ * `<calf root>/cgroups/devices-<short id>`, holding the pid of the calf that made it. `calf
+ * cleanup` removes only the devices cgroups its root has records of: other roots' (another
+ * user's, another test run's) live in the same hierarchy, and one of a container starting right
+ * now is empty for a moment.
+ */
+const deviceRecord = (short: string, root = calfRoot()) => path.join(root, 'cgroups', `devices-${short}`);
+
+/**
+ * The devices cgroup of container `id` (`calf/<short id>` at the root of the hierarchy), or
+ * undefined without a v1 devices controller. The parent calls it before the init stage makes the
+ * cgroup: it records the cgroup under the calf root first, so `calf cleanup` finds it whatever
+ * happens next.
+ */
+export function deviceCgroupPath(id: string, hierarchy = devicesHierarchy()): string | undefined {
+  const dir = devicesDir(id, hierarchy);
+  if (dir) {
+    const record = deviceRecord(id.slice(0, 12));
+    fs.mkdirSync(path.dirname(record), { recursive: true });
+    fs.writeFileSync(`${record}.tmp-${process.pid}`, `${process.pid}\n`);
+    fs.renameSync(`${record}.tmp-${process.pid}`, record);
+  }
+  return dir;
 }
 
 function write(file: string, value: string): void {
@@ -170,8 +197,8 @@ function dying(pid: number): boolean {
  * Remove container `id`'s devices cgroup (and `calf/` when it is the last), once its processes are
  * gone: they may still be exiting, so wait for that, a few seconds at most.
  */
-export function removeDeviceCgroup(id: string): void {
-  const dir = deviceCgroupPath(id);
+export function removeDeviceCgroup(id: string, root = calfRoot()): void {
+  const dir = devicesDir(id);
   if (!dir) return;
   for (let waited = 0; members(dir).length > 0 && waited < 5_000; waited += 20) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
   for (const d of [dir, path.dirname(dir)]) {
@@ -183,6 +210,7 @@ export function removeDeviceCgroup(id: string): void {
       throw new CalfError(`failed to remove devices cgroup ${d}: ${code}`, { cause: err });
     }
   }
+  fs.rmSync(deviceRecord(id.slice(0, 12), root), { force: true }); // last: while the cgroup is there, so is its record
 }
 
 registerLeftovers({
@@ -190,18 +218,29 @@ registerLeftovers({
   find: (root) => {
     const hierarchy = devicesHierarchy();
     if (!hierarchy) return [];
-    const parent = path.join(hierarchy, 'calf');
     let names: string[];
     try {
-      names = fs.readdirSync(parent, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+      names = fs.readdirSync(path.join(root, 'cgroups'));
     } catch {
       return [];
     }
-    // Ours to remove: no container directory under this root any more (the container kind, cleaned
-    // first, removed it), and nothing alive in it (a running container of another calf root is not)
-    return names.filter((n) => !fs.existsSync(path.join(root, 'containers', n)) && members(path.join(parent, n)).every(dying)).map((n) => ({
-      what: `devices cgroup ${path.join(parent, n)}`,
-      remove: () => removeDeviceCgroup(n),
-    }));
+    // Only this root's, by its records (see deviceRecord): the hierarchy is the whole machine's.
+    return names.flatMap((name) => {
+      const record = /^devices-([0-9a-f]{12})(?:\.tmp-(\d+))?$/.exec(name);
+      if (!record) return [];
+      const file = path.join(root, 'cgroups', name);
+      if (record[2] !== undefined) return [{ what: `devices cgroup record ${file}`, owner: Number(record[2]), remove: () => fs.rmSync(file, { force: true }) }];
+      let owner = NaN;
+      try {
+        owner = Number(fs.readFileSync(file, 'utf8'));
+      } catch {
+        return []; // removed meanwhile, with its cgroup
+      }
+      return [{
+        what: `devices cgroup ${devicesDir(record[1]!, hierarchy)}`,
+        ...(Number.isInteger(owner) && owner > 0 ? { owner } : {}),
+        remove: () => removeDeviceCgroup(record[1]!, root),
+      }];
+    });
   },
 });
