@@ -28,9 +28,18 @@ export function linkExists(name: string): boolean {
   }
 }
 
-/** Delete interface `name` (a veth goes with its peer) unless it is already gone. */
+/**
+ * Delete interface `name` (a veth goes with its peer) unless it is already gone. "Already gone" is
+ * success, also when it goes between the look and the delete: a veth vanishes by itself when the
+ * namespace of its peer dies (a container that just ended, or that `calf cleanup` just killed).
+ */
 export function deleteLink(name: string): void {
-  if (linkExists(name)) ip(['link', 'delete', name]);
+  if (!linkExists(name)) return;
+  try {
+    ip(['link', 'delete', name]);
+  } catch (err) {
+    if (linkExists(name)) throw err;
+  }
 }
 
 function exec(file: string, args: readonly string[]): string {
