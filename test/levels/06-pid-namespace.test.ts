@@ -4,8 +4,9 @@
  */
 import { describe, it, expect } from '@jest/globals';
 import fs from 'node:fs';
-import { run, calf, expectExit } from '../support/target.js';
+import { run, calf, expectExit, startContainer } from '../support/target.js';
 import { waitFor, childrenOf } from '../support/procs.js';
+import { waitForOutput } from '../support/background.js';
 
 const hostNamespace = fs.readlinkSync('/proc/self/ns/pid');
 
@@ -33,22 +34,10 @@ function startTime(pid: number): string | undefined {
   }
 }
 
-/** Wait until the running container printed a line starting with `pid:[`, and return it. */
+/** Wait until the running container printed its PID namespace (a line `pid:[…]`), and return it. */
 async function namespaceOf(child: ReturnType<typeof run>): Promise<string> {
-  let [out, err] = ['', ''];
-  child.stderr!.on('data', (chunk: Buffer) => {
-    err += String(chunk);
-  });
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += String(chunk);
-      const line = /^(pid:\[\d+\])$/m.exec(out);
-      if (line) resolve(line[1]!);
-    });
-    // a moment after 'exit', for what is still in the pipes ('close' may never come: a process
-    // left in the container can hold them open)
-    child.once('exit', (code, signal) => setTimeout(() => reject(new Error(`calf ended (${signal ?? `exit ${code}`}) before the container printed its namespace; stdout ${JSON.stringify(out)}, stderr ${JSON.stringify(err)}`)), 200));
-  });
+  const out = await waitForOutput(child, /^pid:\[\d+\]$/m, { what: 'its PID namespace (readlink /proc/self/ns/pid)' });
+  return /^(pid:\[\d+\])$/m.exec(out)![1]!;
 }
 
 /**

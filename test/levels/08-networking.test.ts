@@ -9,7 +9,9 @@ import path from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { expectExit, calfRoot } from '../support/target.js';
 import { token } from '../support/canary.js';
-import { waitFor, childrenOf } from '../support/procs.js';
+import { waitFor } from '../support/procs.js';
+import { slow } from '../support/host.js';
+import { inBackground, waitForOutput } from '../support/background.js';
 import { createTestNetns, randomPort, eth0Address, type TestNetns } from '../support/netns.js';
 
 let ns: TestNetns;
@@ -48,53 +50,23 @@ const connect = (host: string, port: number | string, nc = 'nc') =>
  */
 const SERVE = (answer: string) => ['busybox', 'sh', '-c', `ip -o -4 addr show dev eth0 || exit 1; exec nc -ll -p 8080 -e echo ${answer}`];
 
+/** What `ip -o -4 addr show dev eth0` prints: the container is on its network. */
+const ETH0 = /\d+: eth0\s+inet \d+\.\d+\.\d+\.\d+\//;
+
 /** Wait until a background `calf run` has printed its eth0 address; fail as soon as it ends without one. */
-async function addressOf(child: ReturnType<TestNetns['calf']>): Promise<string> {
-  let out = '';
-  child.stdout!.on('data', (chunk: Buffer) => { out += String(chunk); });
-  let ended = false;
-  void child.then(() => { ended = true; });
-  return waitFor('the container to print its eth0 address', () => {
-    if (ended) throw new Error(`the container ended without an eth0 address; it printed: ${JSON.stringify(out)}`);
-    return eth0Address(out);
-  });
+async function addressOf(child: ReturnType<TestNetns['calf']>, timeoutMs?: number): Promise<string> {
+  return eth0Address(await waitForOutput(child, ETH0, { what: 'its eth0 address', ...(timeoutMs ? { timeoutMs } : {}) }))!;
 }
 
 /**
  * Start `calf run ARGS…` in the background and wait for the eth0 address it prints first.
- * `stop()` ends it with SIGTERM (calf passes it on to the container, then cleans up) and
- * returns how it ended. Never SIGKILL: the container would outlive calf.
+ * `stop()` ends it with SIGTERM (calf passes it on to the container, then cleans up), and a
+ * SIGKILL to the container 3 s later if it ignores that, and returns how calf ended. Never
+ * SIGKILL calf itself: the container would outlive it.
  */
 async function startContainer(args: string[]) {
-  const child = ns.calf(['run', ...args]);
-  const address = await addressOf(child).catch(async (err: Error) => {
-    child.kill('SIGTERM');
-    const r = await child;
-    throw new Error(`${err.message}\nexit ${r.exitCode}; stderr: ${r.stderr}`);
-  });
-  return {
-    address, child,
-    stop: async () => {
-      child.kill('SIGTERM');
-      // From level 06 on the command is PID 1, which ignores a SIGTERM it has no handler for:
-      // then end it as `docker stop` does, with a SIGKILL (from the host, which PID 1 can't
-      // ignore) to calf's child, the container's command. calf itself still cleans up.
-      const kill = setTimeout(() => {
-        for (const pid of childrenOf(child.pid!)) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // it ended meanwhile
-          }
-        }
-      }, 3_000);
-      try {
-        return await child;
-      } finally {
-        clearTimeout(kill);
-      }
-    },
-  };
+  const started = await inBackground(ns.calf(['run', ...args]), ETH0, { what: 'its eth0 address' });
+  return { ...started, address: eth0Address(started.output)!, stop: () => started.stop({ term: true }) };
 }
 
 /** Where level 08's README says an address's lease is: `<root>/networks/<name>/leases/<address>`. */

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { run, expectExit } from '../support/target.js';
 import { hostCanary, token } from '../support/canary.js';
 import { version } from '../support/cgroups.js';
+import { parseMountinfo, readMountinfo, v1Hierarchy } from '../support/mounts.js';
 
 /** Docker's default set (moby's oci/caps/defaults.go), as the kernel prints it in /proc/PID/status. */
 const DOCKER_CAPS = 0xa80425fbn;
@@ -21,8 +22,7 @@ const CAP_MKNOD = 27;
 const ALL_CAPS = BigInt(`0x${/^CapBnd:\s+(\w+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]}`);
 
 /** A v1 devices controller on the host: calf's device policy needs one; without it, calf drops CAP_MKNOD (see the README). */
-const devicesV1 = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
-  .some((l) => / - cgroup \S+ \S*\bdevices\b/.test(l));
+const devicesV1 = v1Hierarchy('devices') !== undefined;
 const EXPECTED_CAPS = devicesV1 ? DOCKER_CAPS : DOCKER_CAPS & ~(1n << BigInt(CAP_MKNOD));
 
 /** The five capability sets and NoNewPrivs/Seccomp of a container's first process. */
@@ -62,7 +62,7 @@ async function forbidden(flags: string[], ops: string[]): Promise<Record<string,
 }
 
 /** The host's root filesystem device, major:minor, from its mount table. */
-const rootDevice = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[4] === '/')![2]!;
+const rootDevice = readMountinfo().find((m) => m.point === '/')!.device;
 
 /** A block device the host's root may open (an unattached loop device): the device policy's positive control. */
 const loopDevice = (() => {
@@ -195,7 +195,7 @@ describe('12 security', () => {
       expectExit(r, 0);
       const line = /^\d+:devices:(\/calf\/[0-9a-f]{12})$/m.exec(r.stdout);
       expect(line).not.toBeNull();
-      const hierarchy = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f.includes('-') && f[f.indexOf('-') + 1] === 'cgroup' && f.at(-1)!.split(',').includes('devices'))![4]!;
+      const hierarchy = v1Hierarchy('devices')!;
       expect(fs.existsSync(path.join(hierarchy, line![1]!))).toBe(false);
     });
   });
