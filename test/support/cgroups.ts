@@ -121,5 +121,17 @@ export function expectGone(cgPath: string): void {
   expect(hostDirs(cgPath).filter((d) => fs.existsSync(d))).toEqual([]);
 }
 
+/**
+ * calf's environment for a host where calf's parent is slow right after it releases the init
+ * stage: test/helpers/host/slow-go.c, preloaded, sleeps half a second (× the machine's slowness)
+ * after the handshake's "go". A container joined to its cgroup only after the release then
+ * starts its command outside, every time, instead of losing a race by microseconds.
+ */
+export function slowAfterGo(): Record<string, string> {
+  const library = path.join(repo, 'build/helpers/host/slow-go.so');
+  if (!fs.existsSync(library)) throw new Error(`${library} is missing: run npm run images (it compiles test/helpers/host/*.c)`);
+  return { LD_PRELOAD: library, CALF_SLOW_GO_MS: String(500 * slow) };
+}
+
 /** Seconds a measurement lasts: 2 s, stretched on slow machines (emulated VMs). */
 export const MEASURE_MS = 2000 * slow;
