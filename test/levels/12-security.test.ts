@@ -83,14 +83,19 @@ describe('12 security', () => {
       .filter((f) => { try { return f === '/proc/kcore' ? fs.existsSync(f) : fs.readFileSync(f).length > 0; } catch { return false; } }); // (kcore: as big as the address space, never read whole)
     const maskedDirs = ['/sys/firmware', '/proc/acpi', '/proc/scsi', '/proc/asound'].filter((d) => { try { return fs.readdirSync(d).length > 0; } catch { return false; } });
 
-    it(`shows ${[...maskedFiles, ...maskedDirs].join(', ')} empty, while --privileged sees the host’s`, async () => {
+    it(`shows ${[...maskedFiles, ...maskedDirs].join(', ')} empty and unwritable, while --privileged sees the host’s`, async () => {
       expect(maskedFiles.length + maskedDirs.length).toBeGreaterThan(0);
-      const script = [...maskedFiles.map((f) => `echo "${f} $(head -c 64 ${f} | wc -c)"`), ...maskedDirs.map((d) => `echo "${d} $(ls -A ${d} | wc -l)"`)].join('; ');
+      // and a directory's mask is read-only: a writable tmpfs would let root plant files there
+      const probe = (d: string) => `touch ${d}/.calf-probe 2>/dev/null && echo "writable ${d}"`;
+      const script = [...maskedFiles.map((f) => `echo "${f} $(head -c 64 ${f} | wc -c)"`), ...maskedDirs.map((d) => `echo "${d} $(ls -A ${d} | wc -l)"; ${probe(d)}`),
+        'touch /tmp/.calf-probe && echo "writable /tmp"'].join('; ');
       const confined = await run(['busybox', 'sh', '-c', script]);
       const privileged = await run(['--privileged', 'busybox', 'sh', '-c', script]);
       expectExit(confined, 0);
       expectExit(privileged, 0);
-      const sizes = (out: string) => Object.fromEntries(out.trim().split('\n').map((l) => l.split(' ')).map(([p, n]) => [p, Number(n)]));
+      const writable = confined.stdout.split('\n').filter((l) => l.startsWith('writable ')).map((l) => l.slice('writable '.length));
+      expect(writable).toEqual(['/tmp']); // touch works (the positive control), and not in a masked directory
+      const sizes = (out: string) => Object.fromEntries(out.trim().split('\n').filter((l) => !l.startsWith('writable ')).map((l) => l.split(' ')).map(([p, n]) => [p, Number(n)]));
       const inside = sizes(confined.stdout);
       const control = sizes(privileged.stdout);
       for (const p of [...maskedFiles, ...maskedDirs]) {
@@ -109,13 +114,14 @@ describe('12 security', () => {
       }
     });
 
-    it('mounts /proc/sys, /proc/irq, /proc/bus and /proc/fs read-only, and /proc itself stays writable', async () => {
+    it('mounts /proc/sys, /proc/irq, /proc/bus and /proc/fs read-only, nosuid, nodev and noexec, and /proc itself stays writable', async () => {
       const r = await run(['busybox', 'cat', '/proc/self/mountinfo']);
       expectExit(r, 0);
-      const options = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(' ')).map((f) => [f[4], f[5]!.split(',')]));
-      expect(options['/proc']).toContain('rw');
+      const options = Object.fromEntries(parseMountinfo(r.stdout).map((m) => [m.point, m.options]));
+      expect(options['/proc']).toEqual(expect.arrayContaining(['rw', 'nosuid', 'nodev', 'noexec']));
+      // a bind remount sets that mount's flags exactly: the ones /proc has must be given again
       for (const p of ['/proc/sys', '/proc/irq', '/proc/bus', '/proc/fs'].filter((d) => fs.existsSync(d))) {
-        expect([p, options[p]]).toEqual([p, expect.arrayContaining(['ro'])]);
+        expect([p, options[p]]).toEqual([p, expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec'])]);
       }
     });
   });
