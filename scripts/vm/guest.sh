@@ -75,6 +75,13 @@ code=0
   echo "test:vm: the board runs in cgroup $(cut -d: -f3 /proc/self/cgroup), beside process $sibling"
   npm run level -- "$@"
 ) || code=$?
+# The demos CALF_VM_DEMOS names (run.sh), from the same session scope: their cgroup-v2 columns.
+for level in ${CALF_VM_DEMOS:-}; do
+  (
+    echo "$BASHPID" > "$session/cgroup.procs"
+    npm run demo -- "$level" --check
+  ) || code=1
+done
 kill "$sibling" || true
 # The board names its jest log, which lives in this VM's $TMPDIR: the host keeps a copy.
 cp "$TMPDIR/calf-board.log" "$share/" || true
