@@ -183,7 +183,7 @@ let prepared: string | undefined;
 
 /**
  * Make sure the init stage's bundle is current before the level's `run()` needs it
- * ({@link main} calls this: esbuild's API is asynchronous, the level's spawn is not).
+ * (`main()` in lib/runtime/cli.ts calls this: esbuild's API is asynchronous, the level's spawn is not).
  */
 export async function prepareInitEntry(): Promise<void> {
   prepared = runningBundle() ?? await ensureBundle(process.argv[1]!);
