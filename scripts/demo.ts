@@ -14,25 +14,35 @@
  * all applied to both the README's lines and the real output:
  *   - `…` stands for any text within a line; a line of only `…` for any number of lines;
  *   - runs of spaces count as one space (column widths follow the values);
- *   - tokens that differ on every run are wildcards: 12-hex-digit ids, `/proc/PID/` and
- *     `name(PID)` pids, namespace inodes `mnt:[N]`, `ls -l` times (`Nov 29 09:46`), sizes like
- *     `1.06MB`, times in seconds since the epoch (10 digits), the mount id, parent id and
- *     major:minor that start a mountinfo line, and the
- *     filesystem type and source of the mountinfo line of `/` (the host's disk);
- *   - `/var/lib/calf` in a command or its output is the demo's own throwaway store;
+ *   - tokens that differ on every run are wildcards: 12- and 64-hex-digit ids, `/proc/PID/`,
+ *     `name(PID)` and `calf pid N` pids, namespace inodes `mnt:[N]`, `ls -l` times (`Nov 29
+ *     09:46`), sizes like `1.06MB`, times in seconds since the epoch (10 digits), the mount id,
+ *     parent id and major:minor that start a mountinfo line, the filesystem type, source and
+ *     options of a `/` that is the host's disk, sysfs's rw/ro, MAC addresses, IPv6 link-local
+ *     addresses, and the names calf gives bridges (`calf-<id>`) and veths (`veth<id>`);
+ *   - `/var/lib/calf` in a command or its output is the demo's own throwaway store, and so is any
+ *     path the transcript exports as `CALF_ROOT`;
  *   - a few outputs depend on the host or on the terminal, not on calf; `HOST_DEPENDENT` below
  *     lists them, each with its reason (a number of host mounts, a listing in readdir order, `ls`
  *     printing columns only on a terminal).
  * A step that looks at the whole machine (`MACHINE_WIDE`) is not compared, with a ⚠ and the
  * reason, when another calf was at work on the machine before it ran.
  * Blocks the README introduces with "while `COMMAND` runs in another terminal" run with COMMAND
- * started in the background first (its container's process waited for) and stopped afterwards.
+ * started in the background first (its container's process waited for) and stopped afterwards,
+ * as `docker stop` does; a step `calf run … &` waits for its container the same way.
+ * A block in a column of a table headed `cgroup v1` | `cgroup v2`, or after a
+ * `<!-- demo: cgroup v2 only -->` comment, is replayed only on a machine of that cgroup version;
+ * on the other it is skipped with a ⚠ saying so (the VM board replays it: CALF_VM_DEMOS).
  *
- * The session runs in a PID namespace of its own (`unshare --pid --mount-proc`), so `pgrep` in a
- * transcript finds the demo's container, never another process of the machine's.
+ * The session runs in PID and network namespaces of its own (`unshare --pid --mount-proc
+ * --net`): `pgrep` in a transcript finds the demo's container, never another process of the
+ * machine's, and the bridges, veths and addresses a transcript makes exist only in the session's
+ * network namespace, never on the machine's network.
  *
  * Runs as root, with a throwaway calf root holding the test images (build/images), removed at the
- * end along with every process the demo started, even when it fails or is interrupted.
+ * end along with every process the demo started, even when it fails or is interrupted. Before
+ * that, the level's `calf cleanup` looks at the store: anything it finds, the transcript left
+ * behind, and the replay fails.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
