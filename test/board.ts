@@ -15,7 +15,7 @@ import { execa } from 'execa';
 import { LEVELS, levelDir, findLevel, type Level } from '../ladder/ladder.js';
 import { runChecks, passed, pointer, sharedCause, type LevelOutcome, type Check } from './support/checks.js';
 import { prepareStore, removeStore } from './support/store.js';
-import { snapshot, newSince, removalCommand } from './support/leftovers.js';
+import { snapshot, newSince, removalCommand, settled } from './support/leftovers.js';
 import { descendants } from './support/background.js';
 import { cgroupVersion, cannotRun, unexpectedCgroup } from './support/host.js';
 import { repo } from './support/paths.js';
@@ -124,7 +124,7 @@ try {
   }
 } finally {
   // what calf left is seen before the store (and everything mounted in it) is removed
-  after = await settled(newSince(before, snapshot([root])));
+  after = await settled(newSince(before, snapshot([root])), [root]);
   // then the target's own `calf cleanup` gets its chance at it, with the store's records (which
   // name its cgroups and endpoints), before the store goes
   if (after.length) cleaned = await cleanupWith(runs.at(-1)!.target, root);
@@ -191,17 +191,6 @@ const checks = outcomes.flatMap((o) => o.outcome.checks).filter((c) => c.status 
 const broken = outcomes.filter((o) => o.outcome.error).length + (leftovers.length ? 1 : 0);
 console.log(`${checks.filter((c) => c.status === 'passed').length} passed, ${checks.filter((c) => c.status === 'failed').length + broken} failed`);
 process.exit(allPassed ? 0 : 1);
-
-/**
- * Leftovers that are still there a moment later: on a shared machine another run's container may
- * pass through an empty `calf/<id>` cgroup, or a queue may be on its way out.
- */
-async function settled(things: string[]): Promise<string[]> {
-  if (!things.some((t) => t.startsWith('cgroup ') || t.startsWith('ipc '))) return things;
-  await new Promise((r) => setTimeout(r, 2000));
-  const now = new Set(snapshot([root]));
-  return things.filter((t) => now.has(t));
-}
 
 /** `calf cleanup --force` of `target` on the test store `root`: the lines it printed. Never throws. */
 async function cleanupWith(target: string, root: string): Promise<string[]> {

@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { LEVELS, levelDir } from '../ladder/ladder.js';
 import { runChecks, passed, type LevelOutcome, type Check } from './support/checks.js';
 import { prepareStore, removeStore } from './support/store.js';
-import { snapshot, newSince } from './support/leftovers.js';
+import { snapshot, newSince, settled } from './support/leftovers.js';
 import { cgroupVersion, cannotRun, unexpectedCgroup } from './support/host.js';
 import { repo } from './support/paths.js';
 
@@ -225,8 +225,8 @@ try {
 }
 
 // 5. Nothing left behind.
-const left = [...newSince(before, snapshot([root, ...skeletonRoots])), ...notRemoved.map((m) => `mount ${m} (could not be detached)`)];
-claim('nothing is left behind (mounts, container dirs, cgroups, netns, links, processes)', left.length === 0, left.join('\n'));
+const left = [...await settled(newSince(before, snapshot([root, ...skeletonRoots])), [root, ...skeletonRoots]), ...notRemoved.map((m) => `mount ${m} (could not be detached)`)];
+claim('nothing is left behind (mounts, container dirs, cgroups, netns, links, IPC objects, processes)', left.length === 0, left.join('\n'));
 
 const failed = results.filter((r) => !r.ok).length;
 console.log(`\nwall time ${((Date.now() - started) / 1000).toFixed(0)} s`);

@@ -97,6 +97,18 @@ export function removalCommand(thing: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Of `things` (new since a snapshot), those still there a moment later: on a shared machine
+ * another run's container passes through an empty `calf/<id>` cgroup, another test's queue is on
+ * its way out. Only cgroups and IPC objects are looked at again; everything else is kept.
+ */
+export async function settled(things: string[], roots: readonly string[]): Promise<string[]> {
+  if (!things.some((t) => t.startsWith('cgroup ') || t.startsWith('ipc '))) return things;
+  await new Promise((r) => setTimeout(r, 2000));
+  const now = new Set(snapshot(roots));
+  return things.filter((t) => (!t.startsWith('cgroup ') && !t.startsWith('ipc ')) || now.has(t));
+}
+
 /** What `after` has that `before` had not. */
 export function newSince(before: readonly string[], after: readonly string[]): string[] {
   const old = new Set(before);
