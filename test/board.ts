@@ -170,15 +170,16 @@ if (leftovers.length) {
     const k = /^(container dir|ipc \w+( \w+)*? (?=\d)|\w+)/.exec(thing)![1]!.trim();
     kinds.set(k, [...(kinds.get(k) ?? []), thing]);
   }
+  const isStill = (thing: string) => still.includes(thing) || thing.endsWith('(could not be detached)');
   for (const [k, things] of kinds) {
-    for (const thing of things.slice(0, 5)) console.log(`    ${thing}${still.includes(thing) ? '' : dim(' (gone now)')}`);
+    for (const thing of things.slice(0, 5)) console.log(`    ${thing}${isStill(thing) ? '' : dim(' (gone now)')}`);
     if (things.length > 5) console.log(`    … ${things.length} ${k}s in all`);
   }
   if (cleaned.length) console.log(dim(`    \`tsx ${target}/calf.ts cleanup\` on the test's store, before the board removed it: ${cleaned.length} line${cleaned.length > 1 ? 's' : ''} (${cleaned.slice(0, 3).join('; ')}${cleaned.length > 3 ? '; …' : ''})`));
-  const byHand = leftovers.filter((thing) => still.includes(thing));
+  const byHand = leftovers.filter(isStill);
   if (byHand.length) {
     console.log(`    still there now, with the test's store gone (its records with it); remove ${byHand.length > 1 ? 'them' : 'it'} by hand:`);
-    for (const thing of byHand.slice(0, 10)) console.log(`      ${removalCommand(thing) ?? thing}`);
+    for (const thing of byHand.slice(0, 10)) console.log(`      ${removalCommand(thing.replace(/ \(could not be detached\)$/, '')) ?? thing}`);
     if (byHand.length > 10) console.log(`      … ${byHand.length} in all`);
   } else {
     console.log(dim('    nothing of it is left now: the board removed its test store, and calf cleanup the rest'));
