@@ -58,6 +58,8 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const imagesDir = path.join(repo, 'build/images');
 const TEST_IMAGES = ['busybox', 'layered', 'calf-test'];
 const DEFAULT_ROOT = '/var/lib/calf';
+/** How many times slower than a workstation this machine runs calf (CALF_TEST_SLOW, as the tests: an emulated VM sets 4). */
+const slow = Number(process.env.CALF_TEST_SLOW) || 1;
 
 // ─── Reading the transcript ──────────────────────────────────────────────────────────────────
 
@@ -357,7 +359,7 @@ class Shell {
 
   /** Run one command; its output, as lines. `quiet`: the demo's own bookkeeping, not shown. */
   run(command: string, options: { quiet?: boolean; timeoutMs?: number } = {}): Promise<string[]> {
-    const timeoutMs = options.timeoutMs ?? 60_000;
+    const timeoutMs = (options.timeoutMs ?? 60_000) * slow;
     this.muted = options.quiet === true;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs / 1000} s: ${command}`)), timeoutMs);
@@ -453,7 +455,7 @@ function isContainer(pid: number, level: string, session: number): boolean {
  * Wait until the calf run started in the background as host pid `pid` has a container: a process
  * below it that exec'd its command. Undefined when it has, else why not.
  */
-async function untilContainer(pid: number | undefined, level: string, seconds = 30): Promise<string | undefined> {
+async function untilContainer(pid: number | undefined, level: string, seconds = 30 * slow): Promise<string | undefined> {
   const deadline = Date.now() + seconds * 1000;
   for (;;) {
     if (pid !== undefined && descendants(pid).some((p) => isContainer(p.pid, level, pid))) {
@@ -477,11 +479,11 @@ async function stopBackground(pid: number, level: string): Promise<void> {
   const calfs = tree.filter((p) => !isContainer(p, level, pid));
   const containers = tree.filter((p) => isContainer(p, level, pid));
   try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
-  for (let waited = 0; calfs.some(alive) && waited < 5000; waited += 100) await sleep(100);
+  for (let waited = 0; calfs.some(alive) && waited < 5000 * slow; waited += 100) await sleep(100);
   for (const p of containers) {
     try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
   }
-  for (let waited = 0; calfs.some(alive) && waited < 20_000; waited += 100) await sleep(100);
+  for (let waited = 0; calfs.some(alive) && waited < 20_000 * slow; waited += 100) await sleep(100);
 }
 
 /** This machine's cgroup version, as the kernel shows it: a block of the other version's is not replayed. */
@@ -548,7 +550,7 @@ export async function replay(options: Options): Promise<string[]> {
     // on the machine is touched.
     try {
       execFileSync(process.execPath, ['--import', 'tsx', path.join(options.dir, 'calf.ts'), 'cleanup', '--force'],
-        { cwd: repo, env: { ...process.env, CALF_ROOT: root }, stdio: 'ignore', timeout: 60_000 });
+        { cwd: repo, env: { ...process.env, CALF_ROOT: root }, stdio: 'ignore', timeout: 60_000 * slow });
     } catch {
       // best effort: what is left is reported by the check below, or by the next run
     }
@@ -607,7 +609,8 @@ export async function replay(options: Options): Promise<string[]> {
           const message = `${shownReadme}: \`${block.background}\` (run in the background for the next ${block.steps.length} commands): ${problem}; those commands were not run`;
           drifts.push(message);
           say(`${red('✗')} ${message}\n`);
-          await shell.run('wait $__demo_bg 2>/dev/null; true', { quiet: true });
+          if (background !== undefined) await stopBackground(background, options.level);
+          await shell.run('wait $__demo_bg 2>/dev/null; true', { quiet: true }).catch(() => undefined);
           continue;
         }
       }
@@ -726,9 +729,9 @@ async function main(): Promise<void> {
   if (mode === 'check') {
     // npm test must never hang on a demo: give up after 5 minutes (SIGTERM runs the cleanup).
     setTimeout(() => {
-      console.error(`${red('✗')} demo ${level}: no end after 5 minutes, giving up`);
+      console.error(`${red('✗')} demo ${level}: no end after ${5 * slow} minutes, giving up`);
       process.kill(process.pid, 'SIGTERM');
-    }, 300_000).unref();
+    }, 300_000 * slow).unref();
   }
   const drifts = await replay({ level, dir, mode, pace });
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
