@@ -65,12 +65,14 @@ async function addressOf(child: ReturnType<TestNetns['calf']>, timeoutMs?: numbe
 /**
  * Start `calf run ARGS…` in the background and wait for the eth0 address it prints first.
  * `stop()` ends it with SIGTERM (calf passes it on to the container, then cleans up), and a
- * SIGKILL to the container 3 s later if it ignores that, and returns how calf ended. Never
- * SIGKILL calf itself: the container would outlive it.
+ * SIGKILL to the container 3 s later if it ignores that, and returns how calf ended; `end()`
+ * SIGKILLs the container from the host at once (calf itself gets no signal). Never SIGKILL calf
+ * itself: the container would outlive it.
  */
 async function startContainer(args: string[]) {
   const started = await inBackground(ns.calf(['run', ...args]), ETH0, { what: 'its eth0 address' });
-  return { ...started, address: eth0Address(started.output)!, stop: () => started.stop({ term: true }) };
+  // stop(): as docker stop; end(): the container ends by itself, as far as calf can tell (SIGKILL from the host)
+  return { ...started, address: eth0Address(started.output)!, stop: () => started.stop({ term: true }), end: () => started.stop() };
 }
 
 /** Where level 08's README says an address's lease is: `<root>/networks/<name>/leases/<address>`. */
@@ -235,7 +237,7 @@ describe('08 networking', () => {
       const c = await startContainer(['--network', name, '-p', `${port}:8080`, ...SERVE(answer)]);
       const seen = await ns.exec(['sh', '-c', connect('127.0.0.1', port, 'busybox nc')]);
       // The container ends by itself (killed from the host, not through calf): calf must follow.
-      const stopped = c.stop();
+      const stopped = c.end();
       const ended = await Promise.race([stopped, new Promise((r) => setTimeout(r, 15_000 * slow))]);
       if (ended === undefined) {
         c.calf.kill('SIGTERM'); // its exit handlers still clean up
