@@ -74,6 +74,7 @@ export async function buildImages(
 ): Promise<BuiltImage[]> {
   const busybox = await layer(busyboxEntries());
   const helpers = await layer(helperEntries(compileHelpers(helpersDir)));
+  compileHostHelpers(join(helpersDir, 'host'));
   const layered2 = await layer([
     dir('data'),
     file('data/gone.txt', 'this file is deleted by layer 3\n'),
@@ -160,6 +161,29 @@ function compileHelpers(helpersDir: string): string[] {
     }
     return binary;
   });
+}
+
+/**
+ * Compile each `test/helpers/host/*.c` into a shared object `build/helpers/host/NAME.so`: helpers
+ * the tests load into processes on the host (LD_PRELOAD), not into the image.
+ */
+function compileHostHelpers(dir: string): void {
+  const sources = join(REPO, 'test', 'helpers', 'host');
+  mkdirSync(dir, { recursive: true });
+  for (const name of readdirSync(sources).filter((n) => n.endsWith('.c')).sort()) {
+    const source = join(sources, name);
+    const library = join(dir, `${name.slice(0, -2)}.so`);
+    if (existsSync(library) && statSync(library).mtimeMs >= statSync(source).mtimeMs) continue;
+    const temp = `${library}.tmp-${randomBytes(4).toString('hex')}`;
+    try {
+      execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', temp, source, '-ldl'], { stdio: ['ignore', 'inherit', 'inherit'] });
+      renameSync(temp, library);
+    } catch (error) {
+      rmSync(temp, { force: true });
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('gcc is not installed: run npm run setup');
+      throw new Error(`gcc could not compile test/helpers/host/${name} (see above)`);
+    }
+  }
 }
 
 /**

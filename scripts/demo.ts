@@ -14,27 +14,37 @@
  * all applied to both the README's lines and the real output:
  *   - `…` stands for any text within a line; a line of only `…` for any number of lines;
  *   - runs of spaces count as one space (column widths follow the values);
- *   - tokens that differ on every run are wildcards: 12-hex-digit ids, `/proc/PID/` and
- *     `name(PID)` pids, namespace inodes `mnt:[N]`, `ls -l` times (`Nov 29 09:46`), sizes like
- *     `1.06MB`, times in seconds since the epoch (10 digits), the mount id, parent id and
- *     major:minor that start a mountinfo line, and the
- *     filesystem type and source of the mountinfo line of `/` (the host's disk);
- *   - `/var/lib/calf` in a command or its output is the demo's own throwaway store;
+ *   - tokens that differ on every run are wildcards: 12- and 64-hex-digit ids, `/proc/PID/`,
+ *     `name(PID)` and `calf pid N` pids, namespace inodes `mnt:[N]`, `ls -l` times (`Nov 29
+ *     09:46`), sizes like `1.06MB`, times in seconds since the epoch (10 digits), the mount id,
+ *     parent id and major:minor that start a mountinfo line, the filesystem type, source and
+ *     options of a `/` that is the host's disk, sysfs's rw/ro, MAC addresses, IPv6 link-local
+ *     addresses, and the names calf gives bridges (`calf-<id>`) and veths (`veth<id>`);
+ *   - `/var/lib/calf` in a command or its output is the demo's own throwaway store, and so is any
+ *     path the transcript exports as `CALF_ROOT`;
  *   - a few outputs depend on the host or on the terminal, not on calf; `HOST_DEPENDENT` below
  *     lists them, each with its reason (a number of host mounts, a listing in readdir order, `ls`
  *     printing columns only on a terminal).
  * A step that looks at the whole machine (`MACHINE_WIDE`) is not compared, with a ⚠ and the
  * reason, when another calf was at work on the machine before it ran.
  * Blocks the README introduces with "while `COMMAND` runs in another terminal" run with COMMAND
- * started in the background first (its container's process waited for) and stopped afterwards.
+ * started in the background first (its container's process waited for) and stopped afterwards,
+ * as `docker stop` does; a step `calf run … &` waits for its container the same way.
+ * A block in a column of a table headed `cgroup v1` | `cgroup v2`, or after a
+ * `<!-- demo: cgroup v2 only -->` comment, is replayed only on a machine of that cgroup version;
+ * on the other it is skipped with a ⚠ saying so (the VM board replays it: CALF_VM_DEMOS).
  *
- * The session runs in a PID namespace of its own (`unshare --pid --mount-proc`), so `pgrep` in a
- * transcript finds the demo's container, never another process of the machine's.
+ * The session runs in PID and network namespaces of its own (`unshare --pid --mount-proc
+ * --net`): `pgrep` in a transcript finds the demo's container, never another process of the
+ * machine's, and the bridges, veths and addresses a transcript makes exist only in the session's
+ * network namespace, never on the machine's network.
  *
  * Runs as root, with a throwaway calf root holding the test images (build/images), removed at the
- * end along with every process the demo started, even when it fails or is interrupted.
+ * end along with every process the demo started, even when it fails or is interrupted. Before
+ * that, the level's `calf cleanup` looks at the store: anything it finds, the transcript left
+ * behind, and the replay fails.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,6 +58,8 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const imagesDir = path.join(repo, 'build/images');
 const TEST_IMAGES = ['busybox', 'layered', 'calf-test'];
 const DEFAULT_ROOT = '/var/lib/calf';
+/** How many times slower than a workstation this machine runs calf (CALF_TEST_SLOW, as the tests: an emulated VM sets 4). */
+const slow = Number(process.env.CALF_TEST_SLOW) || 1;
 
 // ─── Reading the transcript ──────────────────────────────────────────────────────────────────
 
@@ -66,9 +78,20 @@ export interface Block {
   before: string;
   /** "while `X` runs in another terminal": X */
   background?: string;
+  /**
+   * The cgroup version the block shows, when it shows only one: the column of a table headed
+   * `cgroup v1` | `cgroup v2`, or a block after `<!-- demo: cgroup v2 only -->`. The demo replays
+   * the blocks of this machine's version and says which it skipped.
+   */
+  only?: 'v1' | 'v2';
 }
 
-/** The ```console blocks of the README's "## Check it by hand" section, and the prose after the last one. */
+/**
+ * The ```console blocks of the README's "## Check it by hand" section, and the prose after the last
+ * one. Side by side versions are an HTML table whose header cells name them (`<th>cgroup v1</th>
+ * <th>cgroup v2</th>`): a block in a column belongs to that version, and the table's blocks share
+ * the "while … runs" of the prose before the table.
+ */
 export function readTranscript(readme: string): { blocks: Block[]; after: string } {
   const lines = fs.readFileSync(readme, 'utf8').split('\n');
   const start = lines.findIndex((l) => /^## Check it by hand\s*$/.test(l));
@@ -76,9 +99,17 @@ export function readTranscript(readme: string): { blocks: Block[]; after: string
   const end = lines.findIndex((l, i) => i > start && /^## /.test(l));
   const blocks: Block[] = [];
   let prose: string[] = [];
+  let table: { columns: ('v1' | 'v2' | undefined)[]; cell: number; background?: string } | undefined;
   for (let i = start + 1; i < (end === -1 ? lines.length : end); i++) {
     const line = lines[i]!;
     if (!/^```console\s*$/.test(line)) {
+      if (/<table>/.test(line)) {
+        const headers = [...line.matchAll(/<th>([^<]*)<\/th>/g)].map((m) => /cgroup (v[12])/.exec(m[1]!)?.[1] as 'v1' | 'v2' | undefined);
+        const before = /while `([^`]+)` runs/i.exec(prose.join(' ').replace(/\s+/g, ' '))?.[1];
+        table = { columns: headers, cell: -1, ...(before ? { background: before } : {}) };
+      }
+      if (table) table.cell += (line.match(/<td>/g) ?? []).length;
+      if (/<\/table>/.test(line)) table = undefined;
       prose.push(line);
       continue;
     }
@@ -90,8 +121,10 @@ export function readTranscript(readme: string): { blocks: Block[]; after: string
       else throw new Error(`${path.relative(repo, readme)}:${i + 1}: output before the first command of a block`);
     }
     const before = prose.join('\n').trim();
-    const background = /while `([^`]+)` runs/i.exec(before.replace(/\s+/g, ' '))?.[1];
-    blocks.push({ steps, before, ...(background ? { background } : {}) });
+    const background = table?.background ?? /while `([^`]+)` runs/i.exec(before.replace(/\s+/g, ' '))?.[1];
+    const marked = /<!-- demo: cgroup (v[12]) only -->/.exec(before)?.[1] as 'v1' | 'v2' | undefined;
+    const only = (table ? table.columns[table.cell] : undefined) ?? marked;
+    blocks.push({ steps, before, ...(background ? { background } : {}), ...(only ? { only } : {}) });
     prose = [];
   }
   return { blocks, after: prose.join('\n').trim() };
@@ -100,18 +133,30 @@ export function readTranscript(readme: string): { blocks: Block[]; after: string
 // ─── Matching ────────────────────────────────────────────────────────────────────────────────
 
 /** Outputs that depend on the host rather than on calf, by level and command. */
-const HOST_DEPENDENT: { level: string; command: RegExp; why: string; kind: 'numbers' | 'listing' | 'unordered' | 'words' | 'subset' | 'forking' }[] = [
+const HOST_DEPENDENT: { level: string; command: RegExp; why: string; kind: 'numbers' | 'listing' | 'unordered' | 'words' | 'subset' | 'forking' | 'lines'; lines?: RegExp }[] = [
   {
     level: '05', command: /^cat \/proc\/sysvipc\/msg$/, kind: 'subset',
     why: 'the host\'s table lists every queue on the machine, and its ids count all of them: the README\'s lines must be there, with any id',
   },
   {
-    level: '06', command: /sleep 60 & ps -o pid,ppid,comm/, kind: 'forking',
-    why: 'the backgrounded child is named sh until it has exec\'d sleep (busybox may show it as exe, run through /proc/self/exe), and ps may run first; pids after 1 follow the init stage\'s threads',
+    level: '06', command: /sleep 60 & (sleep 0\.1; )?ps -o pid,ppid,comm/, kind: 'forking',
+    why: 'pids after 1 follow the init stage\'s threads (and the transcript\'s `sleep 0.1` lets the background sleep exec first: before it, ps shows it as sh, or exe)',
   },
   {
     level: '*', command: /^ls (?![^|;]*-[a-zA-Z]*[l1])/, kind: 'words',
     why: 'ls prints columns on a terminal and one name per line into a pipe: the names are compared, in order',
+  },
+  {
+    level: '09|10', command: /^cat \$d\/cgroup\.procs$/, kind: 'numbers',
+    why: 'the container\'s pids, as the host numbers them',
+  },
+  {
+    level: '07', command: /^calf run --network host /, kind: 'lines', lines: /^(net:\[|lo$)/,
+    why: 'the host\'s interfaces are the machine\'s (a VM\'s eth0 or enp0s3; the demo\'s own network namespace has only lo): lo and the namespace are compared',
+  },
+  {
+    level: '04', command: /^before=\$\(stat /, kind: 'numbers',
+    why: 'an inode number and a change time: the next step compares them with themselves, after a second container',
   },
   {
     level: '02', command: /^nsenter --mount --target \$pid wc -l/, kind: 'numbers',
@@ -145,14 +190,28 @@ const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
 /** One line, with the wildcard tokens replaced by placeholders and spaces squeezed. */
 export function normalize(line: string): string {
   let l = line.replace(/\s+/g, ' ').trimEnd();
-  const mountinfo = /^\d+ \d+ \d+:\d+ (\S+) (\S+) /.exec(l);
+  const mountinfo = /^\d+ \d+ \d+:\d+ (\S+) (\S+) (\S+)(?: \S+:\S+)* - (\S+) /.exec(l);
   if (mountinfo) {
     l = l.replace(/^\d+ \d+ \d+:\d+ /, '<mnt> <parent> <dev> ');
-    // The mount of / is the host's disk seen through a bind mount: its type and source are the host's.
-    if (mountinfo[2] === '/') l = l.replace(/ - \S+ \S+ /, ' - <fstype> <source> ');
+    // A / that is not an overlay is the host's disk seen through a bind mount (vfs, levels 01–03):
+    // its type, source and options are the host's.
+    if (mountinfo[2] === '/' && mountinfo[4] !== 'overlay') {
+      l = l.replace(/^(<mnt> <parent> <dev> \S+ \/) \S+(.*) - \S+ \S+ \S+$/, '$1 <options>$2 - <fstype> <source> <options>');
+    }
   }
   return l
+    .replace(/\b[0-9a-f]{64}\b/g, '<id>')
     .replace(/\b[0-9a-f]{12}\b/g, '<id>')
+    // network devices (level 08): random MACs, the IPv6 link-local addresses made from them, and
+    // the names calf gives bridges and veths
+    .replace(/\b(?:[0-9a-f]{2}:){5}[0-9a-f]{2}\b/g, '<mac>')
+    .replace(/\bfe80::[0-9a-f:]+\/64\b/g, '<link-local>')
+    .replace(/\bcalf-[0-9a-f]{10}\b/g, 'calf-<id>')
+    .replace(/\bveth[0-9a-f]{8}\b/g, 'veth<id>')
+    .replace(/\bcalf pid \d+/g, 'calf pid <pid>')
+    // sysfs shares its superblock (and so its rw/ro) with the host's /sys only in the host's
+    // network namespace: the demo's session has one of its own, as every container from level 07 on
+    .replace(/ - sysfs sysfs r[ow]$/, ' - sysfs sysfs <rw|ro>')
     .replace(/\/proc\/\d+\//g, '/proc/<pid>/')
     .replace(/\((\d+)\)/g, '(<pid>)')
     .replace(/:\[\d+\]/g, ':[<inode>]')
@@ -194,11 +253,13 @@ function firstDifference(expected: readonly string[], actual: readonly string[])
 }
 
 /** Compare a step's real output with the README; undefined when they match, else why not. */
-export function compare(level: string, step: Step, output: string[], root: string): string | undefined {
-  const norm = (lines: readonly string[]) => lines.map((l) => normalize(l.replaceAll(root, DEFAULT_ROOT)));
+export function compare(level: string, step: Step, output: string[], root: string, aliases: readonly string[] = []): string | undefined {
+  // the demo's store, and every path the README gives the store (`export CALF_ROOT=/tmp/calf-demo`), read as /var/lib/calf
+  const unroot = (l: string) => [root, ...aliases].reduce((text, r) => text.replaceAll(r, DEFAULT_ROOT), l);
+  const norm = (lines: readonly string[]) => lines.map((l) => normalize(unroot(l)));
   let expected = norm(step.expected);
   let actual = norm(output);
-  const rule = HOST_DEPENDENT.find((r) => (r.level === level || r.level === '*') && r.command.test(step.command));
+  const rule = HOST_DEPENDENT.find((r) => (r.level.split('|').includes(level) || r.level === '*') && r.command.test(step.command));
   if (rule?.kind === 'subset') {
     const id = (l: string) => l.replace(/^( ?\d+) \d+ /, '$1 <id> ');
     const have = new Set(actual.map(id));
@@ -210,6 +271,11 @@ export function compare(level: string, step: Step, output: string[], root: strin
     const forking = (l: string) => l.replace(/^( \d+ [1-9]\d*) (sh|sleep|exe)$/, '$1 sh|sleep').replace(/^ (?!1 )\d+ /, ' <pid> ');
     expected = expected.map(forking);
     actual = actual.map(forking);
+  }
+  if (rule?.kind === 'lines') {
+    // only the lines the rule names are compared, on both sides
+    expected = expected.filter((l) => rule.lines!.test(l));
+    actual = actual.filter((l) => rule.lines!.test(l));
   }
   if (rule?.kind === 'words') {
     expected = [expected.join(' ').split(' ').filter(Boolean).join(' ')];
@@ -245,7 +311,9 @@ export function compare(level: string, step: Step, output: string[], root: strin
  * It runs in a PID namespace (and the mount namespace its /proc needs) of its own, as PID 1: the
  * transcripts find the container with `pgrep -n sleep` and `pgrep -f 'calf.ts run'`, which must
  * see the demo's processes only, as in an attendee's VM, not whatever else runs on the machine.
- * When the demo ends, the kernel kills everything left in that namespace.
+ * And in a network namespace of its own, with only lo (brought up first): the bridges, veths and
+ * addresses a transcript makes (levels 07, 08) exist only there, never on the machine's network,
+ * and go with it. When the demo ends, the kernel kills everything left in those namespaces.
  */
 class Shell {
   private readonly bash: ChildProcess;
@@ -255,7 +323,7 @@ class Shell {
 
   constructor(cwd: string, env: NodeJS.ProcessEnv, private readonly echo: (chunk: string) => void) {
     const loop = `exec 2>&1; while IFS= read -r -d '' __cmd <&3; do eval "$__cmd"; printf '\\n${this.marker} %s\\n' "$?"; done`;
-    this.bash = spawn('unshare', ['--pid', '--mount-proc', '--kill-child', 'bash', '--noprofile', '--norc', '-c', loop],
+    this.bash = spawn('unshare', ['--pid', '--mount-proc', '--net', '--kill-child', 'bash', '--noprofile', '--norc', '-c', loop],
       { cwd, env, stdio: ['ignore', 'pipe', 'inherit', 'pipe'], detached: true });
     this.bash.stdout!.setEncoding('utf8');
     this.bash.stdout!.on('data', (chunk: string) => this.onData(chunk));
@@ -291,7 +359,7 @@ class Shell {
 
   /** Run one command; its output, as lines. `quiet`: the demo's own bookkeeping, not shown. */
   run(command: string, options: { quiet?: boolean; timeoutMs?: number } = {}): Promise<string[]> {
-    const timeoutMs = options.timeoutMs ?? 60_000;
+    const timeoutMs = (options.timeoutMs ?? 60_000) * slow;
     this.muted = options.quiet === true;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs / 1000} s: ${command}`)), timeoutMs);
@@ -356,6 +424,73 @@ function alive(pid: number): boolean {
   }
 }
 
+/** node itself, by the path its processes' /proc/PID/exe shows. */
+const nodeExe = fs.realpathSync(process.execPath);
+
+/** The namespace or root of a process, as /proc shows it (undefined once it is gone). */
+function nsOf(pid: number, what: 'ns/mnt' | 'root'): string | undefined {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/${what}`);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A container's process: it exec'd something other than node (so it is not calf, tsx or the init
+ * stage), and from level 01 on it lives in another root or mount namespace than `session` (a process
+ * of the demo's session: so it is not an `ip` or `nsenter` that calf runs on the host's side).
+ */
+function isContainer(pid: number, level: string, session: number): boolean {
+  try {
+    if (fs.readlinkSync(`/proc/${pid}/exe`) === nodeExe) return false;
+  } catch {
+    return false;
+  }
+  if (level === '00') return true;
+  return nsOf(pid, 'ns/mnt') !== nsOf(session, 'ns/mnt') || nsOf(pid, 'root') !== nsOf(session, 'root');
+}
+
+/**
+ * Wait until the calf run started in the background as host pid `pid` has a container: a process
+ * below it that exec'd its command. Undefined when it has, else why not.
+ */
+async function untilContainer(pid: number | undefined, level: string, seconds = 30 * slow): Promise<string | undefined> {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    if (pid !== undefined && descendants(pid).some((p) => isContainer(p.pid, level, pid))) {
+      await sleep(1000); // and a moment for its command to get going (a server to listen), as at a keyboard
+      return undefined;
+    }
+    if (pid === undefined || !alive(pid)) return 'it ended before its container started';
+    if (Date.now() > deadline) return `no container process after ${seconds} s`;
+    await sleep(100);
+  }
+}
+
+/**
+ * Stop a background calf as `docker stop` does: SIGTERM to it (tsx passes it on to calf, calf to the
+ * container), and after 5 s a SIGKILL to the container's processes, which PID 1 can't ignore. calf
+ * itself is never killed: it still cleans up after its container.
+ */
+async function stopBackground(pid: number, level: string): Promise<void> {
+  // who is who, before anything ends: tsx may exit at once and leave calf to the session's init
+  const tree = [pid, ...descendants(pid).map((p) => p.pid)];
+  const calfs = tree.filter((p) => !isContainer(p, level, pid));
+  const containers = tree.filter((p) => isContainer(p, level, pid));
+  try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+  for (let waited = 0; calfs.some(alive) && waited < 5000 * slow; waited += 100) await sleep(100);
+  for (const p of containers) {
+    try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+  }
+  for (let waited = 0; calfs.some(alive) && waited < 20_000 * slow; waited += 100) await sleep(100);
+}
+
+/** This machine's cgroup version, as the kernel shows it: a block of the other version's is not replayed. */
+function cgroupVersion(): 'v1' | 'v2' {
+  return fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? 'v2' : 'v1';
+}
+
 /** The host pid of the session's process that is `inner` in its PID namespace (NSpid in /proc/PID/status). */
 function hostPid(session: number, inner: number): number | undefined {
   for (const p of descendants(session)) {
@@ -385,6 +520,9 @@ const dim = paint('2');
 const green = paint('32');
 const red = paint('31');
 
+/** A command of the transcript that never ended: the replay stops, and says so as a drift. */
+class Stuck extends Error {}
+
 /** Replay one level's transcript. Returns the drifts found (empty: the README is right). */
 export async function replay(options: Options): Promise<string[]> {
   const levelReadme = fs.readdirSync(path.join(repo, 'levels')).find((d) => d.startsWith(`${options.level}-`));
@@ -403,8 +541,19 @@ export async function replay(options: Options): Promise<string[]> {
   // Not under a name containing "calf": the transcripts grep the host's mount table for it.
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-root-'));
   let shell: Shell | undefined;
+  // Paths the transcript gives its own store (`export CALF_ROOT=/tmp/calf-demo`): the demo's store instead.
+  const aliases = [...new Set(blocks.flatMap((b) => b.steps.flatMap((st) => [...st.command.matchAll(/\bCALF_ROOT=(\/[\w./-]+)/g)].map((m) => m[1]!))))];
   const cleanup = () => {
     shell?.stop();
+    // What a transcript's calf left in the store (a container killed with its calf, cgroups whose
+    // records are in the store) goes before the store: by the store's own records, so nothing else
+    // on the machine is touched.
+    try {
+      execFileSync(process.execPath, ['--import', 'tsx', path.join(options.dir, 'calf.ts'), 'cleanup', '--force'],
+        { cwd: repo, env: { ...process.env, CALF_ROOT: root }, stdio: 'ignore', timeout: 60_000 * slow });
+    } catch {
+      // best effort: what is left is reported by the check below, or by the next run
+    }
     for (const f of written) fs.rmSync(f, { force: true });
     unmountUnder(root);
     fs.rmSync(root, { recursive: true, force: true });
@@ -430,8 +579,14 @@ export async function replay(options: Options): Promise<string[]> {
     };
     delete env.CALF_DEBUG;
     shell = new Shell(repo, env, check ? () => undefined : (chunk) => say(chunk));
+    await shell.run('ip link set lo up', { quiet: true }); // the session's network namespace: only lo, down
+    const version = cgroupVersion();
     if (!check) say(`${bold(`calf demo · level ${options.level} · ${options.dir}`)}  ${dim(`(${shownReadme}, "Check it by hand"; store ${root})`)}\n\n`);
     for (const block of blocks) {
+      if (block.only && block.only !== version) {
+        say(`${dim('⚠')} skipped ${block.steps.length} command${block.steps.length > 1 ? 's' : ''} for cgroup ${block.only} (from \`${block.steps[0]?.command}\`): this machine has cgroup ${version}; \`CALF_VM_DEMOS=${Number(options.level)} npm run test:vm\` replays ${block.only === 'v2' ? 'them in a cgroup-v2 VM' : 'the other column'}\n`);
+        continue;
+      }
       if (!check && block.before) {
         say(`${dim(block.before)}\n\n`);
         await enter();
@@ -444,31 +599,24 @@ export async function replay(options: Options): Promise<string[]> {
       }
       let background: number | undefined; // its host pid
       if (block.background) {
-        const bg = rewrite(block.background, options, root);
+        const bg = rewrite(block.background, options, root, aliases);
         if (!check) say(dim(`(in the background: ${bg})\n`));
         await shell.run(`${bg} >/dev/null 2>&1 & __demo_bg=$!`, { quiet: true });
         const inner = Number((await shell.run('echo $__demo_bg', { quiet: true }))[0]);
         background = hostPid(shell.pid, inner);
-        const container = block.background.split(/\s+/).at(-2); // `calf run busybox sleep 30` → sleep
-        const deadline = Date.now() + 30_000;
-        let problem: string | undefined;
-        while (background === undefined || !descendants(background).some((p) => p.comm === container)) {
-          if (background === undefined || !alive(background)) problem = 'it ended before its container started';
-          else if (Date.now() > deadline) problem = `no ${container} process after 30 s`;
-          if (problem) break;
-          await sleep(100);
-        }
+        const problem = await untilContainer(background, options.level);
         if (problem) {
           const message = `${shownReadme}: \`${block.background}\` (run in the background for the next ${block.steps.length} commands): ${problem}; those commands were not run`;
           drifts.push(message);
           say(`${red('✗')} ${message}\n`);
-          await shell.run('wait $__demo_bg 2>/dev/null; true', { quiet: true });
+          if (background !== undefined) await stopBackground(background, options.level);
+          await shell.run('wait $__demo_bg 2>/dev/null; true', { quiet: true }).catch(() => undefined);
           continue;
         }
       }
       try {
         for (const step of block.steps) {
-          const command = rewrite(step.command, options, root);
+          const command = rewrite(step.command, options, root, aliases);
           if (!check) {
             if (options.mode === 'step') await enter();
             say(bold('# '));
@@ -476,8 +624,23 @@ export async function replay(options: Options): Promise<string[]> {
             else say(command);
             say('\n');
           }
-          const output = await shell.run(command);
-          const drift = compare(options.level, step, output, root);
+          let output: string[];
+          try {
+            output = await shell.run(command);
+          } catch (err) {
+            // a command that never ends: the session is stuck, nothing after it can run
+            const message = `${shownReadme}:${step.line}: \`${step.command}\` did not end (${(err as Error).message}); the replay stops here`;
+            drifts.push(message);
+            say(`${red('✗')} ${message}\n`);
+            throw new Stuck();
+          }
+          // `calf run … &`: the transcript goes on once its container runs, as a person at the keyboard would
+          if (/&\s*$/.test(command) && /\brun\b/.test(command)) {
+            const started = hostPid(shell.pid, Number((await shell.run('echo $!', { quiet: true }))[0]));
+            const problem = await untilContainer(started, options.level);
+            if (problem) output.push(`(demo: \`${step.command}\`: ${problem})`);
+          }
+          const drift = compare(options.level, step, output, root, aliases);
           if (drift && busy.has(step)) {
             say(`⚠ ${step.command}: not compared: ${busy.get(step)}\n`);
           } else if (drift) {
@@ -490,10 +653,7 @@ export async function replay(options: Options): Promise<string[]> {
         }
       } finally {
         if (background !== undefined) {
-          // Stop the background calf: SIGTERM to calf's own processes (it passes it on to the container).
-          for (const p of [{ pid: background }, ...descendants(background)].reverse()) {
-            try { process.kill(p.pid, 'SIGTERM'); } catch { /* gone */ }
-          }
+          await stopBackground(background, options.level);
           await shell.run('wait $__demo_bg 2>/dev/null; true', { quiet: true });
         }
       }
@@ -503,6 +663,15 @@ export async function replay(options: Options): Promise<string[]> {
       say(`${dim(after)}\n`);
       await enter();
     }
+    // Nothing may be left: what `calf cleanup` finds in the demo's store, the transcript left behind.
+    const left = (await shell.run(`node --import tsx ${options.dir}/calf.ts cleanup 2>&1`, { quiet: true })).filter((l) => l.trim());
+    if (left.length) {
+      const message = `${shownReadme}: the transcript left things behind, which calf cleanup removed:\n  ${left.map((l) => l.replaceAll(root, DEFAULT_ROOT)).join('\n  ')}`;
+      drifts.push(message);
+      say(`${red('✗')} ${message}\n`);
+    }
+  } catch (err) {
+    if (!(err instanceof Stuck)) throw err;
   } finally {
     rl?.close();
     cleanup();
@@ -512,10 +681,9 @@ export async function replay(options: Options): Promise<string[]> {
 }
 
 /** A transcript command as the demo runs it: against the chosen directory, in the demo's store. */
-function rewrite(command: string, options: Options, root: string): string {
-  return command
-    .replace(/\btsx levels\/\d\d-[\w-]+\/calf\.ts\b/g, `tsx ${options.dir}/calf.ts`)
-    .replaceAll(DEFAULT_ROOT, root);
+function rewrite(command: string, options: Options, root: string, aliases: readonly string[] = []): string {
+  return [DEFAULT_ROOT, ...aliases].reduce((text, r) => text.replaceAll(r, root), command
+    .replace(/\btsx levels\/\d\d-[\w-]+\/calf\.ts\b/g, `tsx ${options.dir}/calf.ts`));
 }
 
 function usage(message: string): never {
@@ -561,9 +729,9 @@ async function main(): Promise<void> {
   if (mode === 'check') {
     // npm test must never hang on a demo: give up after 5 minutes (SIGTERM runs the cleanup).
     setTimeout(() => {
-      console.error(`${red('✗')} demo ${level}: no end after 5 minutes, giving up`);
+      console.error(`${red('✗')} demo ${level}: no end after ${5 * slow} minutes, giving up`);
       process.kill(process.pid, 'SIGTERM');
-    }, 300_000).unref();
+    }, 300_000 * slow).unref();
   }
   const drifts = await replay({ level, dir, mode, pace });
   const seconds = ((Date.now() - started) / 1000).toFixed(1);

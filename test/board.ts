@@ -11,12 +11,29 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import { LEVELS, levelDir, findLevel, type Level } from '../ladder/ladder.js';
 import { runChecks, passed, pointer, sharedCause, type LevelOutcome, type Check } from './support/checks.js';
 import { prepareStore, removeStore } from './support/store.js';
-import { snapshot, newSince } from './support/leftovers.js';
+import { snapshot, newSince, removalCommand, settled } from './support/leftovers.js';
+import { descendants } from './support/background.js';
 import { cgroupVersion, cannotRun, unexpectedCgroup } from './support/host.js';
 import { repo } from './support/paths.js';
+
+// `npm run level 6 | head -1`: once the reader has gone, a write fails with EPIPE. Stop as Ctrl-C
+// does, instead of crashing and leaving the test store behind: no more levels are started, and
+// SIGINT goes to the board's own descendants (jest, and the calfs it runs, which pass it on and
+// clean up); the run then ends the normal way, removing its store. (Not SIGINT to the process
+// group: without job control, a script's pipeline shares the script's group.)
+let piped = false;
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  if (piped) return;
+  piped = true;
+  for (const pid of descendants(process.pid)) {
+    try { process.kill(pid, 'SIGINT'); } catch { /* gone */ }
+  }
+});
 
 const tty = process.stdout.isTTY === true;
 const paint = (code: string) => (text: string) => (tty ? `\x1b[${code}m${text}\x1b[0m` : text);
@@ -96,18 +113,25 @@ const before = snapshot([root]);
 const outcomes: { target: string; run: number; outcome: LevelOutcome }[] = [];
 let notRemoved: string[] = [];
 let after: string[] = [];
+let cleaned: string[] = [];
+let still: string[] = [];
 try {
   for (const [i, r] of runs.entries()) {
+    if (piped) break; // nobody reads the board any more
     const which = r.levels.length === 1 ? `level ${r.levels[0]!.id}` : only ? `levels ${r.levels.map((l) => l.id).join(', ')}` : `levels 00–${r.levels.at(-1)!.id}`;
     process.stderr.write(dim(`running ${which} against ${r.target}…\n`));
     for (const outcome of await runChecks({ ...r, root, log })) outcomes.push({ target: r.target, run: i, outcome });
   }
 } finally {
   // what calf left is seen before the store (and everything mounted in it) is removed
-  after = snapshot([root]);
+  after = await settled(newSince(before, snapshot([root])), [root]);
+  // then the target's own `calf cleanup` gets its chance at it, with the store's records (which
+  // name its cgroups and endpoints), before the store goes
+  if (after.length) cleaned = await cleanupWith(runs.at(-1)!.target, root);
   notRemoved = removeStore(root);
+  still = newSince(before, snapshot([root]));
 }
-const leftovers = [...newSince(before, after), ...notRemoved.map((m) => `mount ${m} (could not be detached)`)];
+const leftovers = [...after, ...notRemoved.map((m) => `mount ${m} (could not be detached)`).filter((m) => !after.some((a) => m.startsWith(a)))];
 
 let allPassed = leftovers.length === 0;
 for (const [i, r] of runs.entries()) {
@@ -139,16 +163,26 @@ for (const [i, r] of runs.entries()) {
 }
 if (leftovers.length) {
   const target = chosen ? runs[0]!.target : levelDir(LEVELS.at(-1)!, kind);
-  console.log(`${red('✗')} left behind after the run: calf must clean up after itself (\`tsx ${target}/calf.ts cleanup\` removes container dirs and mounts)`);
+  console.log(`${red('✗')} left behind after the run: calf must clean up after itself`);
   // by kind (`mount …`, `container dir …`, `process …`), a few of each: a leaky level leaves hundreds
   const kinds = new Map<string, string[]>();
   for (const thing of leftovers) {
-    const k = /^(container dir|\w+)/.exec(thing)![1]!;
+    const k = /^(container dir|ipc \w+( \w+)*? (?=\d)|\w+)/.exec(thing)![1]!.trim();
     kinds.set(k, [...(kinds.get(k) ?? []), thing]);
   }
+  const isStill = (thing: string) => still.includes(thing) || thing.endsWith('(could not be detached)');
   for (const [k, things] of kinds) {
-    for (const thing of things.slice(0, 5)) console.log(`    ${thing}`);
+    for (const thing of things.slice(0, 5)) console.log(`    ${thing}${isStill(thing) ? '' : dim(' (gone now)')}`);
     if (things.length > 5) console.log(`    … ${things.length} ${k}s in all`);
+  }
+  if (cleaned.length) console.log(dim(`    \`tsx ${target}/calf.ts cleanup\` on the test's store, before the board removed it: ${cleaned.length} line${cleaned.length > 1 ? 's' : ''} (${cleaned.slice(0, 3).join('; ')}${cleaned.length > 3 ? '; …' : ''})`));
+  const byHand = leftovers.filter(isStill);
+  if (byHand.length) {
+    console.log(`    still there now, with the test's store gone (its records with it); remove ${byHand.length > 1 ? 'them' : 'it'} by hand:`);
+    for (const thing of byHand.slice(0, 10)) console.log(`      ${removalCommand(thing.replace(/ \(could not be detached\)$/, '')) ?? thing}`);
+    if (byHand.length > 10) console.log(`      … ${byHand.length} in all`);
+  } else {
+    console.log(dim('    nothing of it is left now: the board removed its test store, and calf cleanup the rest'));
   }
 }
 const levelsPassed = outcomes.filter((o) => passed(o.outcome)).length;
@@ -158,6 +192,13 @@ const checks = outcomes.flatMap((o) => o.outcome.checks).filter((c) => c.status 
 const broken = outcomes.filter((o) => o.outcome.error).length + (leftovers.length ? 1 : 0);
 console.log(`${checks.filter((c) => c.status === 'passed').length} passed, ${checks.filter((c) => c.status === 'failed').length + broken} failed`);
 process.exit(allPassed ? 0 : 1);
+
+/** `calf cleanup --force` of `target` on the test store `root`: the lines it printed. Never throws. */
+async function cleanupWith(target: string, root: string): Promise<string[]> {
+  const r = await execa(process.execPath, ['--import', 'tsx', path.join(repo, target, 'calf.ts'), 'cleanup', '--force'],
+    { cwd: repo, reject: false, all: true, timeout: 120_000, env: { CALF_ROOT: root } });
+  return (r.all ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
+}
 
 function printCheck(level: Level, check: Check, causeShown: boolean): void {
   if (check.status === 'skipped') return;

@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { LEVELS, levelDir } from '../ladder/ladder.js';
 import { runChecks, passed, type LevelOutcome, type Check } from './support/checks.js';
 import { prepareStore, removeStore } from './support/store.js';
-import { snapshot, newSince } from './support/leftovers.js';
+import { snapshot, newSince, settled } from './support/leftovers.js';
 import { cgroupVersion, cannotRun, unexpectedCgroup } from './support/host.js';
 import { repo } from './support/paths.js';
 
@@ -182,12 +182,21 @@ try {
   const tsx = (args: string[]) => execa(process.execPath, ['--import', 'tsx', ...args], { cwd: repo, reject: false, all: true, env: { FORCE_COLOR: '0' } });
   // The browser and the demos run side by side: the demos spend most of their time waiting.
   const slidesRun = tsx(['scripts/slides-check.ts']);
-  // The demos whose transcripts have been replayed and given matching rules. Levels 04 and 07–12
-  // are not yet: 07 and 08 make network devices, which a replay must do in a namespace of its own,
-  // and 09–10 show v1 and v2 side by side.
-  const demoLevels = LEVELS.filter((l) => ['00', '01', '02', '03', '05', '06', '11'].includes(l.id));
-  const demos = [];
-  for (const level of demoLevels) demos.push(await tsx(['scripts/demo.ts', level.id, '--check']));
+  // Every level's demo. Each runs in PID and network namespaces of its own, with a store of its
+  // own, so three run at once: they spend most of their time waiting (a container's sleep, a
+  // timeout), and one after the other they took about 8 minutes here. A block of a cgroup version
+  // this machine doesn't have is skipped, saying so; the VM board replays it (CALF_VM_DEMOS).
+  const demoLevels = LEVELS;
+  const demos: Awaited<ReturnType<typeof tsx>>[] = [];
+  const demosStarted = Date.now();
+  let next = 0;
+  await Promise.all(Array.from({ length: 3 }, async () => {
+    while (next < demoLevels.length) {
+      const i = next++;
+      demos[i] = await tsx(['scripts/demo.ts', demoLevels[i]!.id, '--check']);
+    }
+  }));
+  const demoSeconds = Math.round((Date.now() - demosStarted) / 1000);
   const drift = await tsx(['scripts/demo.ts', '0', '--check', '--level-dir', levelDir(LEVELS[0]!, 'levels')]);
   const slides = await slidesRun;
   fs.appendFileSync(log, `\n$ npm run slides:check\n${slides.all}\n`);
@@ -203,18 +212,21 @@ try {
       fs.rmSync(out, { recursive: true, force: true });
     }
   }
+  console.log(`(every demo replayed in ${demoSeconds} s, three at a time)`);
   for (const [i, level] of demoLevels.entries()) {
     const demo = demos[i]!;
     fs.appendFileSync(log, `\n$ npm run demo ${level.id}\n${demo.all}\n`);
     claim(`npm run demo ${Number(level.id)} replays ${levelDir(level, 'levels')}/README.md's check-by-hand transcript against ${levelDir(level, 'solutions')}`,
       demo.exitCode === 0, demo.all?.split('\n').filter((l) => !l.startsWith('✓')).join('\n'));
+    // what it could not replay here, and why (a cgroup v2 column on a v1 machine)
+    for (const skipped of (demo.all ?? '').split('\n').filter((l) => l.startsWith('⚠'))) console.log(`    ${skipped}`);
   }
   claim(`npm run demo 0 fails against ${levelDir(LEVELS[0]!, 'levels')} (its output differs from the README)`, drift.exitCode === 1, drift.all);
 }
 
 // 5. Nothing left behind.
-const left = [...newSince(before, snapshot([root, ...skeletonRoots])), ...notRemoved.map((m) => `mount ${m} (could not be detached)`)];
-claim('nothing is left behind (mounts, container dirs, cgroups, netns, links, processes)', left.length === 0, left.join('\n'));
+const left = [...await settled(newSince(before, snapshot([root, ...skeletonRoots])), [root, ...skeletonRoots]), ...notRemoved.map((m) => `mount ${m} (could not be detached)`)];
+claim('nothing is left behind (mounts, container dirs, cgroups, netns, links, IPC objects, processes)', left.length === 0, left.join('\n'));
 
 const failed = results.filter((r) => !r.ok).length;
 console.log(`\nwall time ${((Date.now() - started) / 1000).toFixed(0)} s`);

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { CalfError, messageOf } from '../core/errors.js';
 import { printTable } from '../core/table.js';
-import { createNetwork, listNetworks, removeNetwork } from './networks.js';
+import { createNetwork, listNetworks, pruneNetworks, removeNetwork } from './networks.js';
 
 /** Give every error of a network command Docker's exit code for it: 1. */
 function exitingOne<A extends unknown[]>(action: (...args: A) => void): (...args: A) => void {
@@ -34,6 +34,12 @@ export function networkCommand(program: Command): void {
     .action(exitingOne(() => {
       const rows = listNetworks().map((n) => [n.id.slice(0, 12), n.name, 'bridge', n.subnet, n.gateway, n.bridge]);
       printTable([['NETWORK ID', 'NAME', 'DRIVER', 'SUBNET', 'GATEWAY', 'BRIDGE'], ...rows]);
+    }));
+  network.command('prune')
+    .description('remove all networks no container uses (of calf0, only its bridge)')
+    .action(exitingOne(() => {
+      const pruned = pruneNetworks();
+      if (pruned.length) process.stdout.write(`Deleted Networks:\n${pruned.map((n) => `${n}\n`).join('')}`);
     }));
   network.command('rm')
     .description('remove networks')

@@ -189,7 +189,7 @@ export function createNetwork(name: string, subnetText?: string, root = calfRoot
 
 /** `calf network rm NAME`: remove its bridge from calf's namespace and its definition. Not while a running container uses it. */
 export function removeNetwork(name: string, root = calfRoot()): void {
-  if (name === DEFAULT_NETWORK) throw new CalfError(`${DEFAULT_NETWORK} is a pre-defined network and cannot be removed`);
+  if (name === DEFAULT_NETWORK) throw new CalfError(`${DEFAULT_NETWORK} is a pre-defined network and cannot be removed (\`calf network prune\` or \`calf cleanup\` removes its bridge while no container uses it)`);
   locked(root, () => {
     const network = definitions(root).find((n) => n.name === name);
     if (!network) throw new CalfError(`network ${name} not found`);
@@ -199,6 +199,28 @@ export function removeNetwork(name: string, root = calfRoot()): void {
     deleteLink(network.bridge);
     fs.rmSync(path.join(networksDir(root), name), { recursive: true, force: true });
   });
+}
+
+/**
+ * `calf network prune`: remove every network no running container uses, as `docker network prune`
+ * does: its bridge, its dead leases and its definition. Of the default network only the bridge
+ * goes: calf0 is always defined, and its bridge is made again on first use.
+ * @returns the names of the networks pruned
+ */
+export function pruneNetworks(root = calfRoot()): string[] {
+  return locked(root, () => definitions(root).flatMap((network) => {
+    const held = leases(root, network.name);
+    if ([...held.values()].some((l) => alive(l.pid))) return [];
+    for (const lease of held.values()) release(lease);
+    if (network.name === DEFAULT_NETWORK) {
+      if (!linkExists(network.bridge)) return [];
+      deleteLink(network.bridge);
+    } else {
+      deleteLink(network.bridge);
+      fs.rmSync(path.join(networksDir(root), network.name), { recursive: true, force: true });
+    }
+    return [network.name];
+  }));
 }
 
 /**
@@ -255,5 +277,30 @@ export const endpointLeftovers: LeftoverKind = {
       owner: lease.pid,
       remove: () => release(lease),
     })));
+  },
+};
+
+/**
+ * `calf cleanup`: the default network's bridge while no container uses it. calf0 is made on first
+ * use and never removed otherwise (`network rm` refuses a pre-defined network), so it would stay on
+ * the host for good, with its address. Its definition stays: the next run makes the bridge again.
+ * (A network made with `calf network create` is not a leftover: it stays until `network rm`.)
+ */
+export const defaultBridgeLeftovers: LeftoverKind = {
+  kind: 'default network bridge',
+  find: (root) => {
+    const file = path.join(networksDir(root), DEFAULT_NETWORK, 'network.json');
+    const network = readJson<Network>(file);
+    if (!network || !linkExists(network.bridge)) return [];
+    const live = [...leases(root, DEFAULT_NETWORK).values()].find((l) => alive(l.pid));
+    return [{
+      what: `bridge ${network.bridge} of network ${DEFAULT_NETWORK} (no container uses it)`,
+      ...(live ? { owner: live.pid } : {}),
+      remove: () => locked(root, () => {
+        // again under the lock: a container may have taken an address since
+        if ([...leases(root, DEFAULT_NETWORK).values()].some((l) => alive(l.pid))) throw new CalfError(`network ${DEFAULT_NETWORK} is in use again`);
+        deleteLink(network.bridge);
+      }),
+    }];
   },
 };

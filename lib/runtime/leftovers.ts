@@ -9,13 +9,14 @@ import type { Leftover, LeftoverKind } from '../core/leftovers.js';
 import { layerLeftovers } from '../image/layers.js';
 import { downloadLeftovers } from '../image/blob-writer.js';
 import { cgroupLeftovers } from '../cgroup/cgroup.js';
-import { endpointLeftovers } from '../network/networks.js';
+import { defaultBridgeLeftovers, endpointLeftovers } from '../network/networks.js';
 import { containerLeftovers, mountLeftovers } from './container.js';
 
 export const LEFTOVER_KINDS: readonly LeftoverKind[] = [
   containerLeftovers, // a container's record: its processes, then its teardown list
   mountLeftovers, // mounts under containers/ that outlived their directory
   endpointLeftovers, // a lease (and veth) leased before its teardown step was recorded
+  defaultBridgeLeftovers, // calf0's bridge while no container uses it (after the endpoints: their leases are gone then)
   cgroupLeftovers, // a cgroup whose record outlived its container's list (a step that failed)
   layerLeftovers, // a layer half-unpacked by a calf killed meanwhile
   downloadLeftovers, // a blob half-downloaded by a pull killed meanwhile

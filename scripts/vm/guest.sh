@@ -70,11 +70,21 @@ sibling=$!
 echo "$sibling" > "$session/cgroup.procs"
 
 code=0
-(
-  echo "$BASHPID" > "$session/cgroup.procs"
-  echo "test:vm: the board runs in cgroup $(cut -d: -f3 /proc/self/cgroup), beside process $sibling"
-  npm run level -- "$@"
-) || code=$?
+# No board arguments with CALF_VM_DEMOS set: only the demos.
+if [ $# -gt 0 ] || [ -z "${CALF_VM_DEMOS:-}" ]; then
+  (
+    echo "$BASHPID" > "$session/cgroup.procs"
+    echo "test:vm: the board runs in cgroup $(cut -d: -f3 /proc/self/cgroup), beside process $sibling"
+    npm run level -- "$@"
+  ) || code=$?
+fi
+# The demos CALF_VM_DEMOS names (run.sh), from the same session scope: their cgroup-v2 columns.
+for level in ${CALF_VM_DEMOS:-}; do
+  (
+    echo "$BASHPID" > "$session/cgroup.procs"
+    npm run demo -- "$level" --check
+  ) || code=1
+done
 kill "$sibling" || true
 # The board names its jest log, which lives in this VM's $TMPDIR: the host keeps a copy.
 cp "$TMPDIR/calf-board.log" "$share/" || true

@@ -8,9 +8,10 @@ import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { execa, type ResultPromise } from 'execa';
-import { run, calf, expectExit, howItEnded, calfRoot, target, repo } from '../support/target.js';
-import { fsTypeAt, mountPoints, mountTable } from '../support/mounts.js';
+import { execa } from 'execa';
+import { run, calf, expectExit, calfRoot, target, repo } from '../support/target.js';
+import { waitForOutput } from '../support/background.js';
+import { fsTypeAt, mountAt, mountPoints, mountTable } from '../support/mounts.js';
 import { childrenOf, waitFor } from '../support/procs.js';
 import {
   testImageLayers, diffIds, layerDir, treeHash, identity, xattr, umociImage, bigImage, type MadeImage,
@@ -20,21 +21,6 @@ const DRIVERS = ['overlay', 'vfs'] as const;
 type Driver = (typeof DRIVERS)[number];
 const using = (driver: Driver) => ({ env: { CALF_STORAGE_DRIVER: driver } });
 const token = () => randomBytes(6).toString('hex');
-
-/** Wait until a running calf has printed something matching `re` on stdout; fail if it exits first. */
-function printed(proc: ResultPromise, re: RegExp): Promise<string> {
-  let out = '';
-  return new Promise((resolve, reject) => {
-    proc.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (re.test(out)) resolve(out);
-    });
-    void proc.then((r) => {
-      const [ended, said] = howItEnded(r);
-      reject(new Error(`calf ${ended} before printing ${re}${said}`));
-    });
-  });
-}
 
 /** The container directory whose state record names the calf process `pid` as its owner (level 01's layout). */
 function containerDirOf(pid: number): string | undefined {
@@ -50,9 +36,8 @@ function containerDirOf(pid: number): string | undefined {
 
 /** The overlay options of the `/` line of a mountinfo text: `{ lowerdir, upperdir, workdir }`. */
 function overlayOptions(mountinfo: string): Record<string, string> {
-  const line = mountinfo.split('\n').filter((l) => l.split(' ')[4] === '/').at(-1) ?? '';
-  const options = line.split(' - ')[1]?.split(' ')[2] ?? '';
-  return Object.fromEntries(options.split(',').map((o) => [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)]));
+  const options = mountAt(mountinfo, '/')?.superOptions ?? [];
+  return Object.fromEntries(options.map((o) => [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)]));
 }
 
 /** Mount points under the calf root, in the host's mount table. */
@@ -157,7 +142,7 @@ describe('04 overlay', () => {
         const [ta, tb] = [token(), token()];
         const a = run(['busybox', 'sh', '-c', `echo ${ta} > /shared; echo written; read x; cat /shared`], using(driver));
         try {
-          await printed(a, /written/);
+          await waitForOutput(a, /written/);
           const b = await run(['busybox', 'sh', '-c', `cat /shared 2>/dev/null || echo none; echo ${tb} > /shared; cat /shared`], using(driver));
           expectExit(b, 0);
           expect(b.stdout).toBe(`none\n${tb}\n`);
@@ -212,7 +197,7 @@ describe('04 overlay', () => {
         const proc = run(['busybox', 'sh', '-c', `echo ${t} > /f-${t}; cat /proc/self/mountinfo; echo ready; read x`], using(driver));
         let written: string[];
         try {
-          const out = await printed(proc, /ready/);
+          const out = await waitForOutput(proc, /ready/);
           const dir = containerDirOf(proc.pid!);
           expect(dir).toBeDefined();
           if (driver === 'overlay') {
@@ -238,7 +223,7 @@ describe('04 overlay', () => {
         const proc = run(['busybox', 'sh', '-c', `echo ${t} > /f-${t}; echo ready; exec sleep 600`], using(driver));
         let command: number | undefined;
         try {
-          const out = await printed(proc, /ready/);
+          const out = await waitForOutput(proc, /ready/);
           command = await waitFor('the container’s command', () => childrenOf(proc.pid!)[0]);
           const dir = containerDirOf(proc.pid!);
           expect(dir).toBeDefined();
@@ -315,7 +300,7 @@ describe('04 overlay', () => {
         await load(image);
         const proc = run([image.name, 'sh', '-c', 'echo ready; read x']);
         try {
-          await printed(proc, /ready/);
+          await waitForOutput(proc, /ready/);
           const refused = await calf(['rmi', image.name]);
           expectExit(refused, 1);
           expect(refused.stderr).toMatch(/conflict: .*container/);

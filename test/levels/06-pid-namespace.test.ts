@@ -4,8 +4,9 @@
  */
 import { describe, it, expect } from '@jest/globals';
 import fs from 'node:fs';
-import { run, calf, expectExit } from '../support/target.js';
+import { run, calf, expectExit, startContainer } from '../support/target.js';
 import { waitFor, childrenOf } from '../support/procs.js';
+import { waitForOutput } from '../support/background.js';
 
 const hostNamespace = fs.readlinkSync('/proc/self/ns/pid');
 
@@ -33,22 +34,10 @@ function startTime(pid: number): string | undefined {
   }
 }
 
-/** Wait until the running container printed a line starting with `pid:[`, and return it. */
+/** Wait until the running container printed its PID namespace (a line `pid:[…]`), and return it. */
 async function namespaceOf(child: ReturnType<typeof run>): Promise<string> {
-  let [out, err] = ['', ''];
-  child.stderr!.on('data', (chunk: Buffer) => {
-    err += String(chunk);
-  });
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += String(chunk);
-      const line = /^(pid:\[\d+\])$/m.exec(out);
-      if (line) resolve(line[1]!);
-    });
-    // a moment after 'exit', for what is still in the pipes ('close' may never come: a process
-    // left in the container can hold them open)
-    child.once('exit', (code, signal) => setTimeout(() => reject(new Error(`calf ended (${signal ?? `exit ${code}`}) before the container printed its namespace; stdout ${JSON.stringify(out)}, stderr ${JSON.stringify(err)}`)), 200));
-  });
+  const out = await waitForOutput(child, /^pid:\[\d+\]$/m, { what: 'its PID namespace (readlink /proc/self/ns/pid)' });
+  return /^(pid:\[\d+\])$/m.exec(out)![1]!;
 }
 
 /**
@@ -93,6 +82,22 @@ describe('06 pid-namespace', () => {
       expect(rows).toContainEqual(['1', 'sh']);
       expect(rows.map(([, comm]) => comm)).toContain('ps');
     });
+
+    it('keeps calf’s own later children in the host’s PID namespace (the setns back)', async () => {
+      const container = await startContainer('busybox', 'readlink /proc/self/ns/pid');
+      try {
+        // the container is in a namespace of its own (the unshare worked)...
+        expect({ container: container.output.trim() === hostNamespace ? 'the host’s' : 'its own' }).toEqual({ container: 'its own' });
+        // ...and a process calf starts now (an ip, a cleanup) would be born in the host's, as before:
+        // /proc/PID/ns/pid_for_children is the namespace of the children calf's main thread makes
+        const forChildren = fs.readlinkSync(`/proc/${container.calfPid}/ns/pid_for_children`);
+        if (forChildren !== hostNamespace) {
+          throw new Error(`calf's next child would be born in the container's PID namespace (${forChildren}, the container's is ${container.output.trim()}): setns(2) back into the host's after the spawn`);
+        }
+      } finally {
+        expectExit(await container.finish(), 0);
+      }
+    });
   });
 
   describe('Seen from the host', () => {
@@ -136,7 +141,8 @@ describe('06 pid-namespace', () => {
 
     it('exits 128+9 when the container’s PID 1 is killed by SIGKILL', async () => {
       await withContainer('readlink /proc/self/ns/pid; read line', async (child, ns) => {
-        const [pid1] = await waitFor('PID 1', () => (inNamespace(ns).length === 1 ? inNamespace(ns) : undefined));
+        // one look at /proc, not two: the namespace may change between them
+        const [pid1] = await waitFor('PID 1', () => { const found = inNamespace(ns); return found.length === 1 ? found : undefined; });
         process.kill(pid1!, 'SIGKILL');
         expectExit(await child, 137);
       });

@@ -5,7 +5,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { describe, it, expect } from '@jest/globals';
-import { run, expectExit } from '../support/target.js';
+import { run, expectExit, startContainer } from '../support/target.js';
 import { version, startWaiting, expectCalfCgroup, readCgroupFile } from '../support/cgroups.js';
 
 
@@ -13,15 +13,23 @@ const MiB = 1024 * 1024;
 
 describe('10 memory-pids-cgroup', () => {
   describe('Memory limit and the OOM killer', () => {
-    it('ends a container that allocates past --memory with 137, and says it was OOM-killed', async () => {
+    it('ends a container that allocates past --memory with 137 and says it was OOM-killed, and says nothing of the kind for a plain kill -9', async () => {
       const ok = await run(['--memory', '32m', 'calf-test', 'memhog', '8']); // positive control: within the limit
-      expectExit(ok, 0);
+      expectExit(ok, 0, 'within the limit (memhog 8)');
       expect(ok.stdout).toContain('touched 8 MB');
       const r = await run(['--memory', '32m', 'calf-test', 'memhog', '256']);
       expect(r.stdout).toContain('touched 8 MB'); // it ran, and was stopped partway
       expect(r.stdout).not.toContain('touched 256 MB');
-      expectExit(r, 137);
+      expectExit(r, 137, 'past the limit (memhog 256)');
       expect(r.stderr).toMatch(/OOM[- ]kill/i);
+      // The same 137 from a SIGKILL sent by the host: the OOM counter says no, and so must calf.
+      const killed = await startContainer(['--memory', '32m', 'busybox']);
+      process.kill(killed.pid, 'SIGKILL');
+      const plain = await killed.finish();
+      expectExit(plain, 137, 'killed with kill -9 from the host');
+      if (/OOM[- ]kill/i.test(plain.stderr)) {
+        throw new Error(`a container killed from the host with SIGKILL, well within --memory, was reported as OOM-killed: read the cgroup's OOM counter, not the exit code:\n${plain.stderr.trim()}`);
+      }
     });
 
     it(`writes --memory and --memory-swap as ${version === 'v2' ? 'memory.max and memory.swap.max (swap alone)' : 'memory.limit_in_bytes and memory.memsw.limit_in_bytes (memory plus swap)'}`, async () => {
@@ -60,6 +68,29 @@ describe('10 memory-pids-cgroup', () => {
       expect({ forked, stopped: r.stdout.split('\n')[1] }).toEqual({ forked: limit - 1, stopped: 'Resource temporarily unavailable' });
       const after = await run(['busybox', 'echo', 'host still forks']);
       expect(after.stdout).toBe('host still forks\n');
+    });
+
+    it('writes --pids-limit N as pids.max, and nothing for 0 or -1 (no limit, as in Docker)', async () => {
+      const limit = randomInt(20, 100);
+      const limited = await startWaiting(['--pids-limit', String(limit)]); // positive control: a limit is written
+      try {
+        expectCalfCgroup(limited);
+        expect(readCgroupFile(limited.cgPath, { v1: 'pids.max', v2: 'pids.max' })).toBe(String(limit));
+      } finally {
+        expectExit(await limited.finish(), 0, `--pids-limit ${limit}`);
+      }
+      for (const none of ['0', '-1']) {
+        const w = await startWaiting(['--pids-limit', none], 'cat >/dev/null; sh -c "echo forked"');
+        try {
+          if (!w.procSelfCgroup.trim()) throw new Error(`--pids-limit ${none}: the container could not even fork its first command (cat /proc/self/cgroup printed nothing): ${none} means no limit, and calf writes nothing for it`);
+          expectCalfCgroup(w);
+          expect([none, readCgroupFile(w.cgPath, { v1: 'pids.max', v2: 'pids.max' })]).toEqual([none, 'max']);
+        } finally {
+          const r = await w.finish();
+          expectExit(r, 0, `--pids-limit ${none}`);
+          expect([none, r.stdout.split('\n').at(-2)]).toEqual([none, 'forked']); // the container can still fork
+        }
+      }
     });
   });
 

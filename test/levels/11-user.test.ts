@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { execa } from 'execa';
-import { run, expectExit, target, calfRoot, repo, startContainer, untilLine } from '../support/target.js';
+import { run, expectExit, target, calfRoot, repo, startContainer } from '../support/target.js';
+import { waitForOutput } from '../support/background.js';
 import { token } from '../support/canary.js';
 import { slow } from '../support/host.js';
 
@@ -63,7 +64,7 @@ describe('11 user', () => {
         path.join(target.dir, 'calf.ts'), 'run', ...args], { cwd: repo, reject: false, timeout: 45_000 * slow, env: { CALF_ROOT: calfRoot() } });
       const script = 'echo "inside: $(grep Groups /proc/self/status)"; echo ready; read line';
       const asRoot = calf(['busybox', 'sh', '-c', script]);
-      const { output: out } = await untilLine(asRoot, 'ready');
+      const out = await waitForOutput(asRoot, 'ready');
       const parent = fs.readFileSync(`/proc/${asRoot.pid}/status`, 'utf8').match(/^Groups:(.*)$/m)![1]!.trim();
       asRoot.stdin!.end('\n');
       expectExit(await asRoot, 0);

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { run, expectExit } from '../support/target.js';
 import { hostCanary, token } from '../support/canary.js';
 import { version } from '../support/cgroups.js';
+import { parseMountinfo, readMountinfo, v1Hierarchy } from '../support/mounts.js';
 
 /** Docker's default set (moby's oci/caps/defaults.go), as the kernel prints it in /proc/PID/status. */
 const DOCKER_CAPS = 0xa80425fbn;
@@ -21,8 +22,7 @@ const CAP_MKNOD = 27;
 const ALL_CAPS = BigInt(`0x${/^CapBnd:\s+(\w+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]}`);
 
 /** A v1 devices controller on the host: calf's device policy needs one; without it, calf drops CAP_MKNOD (see the README). */
-const devicesV1 = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
-  .some((l) => / - cgroup \S+ \S*\bdevices\b/.test(l));
+const devicesV1 = v1Hierarchy('devices') !== undefined;
 const EXPECTED_CAPS = devicesV1 ? DOCKER_CAPS : DOCKER_CAPS & ~(1n << BigInt(CAP_MKNOD));
 
 /** The five capability sets and NoNewPrivs/Seccomp of a container's first process. */
@@ -62,7 +62,7 @@ async function forbidden(flags: string[], ops: string[]): Promise<Record<string,
 }
 
 /** The host's root filesystem device, major:minor, from its mount table. */
-const rootDevice = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[4] === '/')![2]!;
+const rootDevice = readMountinfo().find((m) => m.point === '/')!.device;
 
 /** A block device the host's root may open (an unattached loop device): the device policy's positive control. */
 const loopDevice = (() => {
@@ -83,14 +83,19 @@ describe('12 security', () => {
       .filter((f) => { try { return f === '/proc/kcore' ? fs.existsSync(f) : fs.readFileSync(f).length > 0; } catch { return false; } }); // (kcore: as big as the address space, never read whole)
     const maskedDirs = ['/sys/firmware', '/proc/acpi', '/proc/scsi', '/proc/asound'].filter((d) => { try { return fs.readdirSync(d).length > 0; } catch { return false; } });
 
-    it(`shows ${[...maskedFiles, ...maskedDirs].join(', ')} empty, while --privileged sees the host’s`, async () => {
+    it(`shows ${[...maskedFiles, ...maskedDirs].join(', ')} empty and unwritable, while --privileged sees the host’s`, async () => {
       expect(maskedFiles.length + maskedDirs.length).toBeGreaterThan(0);
-      const script = [...maskedFiles.map((f) => `echo "${f} $(head -c 64 ${f} | wc -c)"`), ...maskedDirs.map((d) => `echo "${d} $(ls -A ${d} | wc -l)"`)].join('; ');
+      // and a directory's mask is read-only: a writable tmpfs would let root plant files there
+      const probe = (d: string) => `touch ${d}/.calf-probe 2>/dev/null && echo "writable ${d}"`;
+      const script = [...maskedFiles.map((f) => `echo "${f} $(head -c 64 ${f} | wc -c)"`), ...maskedDirs.map((d) => `echo "${d} $(ls -A ${d} | wc -l)"; ${probe(d)}`),
+        'touch /tmp/.calf-probe && echo "writable /tmp"'].join('; ');
       const confined = await run(['busybox', 'sh', '-c', script]);
       const privileged = await run(['--privileged', 'busybox', 'sh', '-c', script]);
       expectExit(confined, 0);
       expectExit(privileged, 0);
-      const sizes = (out: string) => Object.fromEntries(out.trim().split('\n').map((l) => l.split(' ')).map(([p, n]) => [p, Number(n)]));
+      const writable = confined.stdout.split('\n').filter((l) => l.startsWith('writable ')).map((l) => l.slice('writable '.length));
+      expect(writable).toEqual(['/tmp']); // touch works (the positive control), and not in a masked directory
+      const sizes = (out: string) => Object.fromEntries(out.trim().split('\n').filter((l) => !l.startsWith('writable ')).map((l) => l.split(' ')).map(([p, n]) => [p, Number(n)]));
       const inside = sizes(confined.stdout);
       const control = sizes(privileged.stdout);
       for (const p of [...maskedFiles, ...maskedDirs]) {
@@ -109,13 +114,14 @@ describe('12 security', () => {
       }
     });
 
-    it('mounts /proc/sys, /proc/irq, /proc/bus and /proc/fs read-only, and /proc itself stays writable', async () => {
+    it('mounts /proc/sys, /proc/irq, /proc/bus and /proc/fs read-only, nosuid, nodev and noexec, and /proc itself stays writable', async () => {
       const r = await run(['busybox', 'cat', '/proc/self/mountinfo']);
       expectExit(r, 0);
-      const options = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(' ')).map((f) => [f[4], f[5]!.split(',')]));
-      expect(options['/proc']).toContain('rw');
+      const options = Object.fromEntries(parseMountinfo(r.stdout).map((m) => [m.point, m.options]));
+      expect(options['/proc']).toEqual(expect.arrayContaining(['rw', 'nosuid', 'nodev', 'noexec']));
+      // a bind remount sets that mount's flags exactly: the ones /proc has must be given again
       for (const p of ['/proc/sys', '/proc/irq', '/proc/bus', '/proc/fs'].filter((d) => fs.existsSync(d))) {
-        expect([p, options[p]]).toEqual([p, expect.arrayContaining(['ro'])]);
+        expect([p, options[p]]).toEqual([p, expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec'])]);
       }
     });
   });
@@ -195,7 +201,7 @@ describe('12 security', () => {
       expectExit(r, 0);
       const line = /^\d+:devices:(\/calf\/[0-9a-f]{64})$/m.exec(r.stdout);
       expect(line).not.toBeNull();
-      const hierarchy = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f.includes('-') && f[f.indexOf('-') + 1] === 'cgroup' && f.at(-1)!.split(',').includes('devices'))![4]!;
+      const hierarchy = v1Hierarchy('devices')!;
       expect(fs.existsSync(path.join(hierarchy, line![1]!))).toBe(false);
     });
   });

@@ -6,9 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { expect } from '@jest/globals';
-import { run, expectExit, howItEnded } from './target.js';
+import { run, repo, type RunOptions } from './target.js';
 import { cgroupVersion, slow } from './host.js';
-import { waitFor, childrenOf } from './procs.js';
+import { inBackground, type Background } from './background.js';
+import { v1Hierarchy } from './mounts.js';
 
 /** This machine's cgroup version, as the kernel shows it (not calf's idea of it). */
 export const version = cgroupVersion();
@@ -28,12 +29,9 @@ export function cgroupPathOf(procSelfCgroup: string, controller: string): string
 
 /** Where a v1 controller's hierarchy is mounted on the host. */
 function v1Mount(controller: string): string {
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [, after = ''] = line.split(' - ');
-    const [fsType, , options = ''] = after.split(' ');
-    if (fsType === 'cgroup' && options.split(',').includes(controller)) return line.split(' ')[4]!;
-  }
-  throw new Error(`cgroup v1: no hierarchy for ${controller} is mounted`);
+  const point = v1Hierarchy(controller);
+  if (point === undefined) throw new Error(`cgroup v1: no hierarchy for ${controller} is mounted`);
+  return point;
 }
 
 /** The host directory of cgroup `cgPath` for `controller` (v2: the one tree's). */
@@ -88,81 +86,27 @@ export function killIn(cgPath: string): void {
   }
 }
 
-/** Every process below `pid` (its children, theirs…), found from the host. */
-function descendants(pid: number): number[] {
-  return childrenOf(pid).flatMap((kid) => [kid, ...descendants(kid)]);
-}
-
-/** SIGKILL the processes calf started (the container's, tsx's helper), by pid, so calf ends by itself and cleans up. */
-function killBelow(pid: number | undefined): void {
-  if (pid === undefined) return;
-  for (const kid of descendants(pid)) {
-    try {
-      process.kill(kid, 'SIGKILL');
-    } catch {
-      // gone meanwhile
-    }
-  }
-}
-
 /** A container that says where it is and then waits: a test looks at its cgroup from the host meanwhile. */
-export interface Waiting {
+export interface Waiting extends Background<ReturnType<typeof run>> {
   /** `/proc/self/cgroup` as the container printed it */
   procSelfCgroup: string;
   /** the path it names for the cpu controller (v2: the one path) */
   cgPath: string;
-  /** calf's process, still running */
-  calf: ReturnType<typeof run>;
-  /** let the container's command go on (close its stdin) and wait for calf */
-  finish(): Promise<Awaited<ReturnType<typeof run>>>;
-  /** end the container's processes (calf's descendants, by pid) and wait for calf, which then cleans up */
-  stop(): Promise<unknown>;
 }
 
 /**
  * `calf run FLAGS IMAGE sh -c 'cat /proc/self/cgroup; echo TOKEN; SCRIPT'` in the background,
- * resolved once the container has printed its cgroup. SCRIPT's default waits for stdin to close
- * (`finish()`); a busy loop runs until the test kills it.
+ * handed back once the container has printed its cgroup. SCRIPT's default waits for stdin to
+ * close (`finish()`); a busy loop runs until the test stops it (`stop()`). `options.env` goes to
+ * calf's own environment.
  */
-export async function startWaiting(flags: string[], script = 'cat >/dev/null'): Promise<Waiting> {
+export async function startWaiting(flags: string[], script = 'cat >/dev/null', options: RunOptions = {}): Promise<Waiting> {
   const token = `up-${randomBytes(4).toString('hex')}`;
-  const proc = run([...flags, 'busybox', 'sh', '-c', `cat /proc/self/cgroup; echo ${token}; ${script}`]);
-  let out = '';
-  proc.stdout!.on('data', (chunk: Buffer) => {
-    out += String(chunk);
-  });
-  let ended = false;
-  void proc.then(() => {
-    ended = true;
-  });
-  try {
-    // as long as calf run itself may take (target.ts): an emulated VM on a busy host needs it
-    await waitFor(`the container to print its /proc/self/cgroup (calf run ${flags.join(' ')})`, () => (out.includes(token) || ended ? true : undefined), 45_000);
-  } catch (err) {
-    killBelow(proc.pid);
-    // what calf and the container had said by then: where a run that hangs got to
-    const [ended, said] = howItEnded(await proc);
-    throw new Error(`${(err as Error).message}\nstdout so far: ${JSON.stringify(out)}; then calf ${ended}${said}`);
-  }
-  if (!out.includes(token)) {
-    const r = await proc;
-    expectExit(r, 0); // says why calf ended: its exit code and stderr
-    throw new Error(`the container ended before it printed ${token}:\n${r.stdout}`);
-  }
-  const procSelfCgroup = out.slice(0, out.indexOf(token));
-  return {
-    procSelfCgroup,
-    cgPath: cgroupPathOf(procSelfCgroup, 'cpu') ?? '',
-    calf: proc,
-    finish: async () => {
-      proc.stdin?.end();
-      return await proc;
-    },
-    stop: async () => {
-      killBelow(proc.pid);
-      return await proc;
-    },
-  };
+  const proc = run([...flags, 'busybox', 'sh', '-c', `cat /proc/self/cgroup; echo ${token}; ${script}`], options);
+  // as long as calf run itself may take (target.ts): an emulated VM on a busy host needs it
+  const started = await inBackground(proc, token, { what: `its /proc/self/cgroup (calf run ${flags.join(' ')})` });
+  const procSelfCgroup = started.output.slice(0, started.output.indexOf(`${token}\n`));
+  return { ...started, procSelfCgroup, cgPath: cgroupPathOf(procSelfCgroup, 'cpu') ?? '' };
 }
 
 /** The container's cgroup path looks like calf's: `/calf/<64 hex digits>` (or under `parent`). */
@@ -175,6 +119,18 @@ export function expectCalfCgroup(w: Waiting, parent = 'calf'): void {
 /** None of the cgroup's host directories exist, and neither does calf's `calf/` parent when no other container uses it. */
 export function expectGone(cgPath: string): void {
   expect(hostDirs(cgPath).filter((d) => fs.existsSync(d))).toEqual([]);
+}
+
+/**
+ * calf's environment for a host where calf's parent is slow right after it releases the init
+ * stage: test/helpers/host/slow-go.c, preloaded, sleeps half a second (× the machine's slowness)
+ * after the handshake's "go". A container joined to its cgroup only after the release then
+ * starts its command outside, every time, instead of losing a race by microseconds.
+ */
+export function slowAfterGo(): Record<string, string> {
+  const library = path.join(repo, 'build/helpers/host/slow-go.so');
+  if (!fs.existsSync(library)) throw new Error(`${library} is missing: run npm run images (it compiles test/helpers/host/*.c)`);
+  return { LD_PRELOAD: library, CALF_SLOW_GO_MS: String(500 * slow) };
 }
 
 /** Seconds a measurement lasts: 2 s, stretched on slow machines (emulated VMs). */

@@ -21,6 +21,14 @@ export async function prepareStore(): Promise<string> {
     throw new Error(`test images not built (${missing.join(', ')}): run npm run setup, or npm run images`);
   }
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-test-root-'));
+  // A Ctrl-C or kill during a run must not leave the shared mount and the store behind: from the
+  // moment the store exists, also while its images are still loading.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    removeStore(root);
+    process.exit(128 + os.constants.signals[signal]);
+  };
+  interrupted.set(root, onSignal);
+  for (const signal of SIGNALS) process.once(signal, onSignal);
   try {
     for (const name of TEST_IMAGES) await loadImages(path.join(imagesDir, name), root);
     const containers = path.join(root, 'containers');
@@ -31,13 +39,6 @@ export async function prepareStore(): Promise<string> {
     removeStore(root);
     throw err;
   }
-  // A Ctrl-C or kill during a run must not leave the shared mount and the store behind.
-  const onSignal = (signal: NodeJS.Signals): void => {
-    removeStore(root);
-    process.exit(128 + os.constants.signals[signal]);
-  };
-  interrupted.set(root, onSignal);
-  for (const signal of SIGNALS) process.once(signal, onSignal);
   return root;
 }
 

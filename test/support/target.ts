@@ -11,7 +11,8 @@ import { LEVELS, levelDir } from '../../ladder/ladder.js';
 import { repo } from './paths.js';
 import { slow } from './host.js';
 import { childrenOf } from './procs.js';
-export { repo };
+import { inBackground, howItEnded, shown, type Background } from './background.js';
+export { repo, howItEnded };
 
 const dir = path.resolve(repo, process.env.CALF_TARGET ?? levelDir(LEVELS.at(-1)!, 'solutions'));
 const match = /(\d\d)-[\w-]+$/.exec(dir);
@@ -68,8 +69,6 @@ function record<T extends PromiseLike<{ exitCode?: number | undefined; stderr: u
   return subprocess;
 }
 
-const shown = (command: string) => command.replace(/^\S+ (--import tsx \S+\/calf\.ts|\S+\/bin\/calf\.cjs)/, 'calf');
-
 /** `node --import tsx <target>/calf.ts ARGS…`, the way an attendee runs it (`tsx calf.ts`), minus tsx's extra wrapper process. */
 export function calf(args: readonly string[], options: RunOptions = {}) {
   return record(execa(process.execPath, [...CALF_ARGS(), ...args], {
@@ -104,73 +103,39 @@ interface Finished {
 
 /**
  * Fail unless calf exited with `code`; the message quotes calf's stderr, which usually says
- * what is missing (a TODO's stub, a SyscallError) better than any assertion could.
+ * what is missing (a TODO's stub, a SyscallError) better than any assertion could. `what` names
+ * the run when a check makes several (its positive control, say), so the failure says which.
  */
-export function expectExit(r: Finished, code: number): void {
+export function expectExit(r: Finished, code: number, what?: string): void {
   if (r.exitCode === code) return;
   const [ended, said] = howItEnded(r);
-  throw new Error(`${shown(r.command)}\n${ended}, expected ${code}${said}`);
-}
-
-/**
- * How a calf run ended, for a failure message: `exited 1` or `was killed by SIGSEGV` (no exit
- * code: calf itself was killed, timed out, or never started), then the start of its stderr.
- */
-export function howItEnded(r: Finished): [ended: string, said: string] {
-  const stderr = (r.stderr instanceof Uint8Array ? Buffer.from(r.stderr).toString() : String(r.stderr ?? '')).trim();
-  const ended = r.exitCode !== undefined ? `exited ${r.exitCode}` : r.signal ? `was killed by ${r.signal}` : `did not exit (${r.shortMessage ?? 'no exit code'})`;
-  return [ended, stderr ? `; its stderr:\n${stderr.split('\n').slice(0, 6).join('\n')}` : ' (nothing on stderr)'];
+  throw new Error(`${what ? `${what}: ` : ''}${shown(r.command)}\n${ended}, expected ${code}${said}`);
 }
 
 /** A container that is running: its command's pid (seen from the host), and how to end it. */
-export interface Running {
+export interface Running extends Background<ReturnType<typeof run>> {
   /** the calf process */
   calfPid: number;
   /** the container's command (the init stage after execve), a child of calf */
   pid: number;
-  /** what it printed before it was ready */
-  output: string;
-  /** Let the command finish (it reads one line) and wait for calf. */
-  finish(): Promise<Awaited<ReturnType<typeof run>>>;
-}
-
-/** Wait until `child` printed the line `line` on stdout (`up`), or exited first; and what it printed. */
-export function untilLine(child: { stdout: NodeJS.ReadableStream | null; once(event: 'exit', listener: () => void): unknown }, line: string): Promise<{ up: boolean; output: string }> {
-  let output = '';
-  return new Promise((resolve) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += String(chunk);
-      if (output.includes(`${line}\n`)) resolve({ up: true, output });
-    });
-    child.once('exit', () => resolve({ up: false, output }));
-  });
 }
 
 /**
  * Start `calf run IMAGE sh -c 'SETUP; echo ready; read line'` and wait until the container is
  * ready: the host can then look at it (`/proc/PID/…`, `nsenter`) while it runs. A calf that
- * exits first fails with its exit code and stderr. Call `finish()` in a `finally`.
+ * exits first fails with its exit code and stderr. Call `finish()` in a `finally`; `output` is
+ * what SETUP printed.
  */
 export async function startContainer(image: string | readonly string[], setup = 'true', options: RunOptions = {}): Promise<Running> {
   const ready = `calf-ready-${Math.random().toString(16).slice(2)}`;
   const child = run([...[image].flat(), 'sh', '-c', `${setup}\necho ${ready}; read line`], options); // image: or [flags…, image]
-  const finish = async () => {
-    child.stdin?.end('\n');
-    return await child;
-  };
-  const { up, output } = await untilLine(child, ready);
-  if (!up) {
-    const r = await child;
-    expectExit(r, 0); // says how calf ended
-    throw new Error(`${shown(r.command)}\nended before the container was ready; its stdout:\n${output}`);
-  }
+  const started = await inBackground(child, ready, { what: 'that the container is ready' });
   // the command is calf's child (the init stage became it), and its command line has our token
-  const cmdline = (pid: number) => { try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' '); } catch { return ''; } };
-  const kids = childrenOf(child.pid!);
-  const pid = kids.find((k) => cmdline(k).includes(ready));
+  const pid = started.childWith(ready);
   if (pid === undefined) {
-    await finish();
-    throw new Error(`none of calf's child processes is the container's command (sh -c '…'): ${kids.map((k) => `${k} ${cmdline(k).slice(0, 80)}`).join('; ') || 'it has none'}`);
+    const kids = childrenOf(child.pid!);
+    await started.finish('\n');
+    throw new Error(`none of calf's child processes is the container's command (sh -c '…'): ${kids.join(', ') || 'it has none'}`);
   }
-  return { calfPid: child.pid!, pid, output: output.replace(`${ready}\n`, ''), finish };
+  return { ...started, output: started.output.replace(`${ready}\n`, ''), calfPid: child.pid!, pid, finish: (input = '\n') => started.finish(input) };
 }
