@@ -89,6 +89,8 @@ const SKELETON_PASSES: Record<string, string> = {
     "flags are parsed by lib's CLI (lib/runtime/cli.ts) before the level's code runs: a level 00 attendee inherits it",
   'fails with 125 for an --env-file that does not exist':
     "--env-file is read by lib's CLI before the level's code runs",
+  'refuses to remove an image a running container uses':
+    "the container's state record names its image (lib's createContainer) and rmi reads the records: the check guards that level 04's storage driver keeps the image rmi refuses",
   'refuses a host name that is not one, with 125 and one line':
     "level 05's skeleton declares --hostname with its check (not a TODO): the lesson is the namespaces",
   'refuses an unknown network with 125 and one line, and runs nothing':
@@ -117,6 +119,9 @@ const SKELETON_PASSES: Record<string, string> = {
     'a calf without a network namespace already shares the host\'s: the check guards that --network host keeps it so',
 };
 
+/** Levels a' leaves out (see there). */
+const FAST_ENTRY_SKIPS = ['04', '08', '13'];
+
 /** Checks that may pass against a calf that exits 125 at once: none so far. */
 const CRASH_PASSES: Record<string, string> = {};
 
@@ -133,10 +138,14 @@ try {
   for (const o of finalOutcomes) claim(`${final} passes level ${o.level.id}`, passed(o), failures(o));
 
   // a'. the same through the fast entry (bin/calf.cjs: the level's cached bundle, plain node, no
-  // tsx), so both ways of running calf keep every level's behaviour
-  const fast = await runChecks({ target: final, levels: LEVELS, root, log, env: { CALF_ENTRY: 'fast' } });
+  // tsx), so both ways of running calf keep the levels' behaviour. Every level but the three
+  // whose checks are mostly lib's store, networks and registry client (04, 08, 13: half of a's
+  // time), which the bundle carries like the rest of lib: the others cover the entry's start,
+  // the init stage, every namespace, cgroups, users and the security settings.
+  const fastLevels = LEVELS.filter((l) => !FAST_ENTRY_SKIPS.includes(l.id));
+  const fast = await runChecks({ target: final, levels: fastLevels, root, log, env: { CALF_ENTRY: 'fast' } });
   const fastFailed = fast.filter((o) => !passed(o));
-  claim(`${final} passes every level through the fast entry (bin/calf.cjs)`, fastFailed.length === 0,
+  claim(`${final} passes levels ${fastLevels.map((l) => l.id).join(', ')} through the fast entry (bin/calf.cjs)`, fastFailed.length === 0,
     fastFailed.map((o) => `level ${o.level.id}:\n${failures(o)}`).join('\n'));
 
   for (const [i, level] of LEVELS.entries()) {
