@@ -8,6 +8,7 @@ import { leftoverKinds } from './leftovers.js';
 import './container.js'; // registers container directories and their mounts
 import '../cgroup/cgroup.js'; // registers cgroups (a level before 09 may clean up after one that made them)
 import '../image/layers.js'; // registers half-unpacked layers (level 04)
+import '../image/store.js'; // registers temp files of a blob or index.json being written
 
 /** Is process `pid` alive (and ours to ask about)? */
 export function alive(pid: number): boolean {
