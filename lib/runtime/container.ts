@@ -38,16 +38,18 @@ export function createContainer(root = calfRoot()): Container {
   const temp = path.join(containersDir(root), `.new-${process.pid}-${id.slice(0, 12)}`);
   try {
     fs.mkdirSync(path.join(temp, 'rootfs'), { recursive: true, mode: 0o755 });
+    // calf.pid first, then the name: a concurrent cleanup never sees a container without its owner
+    fs.writeFileSync(path.join(temp, 'calf.pid'), `${process.pid}\n`);
+    fs.renameSync(temp, dir);
   } catch (err) {
+    // Half made (a full disk takes calf.pid, or rootfs/): nobody's exit handler knows it yet.
+    fs.rmSync(temp, { recursive: true, force: true });
     const code = (err as NodeJS.ErrnoException).code;
     if ((code === 'EACCES' || code === 'EPERM') && process.getuid?.() !== 0) {
       throw new CalfError(`needs root (namespaces, mounts, chroot): run calf with sudo, or as root (${code}: cannot create ${dir})`, { cause: err });
     }
-    throw err;
+    throw new CalfError(`cannot create the container directory ${dir}: ${(err as Error).message}`, { cause: err });
   }
-  // calf.pid first, then the name: a concurrent cleanup never sees a container without its owner
-  fs.writeFileSync(path.join(temp, 'calf.pid'), `${process.pid}\n`);
-  fs.renameSync(temp, dir);
   return { id, dir, rootfs: path.join(dir, 'rootfs') };
 }
 
