@@ -63,6 +63,11 @@ export function checkStore(root = calfRoot(), options: StoreCheckOptions = {}): 
     if (actual !== name) problems.push(`${file}: its content hashes to sha256:${actual.slice(0, 12)}…`);
   }
 
+  // A layout being made (store.ts's initStore) by a calf that is gone.
+  for (const name of list(root)) {
+    if (/^images\.tmp-\d+-/.test(name) && !inUse(name)) problems.push(`${path.join(root, name)}: a temp file left behind`);
+  }
+
   // The layout's own files, and temp files beside them.
   if (fs.existsSync(images)) {
     for (const name of list(images)) {

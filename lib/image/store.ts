@@ -205,13 +205,31 @@ export function listImages(root = calfRoot()): ImageSummary[] {
  */
 function initStore(root = calfRoot()): void {
   const dir = imagesDir(root);
-  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
-  if (!existsSync(join(dir, 'oci-layout'))) {
-    writeFileAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  }
-  if (!existsSync(join(dir, 'index.json'))) {
+  if (existsSync(join(dir, 'index.json'))) return;
+  if (existsSync(dir)) {
+    // A layout some other tool (or an older calf) began: complete it where it is.
+    mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+    if (!existsSync(join(dir, 'oci-layout'))) writeFileAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     const empty: ImageIndex = { schemaVersion: 2, mediaType: MediaType.index, manifests: [] };
     writeFileAtomic(join(dir, 'index.json'), JSON.stringify(empty));
+    return;
+  }
+  // Made whole beside it, then renamed into place: a full disk (or a kill) midway leaves a temp
+  // directory, never a layout without its oci-layout or index.json.
+  mkdirSync(root, { recursive: true });
+  const temp = `${dir}.tmp-${process.pid}-${randomBytes(8).toString('hex')}`;
+  try {
+    mkdirSync(join(temp, 'blobs', 'sha256'), { recursive: true });
+    writeFileSync(join(temp, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    const empty: ImageIndex = { schemaVersion: 2, mediaType: MediaType.index, manifests: [] };
+    writeFileSync(join(temp, 'index.json'), JSON.stringify(empty));
+    renameSync(temp, dir);
+  } catch (error) {
+    rmSync(temp, { recursive: true, force: true });
+    const code = (error as NodeJS.ErrnoException).code;
+    // Another calf made it meanwhile: its layout is as good as ours.
+    if ((code === 'ENOTEMPTY' || code === 'EEXIST') && existsSync(join(dir, 'index.json'))) return;
+    throw error;
   }
 }
 
@@ -447,7 +465,7 @@ export function writeFileAtomic(path: string, data: string | Buffer): void {
 // what was renamed into place is whole, and stays.
 registerLeftovers({
   kind: 'image store temp file',
-  find: (root) => [imagesDir(root), join(imagesDir(root), 'blobs', 'sha256')].flatMap((dir) => {
+  find: (root) => [root, imagesDir(root), join(imagesDir(root), 'blobs', 'sha256')].flatMap((dir) => {
     let names: string[];
     try {
       names = readdirSync(dir);
@@ -455,10 +473,11 @@ registerLeftovers({
       return [];
     }
     return names.flatMap((name) => {
-      const match = /\.tmp-(\d+)-[0-9a-f]+$/.exec(name);
+      // in the root, only the store's own (`images.tmp-…`, a layout being made): other modules own the rest
+      const match = (dir === root ? /^images\.tmp-(\d+)-[0-9a-f]+$/ : /\.tmp-(\d+)-[0-9a-f]+$/).exec(name);
       if (!match) return [];
       const file = join(dir, name);
-      return [{ what: `image store temp file ${file}`, owner: Number(match[1]), remove: () => rmSync(file, { force: true }) }];
+      return [{ what: `image store temp file ${file}`, owner: Number(match[1]), remove: () => rmSync(file, { recursive: true, force: true }) }];
     });
   }),
 });
