@@ -12,11 +12,11 @@
  * @module
  */
 import {
-  chmodSync, createReadStream, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync,
-  realpathSync, rmSync, symlinkSync, unlinkSync, constants, type Stats,
+  chmodSync, closeSync, createReadStream, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync,
+  lutimesSync, mkdirSync, openSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync, unlinkSync,
+  writeSync, constants, type Stats,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { open, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -218,16 +218,20 @@ async function applyEntry(entry: TarEntry, state: LayerState): Promise<void> {
     case 'contiguous-file': {
       clear(dest);
       // O_EXCL|O_NOFOLLOW: we just removed whatever was there, so anything there now is hostile.
-      const file = await open(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      // Synchronous calls: a layer is mostly small files, and six trips through libuv's thread
+      // pool per file made calf several times slower than tar (more so on a busy machine).
+      const fd = openSync(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
       try {
         // streamx streams are async iterable; its type declarations just do not say so.
-        await writeFile(file, entry as unknown as AsyncIterable<Buffer>);
+        for await (const chunk of entry as unknown as AsyncIterable<Buffer>) {
+          for (let at = 0; at < chunk.length;) at += writeSync(fd, chunk, at);
+        }
         // chown before chmod: chown clears the setuid and setgid bits.
-        if (options.owners) await file.chown(uid, gid);
-        await file.chmod(mode);
-        await file.utimes(mtime, mtime);
+        if (options.owners) fchownSync(fd, uid, gid);
+        fchmodSync(fd, mode);
+        futimesSync(fd, mtime, mtime);
       } finally {
-        await file.close();
+        closeSync(fd);
       }
       return;
     }
