@@ -3,10 +3,11 @@
  * (worker.ts), restarts it after a case that hung or crashed it, and sums up.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { canaryDiff, canaryPrint, makeSandbox, removeSandbox } from './sandbox.js';
+import { canaryDiff, canaryPrint, emptyDir, makeSandbox, removeSandbox } from './sandbox.js';
 import type { CaseResult, Target } from './cases.js';
 import type { Scale } from './layer-cases.js';
 
@@ -45,6 +46,14 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzReport> {
   const baselineFile = `${box.dir}.baseline.json`;
   const results: CaseResult[] = [];
   const errors: string[] = [];
+  // Interrupted (Ctrl-C, a kill): the worker goes, and so does the sandbox.
+  const interrupted = (signal: NodeJS.Signals): void => {
+    running?.kill('SIGKILL');
+    removeSandbox(box);
+    fs.rmSync(baselineFile, { force: true });
+    process.exit(128 + os.constants.signals[signal]);
+  };
+  for (const signal of SIGNALS) process.once(signal, interrupted);
   try {
     fs.writeFileSync(baselineFile, JSON.stringify([...baseline]));
     // The fast entry builds its bundle on first use, through tsx, whose cache is in TMPDIR:
@@ -66,6 +75,11 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzReport> {
           index: batch.died.index, target: options.targets[batch.died.index % options.targets.length]!, outcome: 'finding',
           findings: [batch.died.why], input: batch.died.input, fingerprint: '', ms: batch.died.ms,
         };
+        // What the worker was doing is half done (a big tree, a temp directory): clear it here, untimed,
+        // and look at the canary now, before the next worker starts on a dirty sandbox.
+        for (const dir of [box.target, box.root, box.input, box.tmp]) emptyDir(dir);
+        const diff = canaryDiff(baseline, canaryPrint(box));
+        if (diff.length) dead.findings.push(`canary: ${diff.slice(0, 5).join('; ')}`);
         results.push(dead);
         options.onResult?.(dead);
         ran.add(batch.died.index);
@@ -78,11 +92,16 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzReport> {
     const diff = canaryDiff(baseline, canaryPrint(box));
     if (diff.length) errors.push(`the canary tree changed: ${diff.join('; ')}`);
   } finally {
+    for (const signal of SIGNALS) process.off(signal, interrupted);
     removeSandbox(box);
     fs.rmSync(baselineFile, { force: true });
   }
   return { seed: options.seed, results, findings: results.filter((r) => r.outcome === 'finding'), errors, ms: Math.round(performance.now() - started) };
 }
+
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/** The worker running now, for an interrupt to end. */
+let running: ReturnType<typeof spawn> | undefined;
 
 interface Batch {
   results: CaseResult[];
@@ -95,9 +114,12 @@ function worker(indexes: number[], options: FuzzOptions, box: ReturnType<typeof 
   const args = {
     seed: options.seed, from: 0, to: 0, only: indexes, targets: options.targets, scale: options.scale, box, baseline, cliEvery: options.cliEvery, repo: options.repo,
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(options.repo, 'test/fuzz/worker.ts'), JSON.stringify(args)], {
+  const argsFile = `${baseline}.args.json`;
+  fs.writeFileSync(argsFile, JSON.stringify(args));
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(options.repo, 'test/fuzz/worker.ts'), argsFile], {
     cwd: options.repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CALF_ROOT: box.root },
   });
+  running = child;
   const results: CaseResult[] = [];
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
@@ -106,8 +128,10 @@ function worker(indexes: number[], options: FuzzOptions, box: ReturnType<typeof 
   let current: { index: number; since: number; input: string } | undefined;
   let died: Batch['died'];
   const watchdog = setInterval(() => {
-    if (current && performance.now() - current.since > options.timeout) {
-      died = { index: current.index, input: current.input, why: `hang: no result after ${Math.round(options.timeout / 1000)} s`, ms: Math.round(performance.now() - current.since) };
+    // The big cases (100,000 entries, a tree 2,000 deep) get five times as long.
+    const limit = current?.input.includes('big:') ? 5 * options.timeout : options.timeout;
+    if (current && performance.now() - current.since > limit) {
+      died = { index: current.index, input: current.input, why: `hang: no result after ${Math.round(limit / 1000)} s`, ms: Math.round(performance.now() - current.since) };
       child.kill('SIGKILL');
     }
   }, 250);
@@ -128,6 +152,7 @@ function worker(indexes: number[], options: FuzzOptions, box: ReturnType<typeof 
   return new Promise((resolve) => {
     child.on('exit', (code, signal) => {
       clearInterval(watchdog);
+      fs.rmSync(argsFile, { force: true });
       if (!died && current) {
         died = { index: current.index, input: current.input, why: `crash: the worker died (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 500)}`, ms: Math.round(performance.now() - current.since) };
       }

@@ -9,7 +9,7 @@ import { makeCase, runCase, targetOf, type CaseContext, type Target } from './ca
 import type { Scale } from './layer-cases.js';
 import type { Sandbox } from './sandbox.js';
 
-const args = JSON.parse(process.argv[2]!) as {
+const args = JSON.parse(fs.readFileSync(process.argv[2]!, 'utf8')) as {
   seed: string; from: number; to: number; targets: Target[]; scale: Scale; box: Sandbox; baseline: string; cliEvery: number; repo: string; only?: number[];
 };
 // calf's archive extraction goes to the temp directory: into the sandbox, where leftovers show.
