@@ -40,5 +40,15 @@ export function messageOf(err: unknown): string {
   if (err instanceof SyscallError && err.syscall === 'execve') {
     return `exec: ${JSON.stringify(err.path)}: ${err.description.toLowerCase()}`;
   }
-  return err instanceof Error ? err.message : String(err);
+  return oneLine(err instanceof Error ? err.message : String(err));
+}
+
+/**
+ * `text` as one line: control characters shown escaped (`\n`, `\u001b`), C1 ones too. A message may
+ * quote what an image or a user supplied (a file name in a layer can hold a newline), and
+ * calf's errors are one line.
+ */
+export function oneLine(text: string): string {
+  const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

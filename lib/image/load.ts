@@ -10,29 +10,25 @@
  * Tars may be gzip-compressed. Every blob is hashed while it is copied and must match its digest.
  * @module
  */
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import {
   addBlobBytes, addBlobFromFile, blobPath, checkBlob, isIndexMediaType, MediaType,
-  normalizeName, pickPlatform, REF_NAME, tagImage, type Descriptor, type ImageConfigFile,
-  type ImageIndex, type ImageManifest,
+  normalizeName, pickPlatform, REF_NAME, tagImage, type Descriptor, type ImageManifest,
 } from './store.js';
 import { CalfError } from '../core/errors.js';
 import { extractArchive, UnsafeLayerError } from './unpack.js';
 import { calfRoot } from '../core/root.js';
 import { withStoreLock, type OnWait } from './lock.js';
 import { sha256Digest, shortDigest, sniffCompression, splitDigest } from './digest.js';
+import {
+  checkConfig, checkDockerManifest, checkIndex, checkManifest, checkReference, fileKind, MANIFEST_TYPES,
+  parseDocument, readDocument,
+} from './validate.js';
 
 /** containerd's (and Docker 25's `docker save`) annotation for an image's full name. */
 const CONTAINERD_NAME = 'io.containerd.image.name';
-
-/** One image of a docker archive's `manifest.json`. */
-interface DockerArchiveEntry {
-  Config: string;
-  RepoTags?: string[] | null;
-  Layers: string[];
-}
 
 /** An image copied into the store, not yet named there. */
 interface Loaded {
@@ -102,12 +98,12 @@ async function loadDirectory(dir: string, base: string, root: string): Promise<L
 }
 
 async function loadOciLayout(dir: string, base: string, root: string): Promise<Loaded[]> {
-  const index = readJson<ImageIndex>(dir, 'index.json');
-  if (!index.manifests?.length) throw new CalfError('its index.json lists no images');
+  const index = checkIndex(readJson(dir, 'index.json'), 'index.json');
+  if (!index.manifests.length) throw new CalfError('its index.json lists no images');
   const loaded: Loaded[] = [];
-  for (const descriptor of index.manifests) {
-    const names = ociName(descriptor, base);
-    const id = await copyImage(dir, descriptor, names?.[0] ?? descriptor.digest, root);
+  for (const [i, descriptor] of index.manifests.entries()) {
+    const names = ociName(descriptor, base, `manifests[${i}]`);
+    const id = await copyImage(dir, descriptor, names?.[0] ?? descriptor.digest, root, `index.json: manifests[${i}]`);
     loaded.push({ names, descriptor, id });
   }
   return loaded;
@@ -117,12 +113,13 @@ async function loadOciLayout(dir: string, base: string, root: string): Promise<L
  * The name an OCI layout gives an image. `ref.name` may be a whole reference or, as skopeo's
  * `oci:DIR:tag` and umoci write it, just a tag: then the layout's own name is the repository.
  */
-function ociName(descriptor: Descriptor, base: string): string[] | null {
+function ociName(descriptor: Descriptor, base: string, where: string): string[] | null {
   const full = descriptor.annotations?.[CONTAINERD_NAME];
-  if (full) return [normalizeName(full)];
+  if (full) return [normalizeName(checkReference(full, 'index.json', `${where}'s ${CONTAINERD_NAME}`))];
   const ref = descriptor.annotations?.[REF_NAME];
   if (!ref) return null;
-  return [normalizeName(/[:/@]/.test(ref) ? ref : `${base}:${ref}`)];
+  const name = /[:/@]/.test(ref) ? ref : `${base}:${ref}`;
+  return [normalizeName(checkReference(name, 'index.json', `${where}'s name (${REF_NAME})`))];
 }
 
 /**
@@ -131,23 +128,31 @@ function ociName(descriptor: Descriptor, base: string): string[] | null {
  * often not in the layout at all.
  * @returns the image id (the config digest)
  */
-async function copyImage(dir: string, descriptor: Descriptor, name: string, root: string): Promise<string> {
+async function copyImage(dir: string, descriptor: Descriptor, name: string, root: string, where: string, depth = 0): Promise<string> {
   if (isIndexMediaType(descriptor.mediaType)) {
-    const index = await copyJsonBlob<ImageIndex>(dir, descriptor, 'index', root);
-    return copyImage(dir, pickPlatform(index, name), name, root);
+    // An index may list indexes; a real image nests one deep (Docker 25's save: index → index → manifest).
+    if (depth >= 4) throw new CalfError(`${where}: indexes nested more than 4 deep`);
+    const index = copyJsonBlob(dir, descriptor, 'index', root, checkIndex);
+    const chosen = pickPlatform(index, name);
+    return copyImage(dir, chosen, name, root, `index blob ${shortDigest(descriptor.digest)}: manifests[${index.manifests.indexOf(chosen)}]`, depth + 1);
   }
-  const manifest = await copyJsonBlob<ImageManifest>(dir, descriptor, 'manifest', root);
-  await copyBlob(dir, manifest.config, 'config', root);
+  if (!(MANIFEST_TYPES as readonly string[]).includes(descriptor.mediaType)) {
+    throw new CalfError(`${where}.mediaType ${JSON.stringify(descriptor.mediaType.slice(0, 100))} is not an image manifest or index calf knows`);
+  }
+  const manifest = copyJsonBlob(dir, descriptor, 'manifest', root, checkManifest);
+  copyJsonBlob(dir, manifest.config, 'config', root, (value, doc) => checkConfig(value, doc, manifest.layers.length));
   for (const layer of manifest.layers) await copyBlob(dir, layer, 'layer', root);
   return manifest.config.digest;
 }
 
-async function copyJsonBlob<T>(dir: string, descriptor: Descriptor, what: string, root: string): Promise<T> {
-  const bytes = readFileSync(layoutBlob(dir, descriptor, what));
-  const digest = sha256Digest(bytes);
-  checkBlob(digest, bytes.length, { digest: descriptor.digest, size: descriptor.size, what: `${what} blob` });
+/** Read a JSON blob of the layout, check its digest, size and shape, and only then store it. */
+function copyJsonBlob<T>(dir: string, descriptor: Descriptor, what: string, root: string, check: (value: unknown, doc: string) => T): T {
+  const doc = `${what} blob ${shortDigest(descriptor.digest)}`;
+  const bytes = readDocument(layoutBlob(dir, descriptor, what), doc);
+  checkBlob(sha256Digest(bytes), bytes.length, { digest: descriptor.digest, size: descriptor.size, what: `${what} blob` });
+  const value = check(parseDocument(bytes, doc), doc);
   addBlobBytes(bytes, root);
-  return JSON.parse(bytes.toString('utf8')) as T;
+  return value;
 }
 
 async function copyBlob(dir: string, descriptor: Descriptor, what: string, root: string): Promise<void> {
@@ -171,15 +176,16 @@ function layoutBlob(dir: string, descriptor: Descriptor, what: string): string {
  * archive's config file, byte for byte, so the image id stays the one Docker showed.
  */
 async function loadDockerArchive(dir: string, root: string): Promise<Loaded[]> {
-  const entries = readJson<DockerArchiveEntry[]>(dir, 'manifest.json');
-  if (!Array.isArray(entries) || entries.length === 0) throw new CalfError('its manifest.json lists no images');
+  const entries = checkDockerManifest(readJson(dir, 'manifest.json'), 'manifest.json');
   const loaded: Loaded[] = [];
-  for (const entry of entries) {
-    const configBytes = readFileSync(fileIn(dir, entry.Config));
+  for (const [i, entry] of entries.entries()) {
+    const names = entry.RepoTags?.length ? entry.RepoTags.map((tag, j) => normalizeName(checkReference(tag, 'manifest.json', `[${i}].RepoTags[${j}]`))) : null;
+    const doc = `config ${JSON.stringify(entry.Config)}`;
+    const configBytes = readDocument(fileIn(dir, entry.Config), doc);
     const configDigest = sha256Digest(configBytes);
     // Docker names the config file after its digest: a file that disagrees is corrupt.
     checkBlob(configDigest, configBytes.length, { digest: digestInName(entry.Config), what: `config ${entry.Config}` });
-    const config = JSON.parse(configBytes.toString('utf8')) as ImageConfigFile;
+    const config = checkConfig(parseDocument(configBytes, doc), doc, entry.Layers.length);
     addBlobBytes(configBytes, root);
 
     const layers: Descriptor[] = [];
@@ -199,7 +205,6 @@ async function loadDockerArchive(dir: string, root: string): Promise<Loaded[]> {
       layers,
     };
     const { digest, size } = addBlobBytes(JSON.stringify(manifest), root);
-    const names = entry.RepoTags?.length ? entry.RepoTags.map(normalizeName) : null;
     loaded.push({ names, descriptor: { mediaType: MediaType.manifest, digest, size }, id: configDigest });
   }
   return loaded;
@@ -217,28 +222,29 @@ function digestInName(path: string): string | undefined {
   return match ? `sha256:${match[1]}` : undefined;
 }
 
-function readJson<T>(dir: string, rel: string): T {
-  const path = fileIn(dir, rel);
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch (error) {
-    throw new CalfError(`${rel} is not valid JSON: ${(error as Error).message}`);
-  }
+/** The JSON document `rel` of the layout or archive, parsed but not yet checked. */
+function readJson(dir: string, rel: string): unknown {
+  return parseDocument(readDocument(fileIn(dir, rel), rel), rel);
 }
 
 /**
- * The real path of `rel` inside `dir`, refusing one that leads out of it: archives may hold
- * symlinks (old `docker save` links repeated layers), and they must not reach host files.
+ * The real path of the file `rel` inside `dir`, refusing one that leads out of it (archives may
+ * hold symlinks: old `docker save` links repeated layers, and they must not reach host files) and
+ * one that is not a regular file (reading a FIFO would wait forever, a device may never end).
  */
 function fileIn(dir: string, rel: string): string {
   const top = realpathSync(dir);
+  const shown = JSON.stringify(rel.length > 100 ? `${rel.slice(0, 100)}…` : rel);
   let real: string;
   try {
     real = realpathSync(resolve(top, rel));
-  } catch {
-    throw new CalfError(`"${rel}" is missing`);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CalfError(`${shown} is missing${code === 'ENOENT' ? '' : ` (${code})`}`);
   }
-  if (!real.startsWith(`${top}/`)) throw new CalfError(`"${rel}" leads outside the image (to ${real})`);
+  if (!real.startsWith(`${top}/`)) throw new CalfError(`${shown} leads outside the image (to ${real})`);
+  const st = statSync(real);
+  if (!st.isFile()) throw new CalfError(`${shown} is ${fileKind(st)}, not a file`);
   return real;
 }
 

@@ -3,11 +3,13 @@
  * when a calf dies, SIGKILL included:
  *
  * ```
- * <root>/images/.lock        the store lock: shared while blobs are added (pull, load),
- *                            exclusive while they are removed (rmi, image prune)
- * <root>/images/.index.lock  the index lock: exclusive around each read-change-write of index.json
- *                            (tag, and the naming step of pull and load)
+ * <root>/.images.lock        the store lock: shared while blobs are added (pull, load),
+ *                             exclusive while they are removed (rmi, image prune)
+ * <root>/.images.index.lock  the index lock: exclusive around each read-change-write of index.json
+ *                             (tag, and the naming step of pull and load)
  * ```
+ * Beside `images/`, not in it: the store's layout is made whole and renamed into place
+ * (store.ts's initStore), so a lock taken before it exists must not make `images/` half.
  * Why two: a pull's blobs are in the store, unnamed, until its last one is verified; a prune
  * meanwhile would see them as garbage. So pulls hold the store lock *shared* for their whole
  * run (many pulls at once are fine: blobs are content-addressed and written by rename), and a
@@ -39,13 +41,12 @@ const held = new Map<string, Held>();
 /** How a wait for a lock is reported: called once, when the lock is busy, before waiting. */
 export type OnWait = (what: string) => void;
 
-const STORE_LOCK = '.lock';
-const INDEX_LOCK = '.index.lock';
+const STORE_LOCK = '.images.lock';
+const INDEX_LOCK = '.images.index.lock';
 
 function lockFile(root: string, name: string): string {
-  const dir = path.join(root, 'images');
-  fs.mkdirSync(dir, { recursive: true });
-  return path.join(dir, name);
+  fs.mkdirSync(root, { recursive: true });
+  return path.join(root, name);
 }
 
 /** Take the lock without waiting; false when another open file description holds it. */

@@ -13,11 +13,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { sha256Digest, shortDigest, splitDigest } from './digest.js';
 import { calfRoot } from '../core/root.js';
 import { CalfError } from '../core/errors.js';
+import type { LeftoverKind } from '../core/leftovers.js';
 import { writeFileAtomic } from '../core/record.js';
 import { withIndexLock } from './lock.js';
+import { checkConfig, checkIndex, checkManifest, parseDocument } from './validate.js';
 import {
-  createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync,
-  statSync,
+  createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync,
+  statSync, writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -187,8 +189,9 @@ export function resolveImage(ref: string, root = calfRoot()): ResolvedImage {
 /** Every image in the store, sorted by name; `size` is what its blobs take on disk. */
 export function listImages(root = calfRoot()): ImageSummary[] {
   const images = readIndex(root).manifests.map((entry): ImageSummary => {
-    const manifest = platformManifest(entry, entry.annotations?.[REF_NAME] ?? entry.digest, root);
-    const config = readJsonBlob<ImageConfigFile>(manifest.config.digest, root, 'config');
+    const name = entry.annotations?.[REF_NAME] ?? entry.digest;
+    const manifest = platformManifest(entry, name, root);
+    const config = imageConfig(manifest, name, root);
     const size = manifest.config.size + manifest.layers.reduce((sum, layer) => sum + layer.size, 0);
     return {
       name: entry.annotations?.[REF_NAME] ?? '<none>',
@@ -207,13 +210,31 @@ export function listImages(root = calfRoot()): ImageSummary[] {
  */
 function initStore(root = calfRoot()): void {
   const dir = imagesDir(root);
-  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
-  if (!existsSync(join(dir, 'oci-layout'))) {
-    writeFileAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  }
-  if (!existsSync(join(dir, 'index.json'))) {
+  if (existsSync(join(dir, 'index.json'))) return;
+  if (existsSync(dir)) {
+    // A layout some other tool (or an older calf) began: complete it where it is.
+    mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+    if (!existsSync(join(dir, 'oci-layout'))) writeFileAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     const empty: ImageIndex = { schemaVersion: 2, mediaType: MediaType.index, manifests: [] };
     writeFileAtomic(join(dir, 'index.json'), JSON.stringify(empty));
+    return;
+  }
+  // Made whole beside it, then renamed into place: a full disk (or a kill) midway leaves a temp
+  // directory, never a layout without its oci-layout or index.json.
+  mkdirSync(root, { recursive: true });
+  const temp = `${dir}.tmp-${process.pid}-${randomBytes(8).toString('hex')}`;
+  try {
+    mkdirSync(join(temp, 'blobs', 'sha256'), { recursive: true });
+    writeFileSync(join(temp, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    const empty: ImageIndex = { schemaVersion: 2, mediaType: MediaType.index, manifests: [] };
+    writeFileSync(join(temp, 'index.json'), JSON.stringify(empty));
+    renameSync(temp, dir);
+  } catch (error) {
+    rmSync(temp, { recursive: true, force: true });
+    const code = (error as NodeJS.ErrnoException).code;
+    // Another calf made it meanwhile: its layout is as good as ours.
+    if ((code === 'ENOTEMPTY' || code === 'EEXIST') && existsSync(join(dir, 'index.json'))) return;
+    throw error;
   }
 }
 
@@ -227,8 +248,16 @@ async function addBlob(
   expected: { digest?: string; size?: number; what?: string } = {},
   root = calfRoot(),
 ): Promise<{ digest: string; size: number }> {
-  initStore(root);
-  if (expected.digest) splitDigest(expected.digest); // reject a malformed digest before copying
+  try {
+    initStore(root);
+    if (expected.digest) splitDigest(expected.digest); // reject a malformed digest before copying
+  } catch (error) {
+    // The stream is open (or opening): close it, and hear its error (its file may be gone by
+    // then, as calf load removes its temp directory), or that error comes later, uncaught.
+    source.on('error', () => {});
+    source.destroy();
+    throw error;
+  }
   const temp = join(imagesDir(root), 'blobs', 'sha256', `.tmp-${process.pid}-${randomBytes(8).toString('hex')}`); // blob-writer.ts's leftover kind knows the name
   const hash = createHash('sha256');
   let size = 0;
@@ -257,11 +286,12 @@ async function addBlob(
 }
 
 /** `addBlob` for a file on disk. */
-export function addBlobFromFile(
+export async function addBlobFromFile(
   path: string,
   expected: { digest?: string; size?: number; what?: string } = {},
   root = calfRoot(),
 ): Promise<{ digest: string; size: number }> {
+  if (expected.digest) splitDigest(expected.digest); // before the file is opened
   return addBlob(createReadStream(path), expected, root);
 }
 
@@ -334,32 +364,45 @@ export function isIndexMediaType(mediaType: string | undefined): boolean {
 export function readIndex(root: string): ImageIndex {
   const path = join(imagesDir(root), 'index.json');
   if (!existsSync(path)) return { schemaVersion: 2, manifests: [] };
-  const index = JSON.parse(readFileSync(path, 'utf8')) as ImageIndex;
-  return { ...index, manifests: index.manifests ?? [] };
+  // calf wrote it, but a full disk, an editor or a bad copy may have been there since: check it like any other.
+  const doc = `the image store's index.json (${path})`;
+  return checkIndex(parseDocument(readFileSync(path), doc), doc);
 }
 
-/** A JSON blob of the store, parsed; `what` names it in the error when it is missing. */
-export function readJsonBlob<T>(digest: string, root: string, what: string): T {
+/**
+ * A JSON blob of the store, parsed, not yet checked; `what` names it in messages. Its bytes
+ * hashed right when they went in; what is checked here is that they are still there and JSON.
+ */
+export function readJsonBlob<T = unknown>(digest: string, root: string, what: string): T {
   const path = blobPath(digest, root);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new CalfError(`${what} blob ${shortDigest(digest)} is missing from the image store (${path})`);
     }
     throw error;
   }
-  return JSON.parse(text) as T;
+  return parseDocument(bytes, `${what} blob ${shortDigest(digest)} (${path})`) as T;
 }
 
 /** The manifest an index.json entry stands for on this platform. */
-export function platformManifest(entry: Descriptor, what: string, root: string): ImageManifest {
+export function platformManifest(entry: Descriptor, what: string, root: string, depth = 0): ImageManifest {
   if (isIndexMediaType(entry.mediaType)) {
-    const index = readJsonBlob<ImageIndex>(entry.digest, root, `image ${what}: index`);
-    return platformManifest(pickPlatform(index, what), what, root);
+    if (depth >= 4) throw new Error(`image ${what}: indexes nested more than 4 deep`);
+    const doc = `image ${what}: index`;
+    const index = checkIndex(readJsonBlob(entry.digest, root, doc), `${doc} blob ${shortDigest(entry.digest)}`);
+    return platformManifest(pickPlatform(index, what), what, root, depth + 1);
   }
-  return readJsonBlob<ImageManifest>(entry.digest, root, `image ${what}: manifest`);
+  const doc = `image ${what}: manifest`;
+  return checkManifest(readJsonBlob(entry.digest, root, doc), `${doc} blob ${shortDigest(entry.digest)}`);
+}
+
+/** The config of an image whose manifest is `manifest`, checked. */
+function imageConfig(manifest: ImageManifest, what: string, root: string): ImageConfigFile {
+  const doc = `image ${what}: config`;
+  return checkConfig(readJsonBlob(manifest.config.digest, root, doc), `${doc} blob ${shortDigest(manifest.config.digest)}`, manifest.layers.length);
 }
 
 function imageId(entry: Descriptor, root: string): string | undefined {
@@ -371,9 +414,14 @@ function imageId(entry: Descriptor, root: string): string | undefined {
   }
 }
 
-function resolveEntry(entry: Descriptor, name: string, root: string): ResolvedImage {
+/**
+ * Read the image an entry of the store's index.json stands for, as `calf run` does: its manifest
+ * (for this platform), its config, and its layer blobs, each there with the size it should have.
+ * `name` is what messages call it.
+ */
+export function resolveEntry(entry: Descriptor, name: string, root: string): ResolvedImage {
   const manifest = platformManifest(entry, name, root);
-  const config = readJsonBlob<ImageConfigFile>(manifest.config.digest, root, `image ${name}: config`);
+  const config = imageConfig(manifest, name, root);
   const layers = manifest.layers.map((layer) => {
     const path = blobPath(layer.digest, root);
     let size: number;
@@ -410,3 +458,26 @@ function parseIdRef(ref: string): { hex: string; definite: boolean } | undefined
   return { hex: match[2]!, definite: Boolean(match[1]) || match[2]!.length === 64 };
 }
 
+/**
+ * `calf cleanup`: a calf killed while it wrote index.json, a small blob or a new store's layout
+ * leaves the temp file (its pid in the name); what was renamed into place is whole, and stays.
+ * (Half-written streamed blobs, `.tmp-<pid>-<hex>`, are blob-writer.ts's `downloadLeftovers`.)
+ */
+export const storeTempLeftovers: LeftoverKind = {
+  kind: 'image store temp file',
+  find: (root) => [root, imagesDir(root), join(imagesDir(root), 'blobs', 'sha256')].flatMap((dir) => {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return [];
+    }
+    return names.flatMap((name) => {
+      // in the root, only the store's own (`images.tmp-…`, a layout being made): other modules own the rest
+      const match = (dir === root ? /^images\.tmp-(\d+)-[0-9a-f]+$/ : /.\.tmp-(\d+)$/).exec(name);
+      if (!match) return [];
+      const file = join(dir, name);
+      return [{ what: `image store temp file ${file}`, owner: Number(match[1]), remove: () => rmSync(file, { recursive: true, force: true }) }];
+    });
+  }),
+};

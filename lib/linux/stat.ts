@@ -48,5 +48,6 @@ function major(dev: bigint): bigint {
 }
 
 function minor(dev: bigint): bigint {
-  return (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  // glibc masks to 32 bits ((unsigned int) (dev >> 12) & ~0xff): above them is the major's high part.
+  return (dev & 0xffn) | ((dev >> 12n) & 0xffffff00n);
 }

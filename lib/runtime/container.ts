@@ -46,18 +46,21 @@ export function createContainer(image?: { name: string; id: string }, root = cal
   const temp = path.join(containersDir(root), `.new-${process.pid}-${id.slice(0, 12)}`);
   try {
     fs.mkdirSync(path.join(temp, 'rootfs'), { recursive: true, mode: 0o755 });
+    // the record first, then the name: a concurrent cleanup never sees a container without its owner
+    writeState(temp, {
+      id, name: null, image: image ? { name: image.name, id: image.id } : null, owner: processRef()!, process: null,
+      status: 'created', created: new Date().toISOString(), started: null, finished: null, exitCode: null, teardown: [],
+    });
+    fs.renameSync(temp, dir);
   } catch (err) {
+    // Half made (a full disk takes the record, or rootfs/): no exit handler knows it yet.
+    fs.rmSync(temp, { recursive: true, force: true });
     const code = (err as NodeJS.ErrnoException).code;
     if ((code === 'EACCES' || code === 'EPERM') && process.getuid?.() !== 0) {
       throw new CalfError(`needs root (namespaces, mounts, chroot): run calf with sudo, or as root (${code}: cannot create ${dir})`, { cause: err });
     }
-    throw err;
+    throw new CalfError(`cannot create the container directory ${dir}: ${(err as Error).message}`, { cause: err });
   }
-  writeState(temp, {
-    id, name: null, image: image ? { name: image.name, id: image.id } : null, owner: processRef()!, process: null,
-    status: 'created', created: new Date().toISOString(), started: null, finished: null, exitCode: null, teardown: [],
-  });
-  fs.renameSync(temp, dir);
   process.on('exit', () => tearDown(dir)); // sync, so it runs however calf exits
   return { id, dir, rootfs: path.join(dir, 'rootfs'), teardown: teardownOf(dir) };
 }

@@ -8,6 +8,7 @@
 import type { Leftover, LeftoverKind } from '../core/leftovers.js';
 import { layerLeftovers } from '../image/layers.js';
 import { downloadLeftovers } from '../image/blob-writer.js';
+import { storeTempLeftovers } from '../image/store.js';
 import { cgroupLeftovers } from '../cgroup/cgroup.js';
 import { defaultBridgeLeftovers, endpointLeftovers } from '../network/networks.js';
 import { containerLeftovers, mountLeftovers } from './container.js';
@@ -20,6 +21,7 @@ export const LEFTOVER_KINDS: readonly LeftoverKind[] = [
   cgroupLeftovers, // a cgroup whose record outlived its container's list (a step that failed)
   layerLeftovers, // a layer half-unpacked by a calf killed meanwhile
   downloadLeftovers, // a blob half-downloaded by a pull killed meanwhile
+  storeTempLeftovers, // index.json, a small blob or a new store's layout half-written by a calf killed meanwhile
 ];
 
 /** Everything every kind finds for `root`. */

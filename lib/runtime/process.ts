@@ -11,6 +11,18 @@ import { containerStarted, containerStopped } from './state.js';
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
 /**
+ * Update the state record, or not: on a full disk (ENOSPC) the container's own error is the one
+ * line worth saying, and its teardown (lib/runtime/teardown.ts) needs no times or exit code.
+ */
+function quietly(record: () => void): void {
+  try {
+    record();
+  } catch {
+    // the record keeps what it had: status 'created', which `calf cleanup` handles as any other
+  }
+}
+
+/**
  * Resolve with the child's exit code or the signal that killed it. Until then, the signals calf
  * receives are sent on to the child: a Ctrl-C or a `kill <calf>` is the container's business,
  * and calf only stops when the container's process has. Given the container, its state record
@@ -20,9 +32,9 @@ export async function exited(child: ChildProcess, container?: { dir: string }): 
   const forward = (signal: NodeJS.Signals): void => {
     child.kill(signal);
   };
-  if (container && child.pid !== undefined) containerStarted(container.dir, child.pid);
+  if (container && child.pid !== undefined) quietly(() => containerStarted(container.dir, child.pid!));
   const ended = (code: number | null, signal: NodeJS.Signals | null): [number | null, NodeJS.Signals | null] => {
-    if (container) containerStopped(container.dir, signal === null ? code ?? 0 : 128 + constants.signals[signal]);
+    if (container) quietly(() => containerStopped(container.dir, signal === null ? code ?? 0 : 128 + constants.signals[signal]));
     return [code, signal];
   };
   if (child.exitCode !== null || child.signalCode !== null) return ended(child.exitCode, child.signalCode);

@@ -51,15 +51,36 @@ export interface Teardown {
   add<K extends StepName>(step: K, ...args: Parameters<(typeof STEPS)[K]>): void;
 }
 
+/**
+ * Steps this process registered but could not record (a full disk refused the record): its own
+ * exit still runs them, as it runs the recorded ones. Only `calf cleanup` after a kill misses
+ * them, and it removes the container's directory in any case.
+ */
+const unrecorded = new Map<string, TeardownStep[]>();
+
 /** The teardown list of the container whose directory is `dir` (its state record must exist). */
 export function teardownOf(dir: string): Teardown {
   return {
     add(step, ...args) {
       const state = readState(dir);
       if (!state) throw new Error(`${stateFile(dir)}: no state record to add the teardown step ${step} to`);
-      writeState(dir, { ...state, teardown: [...state.teardown, { step, args }] });
+      try {
+        writeState(dir, { ...state, teardown: [...state.teardown, { step, args }] });
+      } catch (err) {
+        unrecorded.set(dir, [...(unrecorded.get(dir) ?? []), { step, args }]);
+        throw err;
+      }
     },
   };
+}
+
+/** Write the record back, if there is still a directory and room for it: the steps are idempotent, so a stale list is harmless. */
+function rewrite(dir: string, state: NonNullable<ReturnType<typeof readState>>, teardown: TeardownStep[]): void {
+  try {
+    if (fs.existsSync(dir)) writeState(dir, { ...state, teardown });
+  } catch {
+    // a full disk: the next run of the list finds steps already done, which succeed
+  }
 }
 
 /** A step that failed, and why. */
@@ -77,7 +98,8 @@ export interface TeardownFailure {
 export function runTeardown(dir: string): TeardownFailure[] {
   const state = readState(dir);
   if (!state) return [];
-  const pending = [...state.teardown];
+  const pending = [...state.teardown, ...(unrecorded.get(dir) ?? [])];
+  unrecorded.delete(dir);
   const failed: TeardownFailure[] = [];
   while (pending.length) {
     const step = pending.pop()!;
@@ -86,11 +108,13 @@ export function runTeardown(dir: string): TeardownFailure[] {
     } catch (err) {
       failed.unshift({ step, error: messageOf(err) });
     }
-    const left = [...pending, ...failed.map((f) => f.step)];
-    if (fs.existsSync(dir)) writeState(dir, { ...state, teardown: left });
+    rewrite(dir, state, [...pending, ...failed.map((f) => f.step)]);
     faultPoint('during-teardown');
   }
-  if (failed.length && !fs.existsSync(stateFile(dir))) writeState(dir, { ...state, teardown: failed.map((f) => f.step) });
+  if (failed.length && !fs.existsSync(stateFile(dir))) {
+    fs.mkdirSync(dir, { recursive: true });
+    rewrite(dir, state, failed.map((f) => f.step));
+  }
   return failed;
 }
 
