@@ -2,7 +2,7 @@
  * Docker's default confinement, as data and finished helpers for level 12: the capability set
  * and `--cap-add`/`--cap-drop`, the masked and read-only paths of `/proc` and `/sys`, the
  * seccomp profile, and the device rules (for a v1 `devices` cgroup per container), all in the
- * OCI runtime-spec's shapes (lib/runtime/spec.ts).
+ * OCI runtime-spec's shapes (lib/core/spec.ts).
  *
  * Sources: moby's `oci/caps/defaults.go` and `oci/caps/utils.go` (capabilities),
  * `oci/defaults.go` (masked and read-only paths, device rules), `profiles/seccomp/default.json`.
