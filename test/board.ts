@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { LEVELS, levelDir, findLevel, type Level } from '../ladder/ladder.js';
-import { runChecks, passed, pointer, sharedCause, type LevelOutcome, type Check } from './support/checks.js';
+import { runChecks, passed, pointer, sharedCause, nodeCrashes, type LevelOutcome, type Check } from './support/checks.js';
 import { prepareStore, removeStore } from './support/store.js';
 import { snapshot, newSince, removalCommand, settled } from './support/leftovers.js';
 import { descendants } from './support/background.js';
@@ -134,6 +134,14 @@ try {
 const leftovers = [...after, ...notRemoved.map((m) => `mount ${m} (could not be detached)`).filter((m) => !after.some((a) => m.startsWith(a)))];
 
 let allPassed = leftovers.length === 0;
+// A node process killed by SIGSEGV fails the checks it was in, yet says nothing about calf (the
+// test VM's emulated CPU has done it): said first, so that it is not read as calf's behaviour.
+const crashes = nodeCrashes(outcomes.map((o) => o.outcome));
+if (crashes.length) {
+  console.log(`${red('✗')} Node itself crashed in ${crashes.length} run${crashes.length === 1 ? '' : 's'}: not calf's behaviour, run the board again (a crash that repeats in the same check is calf's: a native call)`);
+  for (const crash of crashes.slice(0, 5)) console.log(`    ${crash}`);
+  if (crashes.length > 5) console.log(`    … ${crashes.length} in all`);
+}
 for (const [i, r] of runs.entries()) {
   const mine = outcomes.filter((o) => o.run === i).map((o) => o.outcome);
   // When most failures share one calf error, it is the cause: say it once, at the top, and point

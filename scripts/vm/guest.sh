@@ -3,7 +3,8 @@
 # overlay), in the checkout. Our job: make the guest look like an attendee's cgroup-v2-only VM, run
 # `npm run level ARGS`, hand its exit code to the host through the share, and power off.
 # Usage (from the job file scripts/vm/run.sh writes, which also exports CALF_TEST_SLOW):
-#   guest.sh KERNEL_DIR BOARD_ARGS…   (KERNEL_DIR: prepare.sh's cache folder, read through the host root)
+#   guest.sh KERNEL_DIR BOARD_ARGS…        (KERNEL_DIR: prepare.sh's cache folder, read through the host root)
+#   guest.sh KERNEL_DIR --exec CMD ARGS…   CMD instead of the board, set up the same way
 set -euo pipefail
 share=/run/calf-vm
 kernel=$1
@@ -11,6 +12,8 @@ shift
 # The kernel starts PID 1 with almost no environment. CI=true also keeps npm from looking for updates.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 export CI=true CALF_IN_VM=1 CALF_EXPECT_CGROUP=v2
+# The one writable share: what a command leaves here reaches the host's run folder (CALF_VM_KEEP keeps it).
+export CALF_VM_SHARE=$share
 # Tells the host the VM booted: its boot timeout stops here.
 : > "$share/started"
 
@@ -70,12 +73,12 @@ sibling=$!
 echo "$sibling" > "$session/cgroup.procs"
 
 code=0
-# No board arguments with CALF_VM_DEMOS set: only the demos.
+# No board arguments with CALF_VM_DEMOS set: only the demos. --exec CMD: that command instead of the board.
 if [ $# -gt 0 ] || [ -z "${CALF_VM_DEMOS:-}" ]; then
   (
     echo "$BASHPID" > "$session/cgroup.procs"
     echo "test:vm: the board runs in cgroup $(cut -d: -f3 /proc/self/cgroup), beside process $sibling"
-    npm run level -- "$@"
+    if [ "${1:-}" = --exec ]; then shift; "$@"; else npm run level -- "$@"; fi
   ) || code=$?
 fi
 # The demos CALF_VM_DEMOS names (run.sh), from the same session scope: their cgroup-v2 columns.

@@ -4,7 +4,7 @@
  */
 import { describe, it, expect } from '@jest/globals';
 import { LEVELS } from '../../ladder/ladder.js';
-import { sharedCause, type Check, type LevelOutcome } from '../support/checks.js';
+import { sharedCause, nodeCrashes, type Check, type LevelOutcome } from '../support/checks.js';
 
 const pivot = (id: string) =>
   `calf: pivot_root("/tmp/calf-test-root-Ab12Cd/containers/${id}/rootfs", "/tmp/calf-test-root-Ab12Cd/containers/${id}/rootfs/.oldroot"): EINVAL (Invalid argument)`;
@@ -32,5 +32,20 @@ describe('the board’s shared cause', () => {
   it('is none when the failures have different causes, or only one fails', () => {
     expect(sharedCause([outcome([check('a', 'failed', 'calf: x'), check('b', 'failed', 'calf: y'), check('c', 'failed')])])).toBeUndefined();
     expect(sharedCause([outcome([check('a', 'failed', 'calf: x'), check('b', 'passed')])])).toBeUndefined();
+  });
+});
+
+describe('the board’s account of Node crashes (issue 22)', () => {
+  it('names each crashed calf run and jest process, with the signal and the check', () => {
+    const crashed = { ...check('runs echo', 'failed'), crashed: { signal: 'SIGSEGV', command: 'calf run busybox echo hi' } };
+    const lost: LevelOutcome = { ...outcome([]), error: 'A jest worker process … signal=SIGSEGV', crashed: { signal: 'SIGSEGV', process: "the jest worker running level 00's checks" } };
+    expect(nodeCrashes([outcome([crashed, check('other', 'failed', 'calf: x'), check('fine', 'passed')]), lost])).toEqual([
+      'calf run busybox echo hi was killed by SIGSEGV (level 00: runs echo)',
+      "the jest worker running level 00's checks was killed by SIGSEGV",
+    ]);
+  });
+
+  it('is empty when nothing crashed, failures or not', () => {
+    expect(nodeCrashes([outcome([check('a', 'failed', 'calf: x'), check('b', 'passed')])])).toEqual([]);
   });
 });

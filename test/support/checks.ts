@@ -23,6 +23,8 @@ export interface Check {
   reason?: string;
   /** calf's own error line (`calf: …`) from a run of this check that failed, if any */
   calfSaid?: string;
+  /** a calf run of this check that Node itself crashed in (SIGSEGV…), not calf's answer */
+  crashed?: { signal: string; command: string };
 }
 
 /** The outcome of one level's test file. */
@@ -33,7 +35,17 @@ export interface LevelOutcome {
   error?: string;
   /** how long its test file ran, in seconds (two files may run side by side: jest's maxWorkers) */
   seconds?: number;
+  /** the jest process running its checks crashed (SIGSEGV…): its checks did not run to the end */
+  crashed?: { signal: string; process: string };
 }
+
+/**
+ * Signals a process crashes by (a bad memory access, an illegal instruction, a failed assertion),
+ * as opposed to being ended by someone (SIGKILL: a timeout, the OOM killer; SIGTERM, SIGINT).
+ */
+const CRASH_SIGNALS = new Set(['SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE', 'SIGTRAP', 'SIGABRT', 'SIGSYS']);
+/** `signal=SIGSEGV` in jest-worker's message about a worker process that died. */
+const workerSignal = (message: string | undefined) => /\bsignal=(SIG[A-Z]+)/.exec(message ?? '')?.[1];
 
 interface JestJson {
   testResults: {
@@ -101,6 +113,10 @@ export async function runChecks(options: { target: string; levels: readonly Leve
       },
     });
     fs.appendFileSync(options.log, `\n$ jest (CALF_TARGET=${options.target}${options.env ? ` ${Object.entries(options.env).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''})\n${jest.all ?? ''}\n`);
+    if (!fs.existsSync(report) && jest.signal && CRASH_SIGNALS.has(jest.signal)) {
+      const crashed = { signal: jest.signal, process: 'jest (the process running the checks)' };
+      return options.levels.map((level) => ({ level, checks: [], error: `jest was killed by ${jest.signal}: Node itself crashed`, crashed }));
+    }
     if (!fs.existsSync(report)) {
       throw new Error(`jest did not run (exit ${jest.exitCode}); its output is in ${options.log}:\n${(jest.all ?? '').split('\n').slice(-15).join('\n')}`);
     }
@@ -113,7 +129,9 @@ export async function runChecks(options: { target: string; levels: readonly Leve
       if (!file) return { level, checks: [], error: 'its test file did not run' };
       const checks = file.assertionResults.map((a): Check => {
         const failed = a.status === 'failed';
-        const said = failed ? runs.filter((r) => r.test === a.fullName).map(calfLine).find((l) => l !== undefined) : undefined;
+        const mine = runs.filter((r) => r.test === a.fullName);
+        const said = failed ? mine.map(calfLine).find((l) => l !== undefined) : undefined;
+        const crash = mine.find((r) => r.signal !== undefined && CRASH_SIGNALS.has(r.signal));
         return {
           level: level.id,
           section: a.ancestorTitles[1] ?? a.ancestorTitles[0] ?? '',
@@ -121,10 +139,13 @@ export async function runChecks(options: { target: string; levels: readonly Leve
           status: a.status === 'passed' ? 'passed' : failed ? 'failed' : 'skipped',
           ...(a.failureMessages.length ? { reason: reasonOf(a.failureMessages.join('\n')) } : {}),
           ...(said ? { calfSaid: said } : {}),
+          ...(crash ? { crashed: { signal: crash.signal!, command: crash.command } } : {}),
         };
       });
       const error = file.message && !checks.some((c) => c.status === 'failed') ? reasonOf(file.message) : undefined;
-      return { level, checks, seconds: (file.endTime - file.startTime) / 1000, ...(error ? { error } : {}) };
+      const signal = workerSignal(file.message);
+      const crashed = signal && CRASH_SIGNALS.has(signal) ? { signal, process: `the jest worker running level ${level.id}'s checks` } : undefined;
+      return { level, checks, seconds: (file.endTime - file.startTime) / 1000, ...(error ? { error } : {}), ...(crashed ? { crashed } : {}) };
     });
   } catch (err) {
     const error = (err as Error).message;
@@ -154,6 +175,19 @@ export function sharedCause(outcomes: readonly LevelOutcome[]): { line: string; 
 /** A calf error line without what differs from run to run (container ids, random tokens, pids). */
 export function normalized(line: string): string {
   return line.replace(/\b[0-9a-f]{12,64}\b/g, '<id>').replace(/-[A-Za-z0-9]{6}\b/g, '-<tmp>').replace(/\b\d{2,}\b/g, '<n>');
+}
+
+/**
+ * Where Node itself crashed during a board, one line each: a calf run killed by SIGSEGV (or
+ * another crash signal) is a crash of the node process, not an answer calf gave; nor is a
+ * jest process that died. Under emulation (the test VM) that has been Node or the emulator;
+ * on a real machine, a crash that repeats in the same check points at a native call of calf's.
+ */
+export function nodeCrashes(outcomes: readonly LevelOutcome[]): string[] {
+  return outcomes.flatMap((o) => [
+    ...(o.crashed ? [`${o.crashed.process} was killed by ${o.crashed.signal}`] : []),
+    ...o.checks.filter((c) => c.crashed).map((c) => `${c.crashed!.command} was killed by ${c.crashed!.signal} (level ${c.level}: ${c.title})`),
+  ]);
 }
 
 /** Did every check of the level pass (skipped ones aside), and did its file run? */

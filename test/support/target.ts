@@ -53,17 +53,19 @@ export interface RunRecord {
   test: string;
   command: string;
   exitCode: number | undefined;
+  /** the signal that killed calf itself (no exit code then) */
+  signal?: string | undefined;
   stderr: string;
 }
 
 /** Remember how a run ended, for the board: calf's own stderr often says more than a check. */
-function record<T extends PromiseLike<{ exitCode?: number | undefined; stderr: unknown; command: string }>>(subprocess: T): T {
+function record<T extends PromiseLike<{ exitCode?: number | undefined; signal?: string | undefined; stderr: unknown; command: string }>>(subprocess: T): T {
   const log = process.env.CALF_RUNS_LOG;
   if (!log) return subprocess;
   const test = expect.getState().currentTestName ?? '';
   subprocess.then((r) => {
     const stderr = typeof r.stderr === 'string' ? r.stderr : Buffer.from(r.stderr as Uint8Array).toString();
-    const line: RunRecord = { test, command: shown(r.command), exitCode: r.exitCode, stderr: stderr.slice(0, 2000) };
+    const line: RunRecord = { test, command: shown(r.command), exitCode: r.exitCode, signal: r.signal, stderr: stderr.slice(0, 2000) };
     fs.appendFileSync(log, `${JSON.stringify(line)}\n`);
   }, () => undefined);
   return subprocess;
