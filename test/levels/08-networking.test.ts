@@ -208,7 +208,10 @@ describe('08 networking', () => {
   });
 
   describe('IPAM: an address each, under a lock', () => {
-    it('gives 10 containers started together 10 addresses, and takes them back when they end', async () => {
+    // Not in the test VM (scripts/vm): the lock and the pool are calf's, whatever the guest's
+    // kernel, and ten calfs at once are its slowest check there by far (emulated, ~15x); the host's
+    // board runs it.
+    (process.env.CALF_IN_VM ? it.skip : it)('gives 10 containers started together 10 addresses, and takes them back when they end', async () => {
       const name = await network();
       // all 10 hold their address until every one has printed it: a container that ended early
       // would rightly give its address back to the next one
