@@ -31,7 +31,7 @@ import {
   MediaType, addBlobBytes, isIndexMediaType, normalizeName, type Descriptor, type ImageIndex, type ImageManifest,
 } from '../../lib/image/store.js';
 import { shortDigest, shortId } from '../../lib/image/digest.js';
-import { fetchFollowing, registryBase, registryError } from '../../lib/image/registry-http.js';
+import { getFollowing, registryBase, registryError, type RegistryResponse } from '../../lib/image/registry-http.js';
 import { hasBlob, removeDeadDownloads } from '../../lib/image/blob-writer.js';
 import { withStoreLock } from '../../lib/image/lock.js';
 import { namedDigest } from '../../lib/image/tag.js';
@@ -116,13 +116,13 @@ class Registry {
    * GET `/v2/<repository>/<path>` with our token. A 401 means we have no token yet, or it has
    * expired (tokens live minutes; a big pull lasts longer): get a new one and ask again, once.
    */
-  async get(path: string, headers: Record<string, string> = {}): Promise<Response> {
+  async get(path: string, headers: Record<string, string> = {}): Promise<RegistryResponse> {
     const url = new URL(`/v2/${this.ref.repository}/${path}`, this.base);
-    let response = await fetchFollowing(url, { headers: this.withToken(headers) });
+    let response = await getFollowing(url, { headers: this.withToken(headers) });
     if (response.status === 401) {
-      await response.body?.cancel();
+      response.discard();
       this.token = await this.authenticate(response.headers.get('www-authenticate') ?? '');
-      response = await fetchFollowing(url, { headers: this.withToken(headers) });
+      response = await getFollowing(url, { headers: this.withToken(headers) });
     }
     return response;
   }
@@ -134,7 +134,7 @@ class Registry {
   /** Get a token for pulling this repository from the token server the challenge names. */
   private async authenticate(challenge: string): Promise<string> {
     // TODO(13.2): the 401 says where tokens come from: `Bearer realm="…",service="…",scope="…"`.
-    // GET the realm with `service` and `scope` as query parameters (fetchFollowing: no login,
+    // GET the realm with `service` and `scope` as query parameters (getFollowing: no login,
     // calf pulls public images); the JSON answer holds the token as `token` or `access_token`.
     // Why does the registry send you to another server for it, and why may the token you got
     // stop working in the middle of a pull?
@@ -201,8 +201,8 @@ async function fetchBlob(registry: Registry, blob: Descriptor, what: string, onB
   let response = await registry.get(`blobs/${blob.digest}`);
   // A non-distributable layer may be missing from the registry: its descriptor says where it is.
   for (const url of response.status === 404 && isNonDistributable(blob.mediaType) ? blob.urls ?? [] : []) {
-    await response.body?.cancel();
-    response = await fetchFollowing(url);
+    response.discard();
+    response = await getFollowing(url);
     if (response.ok) break;
   }
   if (!response.ok) throw await registryError(response, `${what} ${shortDigest(blob.digest)}`);

@@ -96,9 +96,10 @@ export async function writeBlob(
       done(null, chunk);
     },
   });
+  const out = fs.createWriteStream(temp, { flags: 'wx', highWaterMark: 1 << 20 });
   try {
     // One pipeline, not an await per chunk: the writes queue up while the next bytes arrive.
-    await pipeline(iterate(source), check, fs.createWriteStream(temp, { flags: 'wx', highWaterMark: 1 << 20 }));
+    await pipeline(iterate(source), check, out);
     const digest = `sha256:${hash.digest('hex')}`;
     if (digest !== expected.digest || size !== expected.size) throw new BlobMismatchError(expected, { digest, size });
     // On disk before it has its name: after a crash, a named blob is a whole blob (fsync(2)
@@ -108,8 +109,13 @@ export async function writeBlob(
     // Another calf may have stored the same blob meanwhile: rename(2) replaces it with equal bytes.
     fs.renameSync(temp, final);
   } catch (err) {
+    // The file opens asynchronously: a source failing at once could beat the open(2), and the
+    // file would appear after its removal. The pipeline destroyed it: wait until it is closed.
+    if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()));
     fs.rmSync(temp, { force: true });
-    throw err;
+    if (err instanceof CalfError || (err as NodeJS.ErrnoException).syscall) throw err; // ours, or the disk's
+    // the source broke off (a connection reset mid-body: Node says "aborted"): one line
+    throw new CalfError(`${expected.what ?? 'blob'} ${shortDigest(expected.digest)}: the download broke off after ${size} of ${expected.size} bytes (${(err as Error).message})`, { cause: err });
   }
 }
 

@@ -33,7 +33,7 @@ import {
 import { tagImage } from '../../lib/image/store.js';
 import { shortDigest, shortId } from '../../lib/image/digest.js';
 import { sha256Digest } from '../../lib/image/digest.js';
-import { fetchFollowing, registryBase, registryError } from '../../lib/image/registry-http.js';
+import { getFollowing, registryBase, registryError, type RegistryResponse } from '../../lib/image/registry-http.js';
 import { readLimited } from '../../lib/image/registry-http.js';
 import { hasBlob, removeDeadDownloads } from '../../lib/image/blob-writer.js';
 import { writeBlob } from '../../lib/image/blob-writer.js';
@@ -120,13 +120,13 @@ class Registry {
    * GET `/v2/<repository>/<path>` with our token. A 401 means we have no token yet, or it has
    * expired (tokens live minutes; a big pull lasts longer): get a new one and ask again, once.
    */
-  async get(path: string, headers: Record<string, string> = {}): Promise<Response> {
+  async get(path: string, headers: Record<string, string> = {}): Promise<RegistryResponse> {
     const url = new URL(`/v2/${this.ref.repository}/${path}`, this.base);
-    let response = await fetchFollowing(url, { headers: this.withToken(headers) });
+    let response = await getFollowing(url, { headers: this.withToken(headers) });
     if (response.status === 401) {
-      await response.body?.cancel();
+      response.discard();
       this.token = await this.authenticate(response.headers.get('www-authenticate') ?? '');
-      response = await fetchFollowing(url, { headers: this.withToken(headers) });
+      response = await getFollowing(url, { headers: this.withToken(headers) });
     }
     return response;
   }
@@ -144,7 +144,7 @@ class Registry {
     const url = new URL(params.realm);
     if (params.service) url.searchParams.set('service', params.service);
     url.searchParams.set('scope', params.scope ?? `repository:${this.ref.repository}:pull`);
-    const response = await fetchFollowing(url);
+    const response = await getFollowing(url);
     if (!response.ok) throw await registryError(response, `token from ${url.host}`);
     const body = (await response.json()) as { token?: string; access_token?: string };
     const token = body.token ?? body.access_token;
@@ -217,12 +217,12 @@ async function fetchBlob(registry: Registry, blob: Descriptor, what: string, onB
   let response = await registry.get(`blobs/${blob.digest}`);
   // A non-distributable layer may be missing from the registry: its descriptor says where it is.
   for (const url of response.status === 404 && isNonDistributable(blob.mediaType) ? blob.urls ?? [] : []) {
-    await response.body?.cancel();
-    response = await fetchFollowing(url);
+    response.discard();
+    response = await getFollowing(url);
     if (response.ok) break;
   }
   if (!response.ok) throw await registryError(response, `${what} ${shortDigest(blob.digest)}`);
-  await writeBlob(response.body!, { digest: blob.digest, size: blob.size, what }, { onBytes });
+  await writeBlob(response.body, { digest: blob.digest, size: blob.size, what }, { onBytes });
   return true;
 }
 

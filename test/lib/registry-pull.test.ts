@@ -7,10 +7,11 @@ import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { fetchFollowing, isLoopback, readLimited, registryBase, registryError } from '../../lib/image/registry-http.js';
+import { getFollowing, isLoopback, readLimited, registryBase, registryError } from '../../lib/image/registry-http.js';
 import { BlobMismatchError, hasBlob, removeDeadDownloads, storedBlobPath, writeBlob } from '../../lib/image/blob-writer.js';
 import { withIndexLock, withStoreLock, withStoreLockSync } from '../../lib/image/lock.js';
 import { readIndex, REF_NAME } from '../../lib/image/store.js';
@@ -66,12 +67,14 @@ describe('registry HTTP', () => {
       else res.writeHead(307, { location: `${cdn.url}/data?sig=1` }).end();
     });
     try {
-      const cross = await fetchFollowing(`${registry.url}/v2/x/blobs/sha256:1`, { headers: { Authorization: 'Bearer secret' } });
+      const hops: string[] = [];
+      const cross = await getFollowing(`${registry.url}/v2/x/blobs/sha256:1`, { headers: { Authorization: 'Bearer secret' } }, (from, to) => hops.push(`${from.host} → ${to.host}`));
       expect(await cross.text()).toBe('blob');
-      const same = await fetchFollowing(`${registry.url}/same`, { headers: { authorization: 'Bearer secret' } });
+      const same = await getFollowing(`${registry.url}/same`, { headers: { authorization: 'Bearer secret' } });
       expect(await same.text()).toBe('same');
       expect(registry.seen.map((s) => s.authorization)).toEqual(['Bearer secret', 'Bearer secret', 'Bearer secret']);
       expect(cdn.seen).toEqual([{ url: '/data?sig=1', authorization: undefined }]);
+      expect(hops).toEqual([`${new URL(registry.url).host} → ${new URL(cdn.url).host}`]);
     } finally {
       await registry.close();
       await cdn.close();
@@ -79,12 +82,37 @@ describe('registry HTTP', () => {
   });
 
   it('refuses plain http to a host that is not loopback, and names the cause of a failed connection in one line', async () => {
-    await expect(fetchFollowing('http://registry.example/v2/')).rejects.toThrow(/calf speaks https to registries/);
+    await expect(getFollowing('http://registry.example/v2/')).rejects.toThrow(/calf speaks https to registries/);
     const closed = await server('127.0.0.1', () => undefined); // a port nothing listens on once it is closed
     await closed.close();
     const port = new URL(closed.url).port;
-    await expect(fetchFollowing(`${closed.url}/v2/`)).rejects.toThrow(new RegExp(`^cannot reach 127\\.0\\.0\\.1:${port}: connection refused$`));
-    await expect(fetchFollowing('http://127.0.0.1:6000/v2/')).rejects.toThrow('fetch refuses port 6000 (a "bad port" in the Fetch standard)');
+    await expect(getFollowing(`${closed.url}/v2/`)).rejects.toThrow(new RegExp(`^cannot reach 127\\.0\\.0\\.1:${port}: connection refused$`));
+  });
+
+  it('refuses a TLS certificate nobody vouches for, in one line, and names a body that breaks off', async () => {
+    const tls = await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', path.join(work, 'tls.key'), '-out', path.join(work, 'tls.crt'), '-days', '1', '-subj', '/CN=127.0.0.1'], { reject: false });
+    expect(tls.exitCode).toBe(0);
+    const secure = https.createServer({ key: fs.readFileSync(path.join(work, 'tls.key')), cert: fs.readFileSync(path.join(work, 'tls.crt')) }, (_req, res) => res.end('{}'));
+    await new Promise<void>((r) => secure.listen(0, '127.0.0.1', r));
+    // a blob server that promises 1000 bytes and hangs up after 10
+    const broken = await server('127.0.0.1', (_req, res) => {
+      res.writeHead(200, { 'content-length': '1000' });
+      res.write(Buffer.alloc(10), () => res.destroy());
+    });
+    try {
+      await expect(getFollowing(`https://127.0.0.1:${(secure.address() as { port: number }).port}/v2/`)).rejects.toThrow(/^cannot reach 127\.0\.0\.1:\d+: TLS failure: self[- ]signed certificate$/);
+      const response = await getFollowing(`${broken.url}/v2/x/blobs/sha256:1`);
+      expect(response.status).toBe(200); // the positive control: it answered
+      const r = root();
+      await expect(writeBlob(response.body, { digest: sha('x'), size: 1000, what: 'layer' }, { root: r }))
+        .rejects.toThrow(/^layer sha256:2d711642b726…: the download broke off after 10 of 1000 bytes \(.+\)$/);
+      expect(fs.readdirSync(path.join(r, 'images', 'blobs', 'sha256'))).toEqual([]);
+    } finally {
+      secure.closeAllConnections();
+      await new Promise((r) => secure.close(r));
+      await broken.close();
+    }
   });
 
   it('reads a manifest body only up to its limit, and turns a 429 into a line with its Retry-After', async () => {
@@ -95,10 +123,10 @@ describe('registry HTTP', () => {
       res.end(big);
     });
     try {
-      expect((await readLimited(await fetchFollowing(`${s.url}/fits`), 1024, 'm')).length).toBe(1024);
-      await expect(readLimited(await fetchFollowing(`${s.url}/declared`), 1000, 'the manifest')).rejects.toThrow('the manifest is 1024 bytes, over the');
-      await expect(readLimited(await fetchFollowing(`${s.url}/chunked`), 1500, 'the manifest')).rejects.toThrow('the manifest is over the');
-      const error = await registryError(await fetchFollowing(`${s.url}/429`), 'x/y:z');
+      expect((await readLimited(await getFollowing(`${s.url}/fits`), 1024, 'm')).length).toBe(1024);
+      await expect(readLimited(await getFollowing(`${s.url}/declared`), 1000, 'the manifest')).rejects.toThrow('the manifest is 1024 bytes, over the');
+      await expect(readLimited(await getFollowing(`${s.url}/chunked`), 1500, 'the manifest')).rejects.toThrow('the manifest is over the');
+      const error = await registryError(await getFollowing(`${s.url}/429`), 'x/y:z');
       expect(error.message).toBe('x/y:z: the registry says too many requests (429); retry after 17 s (TOOMANYREQUESTS: slow down)');
     } finally {
       await s.close();
