@@ -20,77 +20,28 @@
  * GET /v2/<name>/blobs/<digest>            the config, then each layer, base first
  *   ◄ 307 to a CDN (no Authorization there) ◄ 200 the bytes: hashed while they are written
  * ```
- * Lib gives the HTTP (redirects that keep the token home, one-line errors), the checking blob
- * writer, the progress lines and the store; this file is the protocol.
+ * Lib gives the HTTP (redirects that keep the token home, one-line errors), references, the
+ * checking blob writer, the progress lines and the store; this file is the protocol.
  * @see https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
  * @module
  */
 import { CalfError } from '../../lib/runtime/index.js';
 import { resolveImage, ImageNotFoundError, type ResolvedImage } from '../../lib/image/index.js';
 import {
-  MediaType, addBlobBytes, isIndexMediaType, normalizeName, type Descriptor, type ImageIndex, type ImageManifest,
+  MediaType, addBlobBytes, isIndexMediaType, normalizeName, platformName, runsHere, tagImage, thisPlatform,
+  type Descriptor, type ImageIndex, type ImageManifest,
 } from '../../lib/image/store.js';
-import { shortDigest, shortId } from '../../lib/image/digest.js';
-import { getFollowing, registryBase, registryError, type RegistryResponse } from '../../lib/image/registry-http.js';
-import { hasBlob, removeDeadDownloads } from '../../lib/image/blob-writer.js';
+import { sha256Digest, shortDigest, shortId } from '../../lib/image/digest.js';
+import { parseReference, fullName, storeName, type Reference } from '../../lib/image/reference.js';
+import { getFollowing, readLimited, registryBase, registryError, type RegistryResponse } from '../../lib/image/registry-http.js';
+import { hasBlob, removeDeadDownloads, writeBlob } from '../../lib/image/blob-writer.js';
 import { withStoreLock } from '../../lib/image/lock.js';
 import { namedDigest } from '../../lib/image/tag.js';
-import { CONFIG_TYPES, SCHEMA1_TYPES, isNonDistributable, layerCompression, zstdRefusal } from '../../lib/image/media-types.js';
+import { checkRunnable, isNonDistributable, manifestMediaType } from '../../lib/image/media-types.js';
 import { pullOutput, type PullOutput } from '../../lib/image/pull-progress.js';
 import type { PullPolicy } from '../../lib/image/commands.js';
 
-// ─── 1. A reference: which registry, which repository, which tag or digest ────────────────────
-
-/** Where an image lives: `docker.io` + `library/busybox` + `latest`, or + a digest that pins it. */
-export interface Reference {
-  /** `docker.io`, `ghcr.io`, `localhost:5000` */
-  registry: string;
-  /** `library/busybox`, `calf/tools` */
-  repository: string;
-  /** `latest` when neither a tag nor a digest was given */
-  tag?: string;
-  /** `sha256:…`: this exact manifest, whatever the tags say now */
-  digest?: string;
-  /** no tag was given: Docker then says "Using default tag: latest" */
-  defaultTag: boolean;
-}
-
-/**
- * Parse a reference as Docker does. The first path component is a registry only if it looks
- * like a host (a `.` or a `:port`, or `localhost`); otherwise the image is on Docker Hub, whose
- * official images live under `library/`: `alpine` is `docker.io/library/alpine:latest`.
- */
-export function parseReference(text: string): Reference {
-  const [name, digest] = text.split('@') as [string, string | undefined];
-  if (digest !== undefined && !/^sha256:[0-9a-f]{64}$/.test(digest)) throw new CalfError(`invalid reference format: "${text}" (a digest is sha256: and 64 hex digits)`);
-  const slash = name.indexOf('/');
-  const first = slash === -1 ? '' : name.slice(0, slash);
-  const hasRegistry = first.includes('.') || first.includes(':') || first === 'localhost';
-  const registry = hasRegistry ? first : 'docker.io';
-  let path = hasRegistry ? name.slice(slash + 1) : name;
-  let tag: string | undefined;
-  const colon = path.lastIndexOf(':');
-  if (colon !== -1) [path, tag] = [path.slice(0, colon), path.slice(colon + 1)];
-  if (registry === 'docker.io' && !path.includes('/')) path = `library/${path}`;
-  if (!/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(path)) {
-    throw new CalfError(`invalid reference format: "${text}"${path !== path.toLowerCase() ? ' (repository name must be lowercase)' : ''}`);
-  }
-  if (tag !== undefined && !/^[\w][\w.-]{0,127}$/.test(tag)) throw new CalfError(`invalid reference format: "${text}" (bad tag "${tag}")`);
-  const defaultTag = tag === undefined && digest === undefined;
-  return { registry, repository: path, ...(digest ? { digest } : { tag: tag ?? 'latest' }), defaultTag };
-}
-
-/** The whole name, as `docker pull` ends with it: `docker.io/library/busybox:latest`. */
-export function fullName(ref: Reference): string {
-  return `${ref.registry}/${ref.repository}${ref.digest ? `@${ref.digest}` : `:${ref.tag}`}`;
-}
-
-/** The name the store (and `calf images`) shows: `busybox:latest`, `localhost:5000/tools@sha256:…`. */
-function storeName(ref: Reference): string {
-  return normalizeName(fullName(ref));
-}
-
-// ─── 2. Talking to a registry: Accept, and a Bearer token from the 401's challenge ────────────
+// ─── 1. Talking to a registry: Accept, and a Bearer token from the 401's challenge ────────────
 
 /** The manifests calf reads, in the order it prefers them: a multi-platform index, then one image. */
 export const MANIFEST_TYPES = [
@@ -142,9 +93,12 @@ class Registry {
   }
 }
 
+// ─── 2. A manifest, in one of the formats calf reads ──────────────────────────────────────────
+
 /** A manifest or index as the registry sent it: its exact bytes are what its digest is of. */
 interface Fetched {
   bytes: Buffer;
+  /** which of MANIFEST_TYPES it is */
   mediaType: string;
   digest: string;
 }
@@ -153,40 +107,21 @@ interface Fetched {
 async function fetchManifest(registry: Registry, reference: string, what: string): Promise<Fetched> {
   // TODO(13.1): GET `manifests/<reference>` with an Accept header listing MANIFEST_TYPES, and read
   // at most MAX_MANIFEST bytes of the answer (readLimited). Its digest is the sha256 of exactly
-  // those bytes; its Content-Type says which of the four formats it is. What does a registry
-  // send a client that names no format, and what did mocker get?
+  // those bytes; its Content-Type says which format it is (manifestMediaType checks it). What
+  // does a registry send a client that names no format, and what did mocker get?
   throw new CalfError(`TODO(13.1): ask ${registry.ref.registry} for the manifest of ${what}`);
-}
-
-/**
- * Which of the four formats a manifest is, from its Content-Type (or, when a registry sends a
- * generic `application/json`, its own `mediaType` field); schema 1 and anything else refused.
- */
-function manifestType(fetched: Fetched, what: string): string {
-  const parsed = JSON.parse(fetched.bytes.toString('utf8')) as { mediaType?: string; schemaVersion?: number };
-  const known = [...MANIFEST_TYPES, ...SCHEMA1_TYPES] as string[];
-  const type = known.includes(fetched.mediaType) ? fetched.mediaType : parsed.mediaType ?? '';
-  if (SCHEMA1_TYPES.includes(type) || parsed.schemaVersion === 1) throw new CalfError(`${what}: schema 1 is not supported: the registry is too old`);
-  if (!(MANIFEST_TYPES as string[]).includes(type)) throw new CalfError(`${what}: calf does not read manifests of type ${type || 'unknown'}`);
-  return type;
 }
 
 // ─── 3. An index: pick the manifest for linux on this machine's CPU ───────────────────────────
 
-/** Node's `process.arch` as OCI names it; ARM64 is `arm64` with variant `v8`. */
-const PLATFORMS: Record<string, { architecture: string; variant?: string }> = {
-  x64: { architecture: 'amd64' }, arm64: { architecture: 'arm64', variant: 'v8' },
-  ia32: { architecture: '386' }, ppc64: { architecture: 'ppc64le' }, s390x: { architecture: 's390x' }, riscv64: { architecture: 'riscv64' },
-};
-
 /** The entry of `index` that runs here. */
 function choosePlatform(index: ImageIndex, what: string): Descriptor {
-  const wanted = PLATFORMS[process.arch] ?? { architecture: process.arch };
+  const here = thisPlatform(); // {os: 'linux', architecture: 'amd64'}, or arm64 with variant v8
   // TODO(13.3): an index lists one manifest per platform ({os, architecture, variant}); pick the
-  // one for `linux` and `wanted`, skipping `unknown/unknown` entries (BuildKit's attestations).
-  // None? Throw a one-line error that lists the platforms the index has. Why is the index's
-  // first entry not good enough, even on an amd64 machine?
-  throw new CalfError(`TODO(13.3): choose the manifest for linux/${wanted.architecture} among ${index.manifests.length}`);
+  // one that runs `here` (runsHere), skipping `unknown/unknown` entries (BuildKit's attestations).
+  // None? Throw a one-line error that lists the platforms the index has (platformName). Why is
+  // the index's first entry not good enough, even on an amd64 machine?
+  throw new CalfError(`TODO(13.3): choose the manifest for ${platformName(here)} among ${index.manifests.length}`);
 }
 
 // ─── 4. Blobs: the config, then the layers base first, each checked while it streams ──────────
@@ -221,7 +156,7 @@ async function fetchBlob(registry: Registry, blob: Descriptor, what: string, onB
  * @returns the image, as `calf run` finds it in the store
  */
 export async function pull(text: string, out: PullOutput): Promise<ResolvedImage> {
-  const ref = parseReference(text);
+  const ref = parseReference(text); // alpine → docker.io + library/alpine + latest
   const name = storeName(ref);
   const what = fullName(ref);
   const registry = new Registry(ref);
@@ -229,15 +164,14 @@ export async function pull(text: string, out: PullOutput): Promise<ResolvedImage
 
   const top = await fetchManifest(registry, ref.digest ?? ref.tag!, what);
   out.line(`${ref.digest ?? ref.tag}: Pulling from ${ref.repository}`); // as Docker: once the registry has answered
-  const topType = manifestType(top, what); // dispatch on what came, not on what we hoped for
-  let image = top;
-  if (isIndexMediaType(topType)) {
+  let image = top; // dispatch on what came, not on what we asked for
+  if (isIndexMediaType(top.mediaType)) {
     const chosen = choosePlatform(JSON.parse(top.bytes.toString('utf8')) as ImageIndex, what);
-    image = await fetchManifest(registry, chosen.digest, `${what} (${chosen.platform?.architecture})`);
-    if (isIndexMediaType(manifestType(image, what))) throw new CalfError(`${what}: its index points at another index`);
+    image = await fetchManifest(registry, chosen.digest, `${what} (${platformName(chosen.platform)})`);
+    if (isIndexMediaType(image.mediaType)) throw new CalfError(`${what}: its index points at another index`);
   }
   const manifest = JSON.parse(image.bytes.toString('utf8')) as ImageManifest;
-  checkImage(manifest, what);
+  checkRunnable(manifest, what); // before any download: a config that is an image, layers calf unpacks
 
   const blobs = [manifest.config, ...manifest.layers];
   if (namedDigest(name) === top.digest && blobs.every((b) => hasBlob(b))) {
@@ -273,18 +207,6 @@ export async function pull(text: string, out: PullOutput): Promise<ResolvedImage
   out.line(`Status: Downloaded newer image for ${name}`);
   out.result(what);
   return resolveImage(name);
-}
-
-/** Refuse, before downloading anything, what calf could not run: not an image, or layers it cannot unpack. */
-function checkImage(manifest: ImageManifest, what: string): void {
-  if (!CONFIG_TYPES.includes(manifest.config?.mediaType as never)) {
-    throw new CalfError(`${what} is not a container image (its config is ${manifest.config?.mediaType ?? 'missing'})`);
-  }
-  for (const layer of manifest.layers) {
-    const compression = layerCompression(layer.mediaType);
-    if (compression === undefined) throw new CalfError(`${what}: calf cannot unpack layers of type ${layer.mediaType}`);
-    if (compression === 'zstd' && zstdRefusal()) throw new CalfError(`${what}: layer ${shortDigest(layer.digest)}: ${zstdRefusal()}`);
-  }
 }
 
 /**

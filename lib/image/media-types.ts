@@ -9,8 +9,9 @@
  */
 import zlib from 'node:zlib';
 import type { Transform } from 'node:stream';
-import { MediaType } from './store.js';
-import type { Compression } from './digest.js';
+import { CalfError } from '../core/errors.js';
+import { MediaType, type ImageManifest } from './store.js';
+import { shortDigest, type Compression } from './digest.js';
 
 /** A schema-1 manifest (signed or not): what registries served before 2016, and mocker still asks for. */
 export const SCHEMA1_TYPES = [
@@ -57,4 +58,33 @@ export function zstdDecompressor(): (() => Transform) | undefined {
 /** Why this Node cannot unpack zstd layers, in one line; undefined when it can. */
 export function zstdRefusal(): string | undefined {
   return zstdDecompressor() ? undefined : `zstd-compressed layers need Node 22.15 or later (zlib.createZstdDecompress), and this is Node ${process.versions.node}`;
+}
+
+/**
+ * Which manifest format `bytes` are, by the Content-Type they came with, or, when a registry
+ * sends a generic `application/json`, their own `mediaType` field: one of `accepted` (what the
+ * client asked for), or a one-line refusal. Schema 1 gets its own: registries stopped serving it
+ * (Docker Hub in 2024); a registry that still does is too old.
+ */
+export function manifestMediaType(bytes: Buffer, contentType: string, accepted: readonly string[], what: string): string {
+  const parsed = JSON.parse(bytes.toString('utf8')) as { mediaType?: string; schemaVersion?: number };
+  const type = [...accepted, ...SCHEMA1_TYPES].includes(contentType) ? contentType : parsed.mediaType ?? '';
+  if (SCHEMA1_TYPES.includes(type) || parsed.schemaVersion === 1) throw new CalfError(`${what}: schema 1 is not supported: the registry is too old`);
+  if (!accepted.includes(type)) throw new CalfError(`${what}: calf does not read manifests of type ${type || 'unknown'}`);
+  return type;
+}
+
+/**
+ * Refuse, before downloading anything, what calf could not run: a manifest whose config is not
+ * a container image's (a Helm chart, an attestation), or a layer calf cannot unpack.
+ */
+export function checkRunnable(manifest: ImageManifest, what: string): void {
+  if (!CONFIG_TYPES.includes(manifest.config?.mediaType as never)) {
+    throw new CalfError(`${what} is not a container image (its config is ${manifest.config?.mediaType ?? 'missing'})`);
+  }
+  for (const layer of manifest.layers) {
+    const compression = layerCompression(layer.mediaType);
+    if (compression === undefined) throw new CalfError(`${what}: calf cannot unpack layers of type ${layer.mediaType}`);
+    if (compression === 'zstd' && zstdRefusal()) throw new CalfError(`${what}: layer ${shortDigest(layer.digest)}: ${zstdRefusal()}`);
+  }
 }

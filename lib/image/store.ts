@@ -46,7 +46,7 @@ export interface Descriptor {
   digest: string;
   size: number;
   annotations?: Record<string, string>;
-  platform?: { architecture: string; os: string; variant?: string };
+  platform?: Platform;
   urls?: string[];
 }
 
@@ -127,6 +127,32 @@ export function blobPath(digest: string, root = calfRoot()): string {
 export function ociArchitecture(arch: string = process.arch): string {
   const map: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
   return map[arch] ?? arch;
+}
+
+/** An image's platform, as an index's entries name theirs. */
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+/** The platform this machine runs: `linux` and its CPU; ARM64 is `arm64` with variant `v8`. */
+export function thisPlatform(arch: string = process.arch): Platform {
+  return { os: 'linux', architecture: ociArchitecture(arch), ...(arch === 'arm64' ? { variant: 'v8' } : {}) };
+}
+
+/** `linux/arm64/v8`, `linux/amd64`: a platform as Docker's `--platform` spells it. */
+export function platformName(platform: Platform | undefined): string {
+  return platform ? [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/') : 'unknown';
+}
+
+/**
+ * Whether an index entry's platform runs here: the same os and architecture, and the same
+ * variant when both name one (most arm64 images name none).
+ */
+export function runsHere(platform: Platform | undefined, here: Platform = thisPlatform()): boolean {
+  return platform?.os === here.os && platform.architecture === here.architecture
+    && (!here.variant || !platform.variant || platform.variant === here.variant);
 }
 
 /**
@@ -345,14 +371,15 @@ export function checkBlob(
   }
 }
 
-/** Pick the manifest for `linux` on this machine's architecture out of an image index. */
+/**
+ * Pick the manifest for `linux` on this machine's architecture out of an image index (one the
+ * store has: a pull chose the same one). `unknown/unknown` entries are BuildKit's attestations.
+ */
 export function pickPlatform(index: ImageIndex, what: string): Descriptor {
-  const architecture = ociArchitecture();
-  const manifests = index.manifests.filter((m) => m.mediaType !== 'application/vnd.in-toto+json');
-  const match = manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === architecture);
+  const match = index.manifests.find((m) => runsHere(m.platform));
   if (match) return match;
-  const platforms = manifests.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}` : 'unknown'));
-  throw new CalfError(`image ${what} has no manifest for linux/${architecture} (it has ${platforms.join(', ') || 'none'})`);
+  const platforms = index.manifests.filter((m) => m.platform?.os !== 'unknown').map((m) => platformName(m.platform));
+  throw new CalfError(`image ${what} has no manifest for ${platformName(thisPlatform())} (it has ${platforms.join(', ') || 'none'})`);
 }
 
 /** Whether a media type is an index (OCI or Docker's manifest list). */

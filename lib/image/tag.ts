@@ -6,26 +6,11 @@
 import { CalfError } from '../core/errors.js';
 import { calfRoot } from '../core/root.js';
 import { withIndexLock } from './lock.js';
+import { checkReference } from './reference.js';
 import { normalizeName, platformManifest, readIndex, resolveImage, tagImage, REF_NAME, type Descriptor } from './store.js';
 
 /** `docker tag` exits 1 on every error. */
 const EXIT_TAG = 1;
-
-/**
- * A reference's grammar, as Docker checks it: an optional registry (`host[:port]/`), path
- * components of lower-case letters and digits joined by `.`, `_`, `__` or dashes, an optional
- * `:tag` (up to 128 word characters, dots and dashes), an optional `@sha256:<64 hex>`.
- * @see https://github.com/distribution/reference/blob/main/reference.go
- */
-const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
-const REFERENCE = new RegExp(`^(?:[a-zA-Z0-9.-]+(?::\\d+)?/)?${COMPONENT}(?:/${COMPONENT})*(?::[\\w][\\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$`);
-
-/** Throw Docker's one line unless `ref` is a valid image reference. */
-export function checkReference(ref: string, exitCode?: number): void {
-  if (REFERENCE.test(ref)) return;
-  const why = ref !== ref.toLowerCase() && REFERENCE.test(ref.toLowerCase()) ? 'repository name must be lowercase' : `"${ref}"`;
-  throw new CalfError(`invalid reference format: ${why}`, exitCode === undefined ? undefined : { exitCode });
-}
 
 /**
  * `calf tag SOURCE TARGET`: give the image SOURCE (a name or an id) the name TARGET too,

@@ -20,81 +20,28 @@
  * GET /v2/<name>/blobs/<digest>            the config, then each layer, base first
  *   ◄ 307 to a CDN (no Authorization there) ◄ 200 the bytes: hashed while they are written
  * ```
- * Lib gives the HTTP (redirects that keep the token home, one-line errors), the checking blob
- * writer, the progress lines and the store; this file is the protocol.
+ * Lib gives the HTTP (redirects that keep the token home, one-line errors), references, the
+ * checking blob writer, the progress lines and the store; this file is the protocol.
  * @see https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
  * @module
  */
 import { CalfError } from '../../lib/runtime/index.js';
 import { resolveImage, ImageNotFoundError, type ResolvedImage } from '../../lib/image/index.js';
 import {
-  MediaType, addBlobBytes, isIndexMediaType, normalizeName, type Descriptor, type ImageIndex, type ImageManifest,
+  MediaType, addBlobBytes, isIndexMediaType, normalizeName, platformName, runsHere, tagImage, thisPlatform,
+  type Descriptor, type ImageIndex, type ImageManifest,
 } from '../../lib/image/store.js';
-import { tagImage } from '../../lib/image/store.js';
-import { shortDigest, shortId } from '../../lib/image/digest.js';
-import { sha256Digest } from '../../lib/image/digest.js';
-import { getFollowing, registryBase, registryError, type RegistryResponse } from '../../lib/image/registry-http.js';
-import { readLimited } from '../../lib/image/registry-http.js';
-import { hasBlob, removeDeadDownloads } from '../../lib/image/blob-writer.js';
-import { writeBlob } from '../../lib/image/blob-writer.js';
+import { sha256Digest, shortDigest, shortId } from '../../lib/image/digest.js';
+import { parseReference, fullName, storeName, type Reference } from '../../lib/image/reference.js';
+import { getFollowing, readLimited, registryBase, registryError, type RegistryResponse } from '../../lib/image/registry-http.js';
+import { hasBlob, removeDeadDownloads, writeBlob } from '../../lib/image/blob-writer.js';
 import { withStoreLock } from '../../lib/image/lock.js';
 import { namedDigest } from '../../lib/image/tag.js';
-import { CONFIG_TYPES, SCHEMA1_TYPES, isNonDistributable, layerCompression, zstdRefusal } from '../../lib/image/media-types.js';
+import { checkRunnable, isNonDistributable, manifestMediaType } from '../../lib/image/media-types.js';
 import { pullOutput, type PullOutput } from '../../lib/image/pull-progress.js';
 import type { PullPolicy } from '../../lib/image/commands.js';
 
-// ─── 1. A reference: which registry, which repository, which tag or digest ────────────────────
-
-/** Where an image lives: `docker.io` + `library/busybox` + `latest`, or + a digest that pins it. */
-export interface Reference {
-  /** `docker.io`, `ghcr.io`, `localhost:5000` */
-  registry: string;
-  /** `library/busybox`, `calf/tools` */
-  repository: string;
-  /** `latest` when neither a tag nor a digest was given */
-  tag?: string;
-  /** `sha256:…`: this exact manifest, whatever the tags say now */
-  digest?: string;
-  /** no tag was given: Docker then says "Using default tag: latest" */
-  defaultTag: boolean;
-}
-
-/**
- * Parse a reference as Docker does. The first path component is a registry only if it looks
- * like a host (a `.` or a `:port`, or `localhost`); otherwise the image is on Docker Hub, whose
- * official images live under `library/`: `alpine` is `docker.io/library/alpine:latest`.
- */
-export function parseReference(text: string): Reference {
-  const [name, digest] = text.split('@') as [string, string | undefined];
-  if (digest !== undefined && !/^sha256:[0-9a-f]{64}$/.test(digest)) throw new CalfError(`invalid reference format: "${text}" (a digest is sha256: and 64 hex digits)`);
-  const slash = name.indexOf('/');
-  const first = slash === -1 ? '' : name.slice(0, slash);
-  const hasRegistry = first.includes('.') || first.includes(':') || first === 'localhost';
-  const registry = hasRegistry ? first : 'docker.io';
-  let path = hasRegistry ? name.slice(slash + 1) : name;
-  let tag: string | undefined;
-  const colon = path.lastIndexOf(':');
-  if (colon !== -1) [path, tag] = [path.slice(0, colon), path.slice(colon + 1)];
-  if (registry === 'docker.io' && !path.includes('/')) path = `library/${path}`;
-  if (!/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(path)) {
-    throw new CalfError(`invalid reference format: "${text}"${path !== path.toLowerCase() ? ' (repository name must be lowercase)' : ''}`);
-  }
-  if (tag !== undefined && !/^[\w][\w.-]{0,127}$/.test(tag)) throw new CalfError(`invalid reference format: "${text}" (bad tag "${tag}")`);
-  const defaultTag = tag === undefined && digest === undefined;
-  return { registry, repository: path, ...(digest ? { digest } : { tag: tag ?? 'latest' }), defaultTag };
-}
-
-/** The whole name, as `docker pull` ends with it: `docker.io/library/busybox:latest`. */
-export function fullName(ref: Reference): string {
-  return `${ref.registry}/${ref.repository}${ref.digest ? `@${ref.digest}` : `:${ref.tag}`}`;
-}
-
-/** The name the store (and `calf images`) shows: `busybox:latest`, `localhost:5000/tools@sha256:…`. */
-function storeName(ref: Reference): string {
-  return normalizeName(fullName(ref));
-}
-
-// ─── 2. Talking to a registry: Accept, and a Bearer token from the 401's challenge ────────────
+// ─── 1. Talking to a registry: Accept, and a Bearer token from the 401's challenge ────────────
 
 /** The manifests calf reads, in the order it prefers them: a multi-platform index, then one image. */
 export const MANIFEST_TYPES = [
@@ -153,9 +100,12 @@ class Registry {
   }
 }
 
+// ─── 2. A manifest, in one of the formats calf reads ──────────────────────────────────────────
+
 /** A manifest or index as the registry sent it: its exact bytes are what its digest is of. */
 interface Fetched {
   bytes: Buffer;
+  /** which of MANIFEST_TYPES it is */
   mediaType: string;
   digest: string;
 }
@@ -166,43 +116,22 @@ async function fetchManifest(registry: Registry, reference: string, what: string
   if (!response.ok) throw await registryError(response, what);
   const bytes = await readLimited(response, MAX_MANIFEST, `the manifest of ${what}`);
   const digest = sha256Digest(bytes);
-  const mediaType = response.headers.get('content-type')?.split(';')[0]?.trim() ?? '';
   // Asked by digest, the bytes must have it; asked by tag, they must have what the registry says.
   const promised = reference.startsWith('sha256:') ? reference : response.headers.get('docker-content-digest');
   if (promised && promised !== digest) throw new CalfError(`the manifest of ${what} is corrupt: its content hashes to ${shortDigest(digest)}, not ${shortDigest(promised)}`);
-  return { bytes, mediaType, digest };
-}
-
-/**
- * Which of the four formats a manifest is, from its Content-Type (or, when a registry sends a
- * generic `application/json`, its own `mediaType` field); schema 1 and anything else refused.
- */
-function manifestType(fetched: Fetched, what: string): string {
-  const parsed = JSON.parse(fetched.bytes.toString('utf8')) as { mediaType?: string; schemaVersion?: number };
-  const known = [...MANIFEST_TYPES, ...SCHEMA1_TYPES] as string[];
-  const type = known.includes(fetched.mediaType) ? fetched.mediaType : parsed.mediaType ?? '';
-  if (SCHEMA1_TYPES.includes(type) || parsed.schemaVersion === 1) throw new CalfError(`${what}: schema 1 is not supported: the registry is too old`);
-  if (!(MANIFEST_TYPES as string[]).includes(type)) throw new CalfError(`${what}: calf does not read manifests of type ${type || 'unknown'}`);
-  return type;
+  const contentType = response.headers.get('content-type')?.split(';')[0]?.trim() ?? '';
+  return { bytes, mediaType: manifestMediaType(bytes, contentType, MANIFEST_TYPES, what), digest };
 }
 
 // ─── 3. An index: pick the manifest for linux on this machine's CPU ───────────────────────────
 
-/** Node's `process.arch` as OCI names it; ARM64 is `arm64` with variant `v8`. */
-const PLATFORMS: Record<string, { architecture: string; variant?: string }> = {
-  x64: { architecture: 'amd64' }, arm64: { architecture: 'arm64', variant: 'v8' },
-  ia32: { architecture: '386' }, ppc64: { architecture: 'ppc64le' }, s390x: { architecture: 's390x' }, riscv64: { architecture: 'riscv64' },
-};
-
 /** The entry of `index` that runs here. */
 function choosePlatform(index: ImageIndex, what: string): Descriptor {
-  const wanted = PLATFORMS[process.arch] ?? { architecture: process.arch };
-  const runnable = index.manifests.filter((m) => m.platform && m.platform.os !== 'unknown');
-  const match = runnable.find((m) => m.platform!.os === 'linux' && m.platform!.architecture === wanted.architecture
-    && (!wanted.variant || !m.platform!.variant || m.platform!.variant === wanted.variant));
+  const here = thisPlatform(); // {os: 'linux', architecture: 'amd64'}, or arm64 with variant v8
+  const match = index.manifests.find((m) => runsHere(m.platform, here));
   if (match) return match;
-  const has = runnable.map((m) => [m.platform!.os, m.platform!.architecture, m.platform!.variant].filter(Boolean).join('/'));
-  throw new CalfError(`${what}: no manifest for linux/${[wanted.architecture, wanted.variant].filter(Boolean).join('/')} (it has ${has.join(', ') || 'none'})`);
+  const has = index.manifests.filter((m) => m.platform?.os !== 'unknown').map((m) => platformName(m.platform));
+  throw new CalfError(`${what}: no manifest for ${platformName(here)} (it has ${has.join(', ') || 'none'})`);
 }
 
 // ─── 4. Blobs: the config, then the layers base first, each checked while it streams ──────────
@@ -234,7 +163,7 @@ async function fetchBlob(registry: Registry, blob: Descriptor, what: string, onB
  * @returns the image, as `calf run` finds it in the store
  */
 export async function pull(text: string, out: PullOutput): Promise<ResolvedImage> {
-  const ref = parseReference(text);
+  const ref = parseReference(text); // alpine → docker.io + library/alpine + latest
   const name = storeName(ref);
   const what = fullName(ref);
   const registry = new Registry(ref);
@@ -242,15 +171,14 @@ export async function pull(text: string, out: PullOutput): Promise<ResolvedImage
 
   const top = await fetchManifest(registry, ref.digest ?? ref.tag!, what);
   out.line(`${ref.digest ?? ref.tag}: Pulling from ${ref.repository}`); // as Docker: once the registry has answered
-  const topType = manifestType(top, what); // dispatch on what came, not on what we hoped for
-  let image = top;
-  if (isIndexMediaType(topType)) {
+  let image = top; // dispatch on what came, not on what we asked for
+  if (isIndexMediaType(top.mediaType)) {
     const chosen = choosePlatform(JSON.parse(top.bytes.toString('utf8')) as ImageIndex, what);
-    image = await fetchManifest(registry, chosen.digest, `${what} (${chosen.platform?.architecture})`);
-    if (isIndexMediaType(manifestType(image, what))) throw new CalfError(`${what}: its index points at another index`);
+    image = await fetchManifest(registry, chosen.digest, `${what} (${platformName(chosen.platform)})`);
+    if (isIndexMediaType(image.mediaType)) throw new CalfError(`${what}: its index points at another index`);
   }
   const manifest = JSON.parse(image.bytes.toString('utf8')) as ImageManifest;
-  checkImage(manifest, what);
+  checkRunnable(manifest, what); // before any download: a config that is an image, layers calf unpacks
 
   const blobs = [manifest.config, ...manifest.layers];
   if (namedDigest(name) === top.digest && blobs.every((b) => hasBlob(b))) {
@@ -277,25 +205,13 @@ export async function pull(text: string, out: PullOutput): Promise<ResolvedImage
     }
     addBlobBytes(image.bytes);
     if (image !== top) addBlobBytes(top.bytes);
-    tagImage(name, { mediaType: topType, digest: top.digest, size: top.bytes.length });
+    tagImage(name, { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length });
     for (const id of fetched) out.layer(id, 'Pull complete');
   }, { onWait: (why) => out.line(why) });
   out.line(`Digest: ${top.digest}`);
   out.line(`Status: Downloaded newer image for ${name}`);
   out.result(what);
   return resolveImage(name);
-}
-
-/** Refuse, before downloading anything, what calf could not run: not an image, or layers it cannot unpack. */
-function checkImage(manifest: ImageManifest, what: string): void {
-  if (!CONFIG_TYPES.includes(manifest.config?.mediaType as never)) {
-    throw new CalfError(`${what} is not a container image (its config is ${manifest.config?.mediaType ?? 'missing'})`);
-  }
-  for (const layer of manifest.layers) {
-    const compression = layerCompression(layer.mediaType);
-    if (compression === undefined) throw new CalfError(`${what}: calf cannot unpack layers of type ${layer.mediaType}`);
-    if (compression === 'zstd' && zstdRefusal()) throw new CalfError(`${what}: layer ${shortDigest(layer.digest)}: ${zstdRefusal()}`);
-  }
 }
 
 /**
