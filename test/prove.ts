@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { LEVELS, levelDir } from '../ladder/ladder.js';
+import { LEVELS, levelDir, type Level } from '../ladder/ladder.js';
 import { runChecks, passed, type LevelOutcome, type Check } from './support/checks.js';
 import { prepareStore, removeStore } from './support/store.js';
 import { snapshot, newSince, settled } from './support/leftovers.js';
@@ -148,12 +148,22 @@ try {
   claim(`${final} passes levels ${fastLevels.map((l) => l.id).join(', ')} through the fast entry (bin/calf.cjs)`, fastFailed.length === 0,
     fastFailed.map((o) => `level ${o.level.id}:\n${failures(o)}`).join('\n'));
 
+  // b and c run two jest processes at a time (most of a level run is waiting: a container's
+  // sleep, a skeleton's check timing out), never two that run the same level's tests at once (a
+  // level's tests share names within a run, and two runs of one file would see each other's). Their
+  // claims are printed in the plan's order, each as soon as it and those before it are in.
+  const jobs: { levels: readonly Level[]; run: () => Promise<() => void> }[] = [];
   for (const [i, level] of LEVELS.entries()) {
     // b. each other solution, its own level
     if (level !== last) {
       const solution = levelDir(level, 'solutions');
-      const [o] = await runChecks({ target: solution, levels: [level], root, log });
-      claim(`${solution} passes level ${level.id}`, passed(o!), failures(o!));
+      jobs.push({
+        levels: [level],
+        run: async () => {
+          const [o] = await runChecks({ target: solution, levels: [level], root, log });
+          return () => claim(`${solution} passes level ${level.id}`, passed(o!), failures(o!));
+        },
+      });
     }
 
     // c. each skeleton: the previous level passes, its own fails check by check. In a store of
@@ -161,17 +171,26 @@ try {
     // unpacked layers) must not make a skeleton's check pass.
     const skeleton = levelDir(level, 'levels');
     const upTo = LEVELS.slice(Math.max(0, i - 1), i + 1);
-    const own = await prepareStore();
-    skeletonRoots.push(own);
-    try {
-      for (const o of await runChecks({ target: skeleton, levels: upTo, root: own, log })) {
-        if (o.level !== level) claim(`${skeleton} passes level ${o.level.id}`, passed(o), failures(o));
-        else everyCheckFails(`${skeleton} (untouched)`, o, SKELETON_PASSES);
-      }
-    } finally {
-      notRemoved.push(...removeStore(own));
-    }
+    jobs.push({
+      levels: upTo,
+      run: async () => {
+        const own = await prepareStore();
+        skeletonRoots.push(own);
+        try {
+          const outcomes = await runChecks({ target: skeleton, levels: upTo, root: own, log });
+          return () => {
+            for (const o of outcomes) {
+              if (o.level !== level) claim(`${skeleton} passes level ${o.level.id}`, passed(o), failures(o));
+              else everyCheckFails(`${skeleton} (untouched)`, o, SKELETON_PASSES);
+            }
+          };
+        } finally {
+          notRemoved.push(...removeStore(own));
+        }
+      },
+    });
   }
+  for (const done of inLanes(jobs, 2)) (await done)();
 
   // d. a calf that crashes at once, against every level
   const crashed = await runChecks({ target: crashingCalf(), levels: LEVELS, root, log });
@@ -262,6 +281,39 @@ function everyCheckFails(what: string, o: LevelOutcome, allowed: Record<string, 
     !o.error && counted.length > 0 && problems.length === 0,
     o.error ?? (counted.length === 0 ? 'no check ran' : problems.join('\n')),
   );
+}
+
+/**
+ * Start `jobs` at most `lanes` at a time, never two whose levels overlap at once; in the list's
+ * order otherwise. Returns each job's promise, in the list's order.
+ */
+function inLanes<T>(jobs: readonly { levels: readonly Level[]; run: () => Promise<T> }[], lanes: number): Promise<T>[] {
+  const settle = jobs.map(() => {
+    let resolve!: (value: T) => void;
+    let reject!: (reason: unknown) => void;
+    const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+    promise.catch(() => {}); // awaited in order later: a later job's failure is not unhandled meanwhile
+    return { promise, resolve, reject };
+  });
+  const waiting = jobs.map((job, i) => ({ ...job, i }));
+  const running = new Set<(typeof waiting)[number]>();
+  const pump = (): void => {
+    for (let k = 0; k < waiting.length && running.size < lanes;) {
+      const job = waiting[k]!;
+      if ([...running].some((r) => r.levels.some((l) => job.levels.includes(l)))) {
+        k++;
+        continue;
+      }
+      waiting.splice(k, 1);
+      running.add(job);
+      job.run().then(settle[job.i]!.resolve, settle[job.i]!.reject).finally(() => {
+        running.delete(job);
+        pump();
+      });
+    }
+  };
+  pump();
+  return settle.map((s) => s.promise);
 }
 
 /** A target directory `00-crash/calf.ts` whose calf writes one error line and exits 125, as a broken level does. */
