@@ -24,6 +24,7 @@ import { messageOf } from '../core/errors.js';
 import { removeTree } from '../core/tree.js';
 import { removeCgroupOf } from '../cgroup/cgroup.js';
 import { removeEndpoint, type Endpoint } from '../network/networks.js';
+import { removeAnonymousVolume } from '../storage/volumes.js';
 import { readState, stateFile, writeState } from './state.js';
 
 /** Every step a teardown list can hold, by name: `calf cleanup` knows them all, whatever a level imports. */
@@ -34,6 +35,8 @@ export const STEPS = {
   removeEndpoint: (endpoint: Endpoint) => removeEndpoint(endpoint),
   /** a cgroup: what is left in it is killed, its directories removed (level 09) */
   removeCgroup: (id: string) => removeCgroupOf(id),
+  /** an anonymous volume (`-v /path`), which goes with its container; a named one never does (level 14) */
+  removeAnonymousVolume: (name: string) => removeAnonymousVolume(name),
 } satisfies Record<string, (...args: never[]) => void>;
 
 /** A step's name: one of the functions above. */

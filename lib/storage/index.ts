@@ -1,5 +1,6 @@
 /**
- * What a level file uses of calf's storage: a driver by name, `overlay` or `vfs`.
+ * What a level file uses of calf's storage: a driver by name, `overlay` or `vfs`; and volumes
+ * (level 14): `-v`/`--tmpfs` parsed, the volume store, and the init stage's side of a mount.
  * @module
  */
 import fs from 'node:fs';
@@ -9,6 +10,10 @@ import { vfs } from './vfs.js';
 import type { StorageDriver } from './driver.js';
 
 export type { StorageDriver, PreparedRootfs } from './driver.js';
+export { createVolume, findVolume, listVolumes, removeVolume, removeAnonymousVolume, volumesDir, type Volume, type VolumeUsers } from './volumes.js';
+export { parseVolume, parseTmpfs, mountOptions, containerPath, type VolumeSpec, type TmpfsSpec } from './volume-spec.js';
+export { prepareMountPoint, makeMountPoint, fillVolume, mountError } from './mount-point.js';
+export { volumeCommands } from './volume-commands.js';
 
 const DRIVERS: Record<string, StorageDriver> = { overlay, vfs };
 
