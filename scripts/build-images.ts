@@ -66,7 +66,8 @@ export interface BuiltImage {
 
 /**
  * Build the `busybox`, `layered` and `calf-test` layouts into `outDir`, compiling the helpers
- * into `helpersDir` first (only those whose source changed).
+ * into `helpersDir` first (only those whose source changed). `calf-test` is busybox, the helpers
+ * in /usr/local/bin, and level 14's symlink traps in /trap.
  */
 export async function buildImages(
   outDir = join(REPO, 'build', 'images'),
@@ -98,7 +99,7 @@ export async function buildImages(
     writeLayout(outDir, 'layered', [busybox, layered2, layered3], {
       Cmd: ['cat', '/etc/motd'], Env: [PATH, 'LAYERED=3'], WorkingDir: '/data',
     }),
-    writeLayout(outDir, 'calf-test', [busybox, helpers], { Cmd: ['sh'], Env: [PATH] }),
+    writeLayout(outDir, 'calf-test', [busybox, helpers, await layer(trapEntries())], { Cmd: ['sh'], Env: [PATH] }),
   ];
 }
 
@@ -139,6 +140,18 @@ function helperEntries(binaries: string[]): LayerEntry[] {
   return withParents(binaries.map((path) => ({
     path: `usr/local/bin/${basename(path)}`, type: 'file', mode: 0o755, content: readFileSync(path),
   })));
+}
+
+/**
+ * Level 14's traps: symlinks that lead out of the image's root when a runtime follows them on
+ * the host, as a malicious image's would. Resolved inside the rootfs, as the container sees them,
+ * `/trap/etc` is the image's `/etc` and `/trap/up` its `/`.
+ */
+function trapEntries(): LayerEntry[] {
+  return withParents([
+    { path: 'trap/etc', type: 'symlink', linkname: '/etc' }, // runc's CVE-2021-30465 image: a mount path that is a symlink out
+    { path: 'trap/up', type: 'symlink', linkname: '../'.repeat(16).slice(0, -1) }, // relative, and climbing past any host path's depth
+  ]);
 }
 
 /** Compile each `test/helpers/*.c` whose binary is missing or older than its source. */
