@@ -32,6 +32,7 @@ import {
   type Resources, //@s09
   lookupUser, //@s11
   securityConfig, capabilityArg, type Capabilities, type Seccomp, //@s12
+  volumeMounts, volumeCommand, type Mount, //@s14
 } from '../lib/runtime/index.js';
 import type { ResolvedImage } from '../lib/image/index.js'; //@s01
 import { resolveImage } from '../lib/image/index.js'; // level 13 pulls what the store lacks first //@s01..s13
@@ -39,6 +40,7 @@ import { unpackImage } from '../lib/image/index.js'; // level 04's storage drive
 import { storageDriver, checkDriverName } from '../lib/storage/index.js'; //@s04
 import { pullCommand, tagCommand, parsePullPolicy, type PullPolicy } from '../lib/image/commands.js'; //@s13
 import { pull, imageFor } from './pull.js'; //@s13
+import { parseVolume, parseTmpfs, prepareMountPoint, mountOptions, mountError } from '../lib/storage/index.js'; //@s14
 //@s07..s08: import { networkMode } from '../lib/network/index.js';
 import { parsePublish, listen, splice, networkCommand, ip, ipIn, type Endpoint, type PortMapping } from '../lib/network/index.js'; //@s08
 //@s09 {
@@ -68,6 +70,9 @@ const flags = {
   capAdd: flag('--cap-add <cap>', 'add a capability to Docker\'s default set (repeatable; ALL)', capabilityArg), //@s12
   capDrop: flag('--cap-drop <cap>', 'drop a capability from Docker\'s default set (repeatable; ALL)', capabilityArg), //@s12
   pull: flag('--pull <policy>', 'pull the image first: missing (the default), always or never', parsePullPolicy), //@s13
+  volume: flag('-v, --volume <[source:]destination[:ro]>', 'bind a host path (absolute source) or a named volume on destination (repeatable)', parseVolume), //@s14
+  tmpfs: flag('--tmpfs <destination[:options]>', 'mount a new tmpfs on destination (repeatable; options as mount(8): size=64m,exec)', parseTmpfs), //@s14
+  readOnly: flag<boolean>('--read-only', "mount the container's root read-only (its volumes and tmpfs mounts stay writable)"), //@s14
 };
 //@}
 
@@ -209,8 +214,10 @@ function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage
       ...security.process, // capabilities, noNewPrivileges //@s12
     },
     //@..s04: root: { path: container.rootfs },
-    root: { path: container.rootfs, overlay }, //@s04
+    //@s04..s14: root: { path: container.rootfs, overlay },
+    root: { path: container.rootfs, overlay, readonly: options.flags.readOnly }, //@s14
     hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id //@s05
+    mounts: volumeMounts(options.flags, container), // -v and --tmpfs; makes a missing host directory, a new volume //@s14
     //@s02 {
     linux: {
       namespaces: [
@@ -346,8 +353,10 @@ function init(config: Spec): never {
   mountProcAndSys(rootfs); //@s02
   maskKernelFiles(rootfs, config.linux ?? {}); // as soon as /proc and /sys exist; the pivot takes them along //@s12
   populateDev(`${rootfs}/dev`); //@s02
+  mountVolumes(rootfs, config.mounts ?? []); // last of the mounts: a volume may go anywhere, even under /dev //@s14
   chrootInto(rootfs, config.process.cwd); // after the mounts: they are made through host paths //@s01..s03
   pivotInto(rootfs, config.process.cwd); // after the mounts: they move along with the new root //@s03
+  if (config.root!.readonly) makeRootReadonly(); // once nothing is made in the root any more //@s14
   //@s12 {
   // Privileges last (the mounts need them), in runc's order: capabilities, the user, the filter right before execve
   dropCapabilities(config.process.capabilities);
@@ -625,7 +634,80 @@ function filterSyscalls(noNewPrivileges = false, seccomp?: Seccomp): void {
 }
 //@}
 
+//@s14 {
+/** The spec's mounts (-v, --tmpfs), each on its destination inside rootfs, in their order: one under another comes after it. */
+function mountVolumes(rootfs: string, mounts: Mount[]): void {
+  for (const mount of mounts) {
+    try {
+      prepareMountPoint(rootfs, mount); // given: makes the destination inside rootfs if the image lacks it; fills an empty named volume from the image
+      if (mount.type === 'tmpfs') mountTmpfs(rootfs, mount);
+      else bindMount(rootfs, mount);
+    } catch (err) {
+      throw mountError(mount, err); // one line, naming the -v or --tmpfs it came from
+    }
+  }
+}
+
+/** A host directory (a -v bind, or a named volume's directory) on its destination; read-only with :ro. */
+function bindMount(rootfs: string, { source, destination, options = [] }: Mount): void {
+  //@todo14 {
+  // TODO(14.1): make source (a directory on the host) appear at destination, a path *in the
+  // container*. Have the kernel resolve destination inside rootfs, as the container will see it
+  // (linux.openInRoot: openat2(2) with RESOLVE_IN_ROOT), then bind-mount source, with the mounts
+  // under it, onto the directory that fd names: /proc/self/fd/N (mount(2)). Close the fd. Why
+  // not mount onto `${rootfs}${destination}`, which names the same directory for most images?
+  // TODO(14.2): with 'ro' in options, make that new mount read-only: a bind mount ignores
+  // MS_RDONLY, but a remount of it (MS_BIND | MS_REMOUNT | MS_RDONLY) changes its own flags.
+  // Which directory does the fd of 14.1 name once the bind covers it?
+  //@}
+  //@14 {
+  const fd = linux.openInRoot(rootfs, destination); // inside rootfs: an image's /data -> /etc is <rootfs>/etc, never the host's
+  try {
+    linux.mount(source!, `/proc/self/fd/${fd}`, null, linux.MS_BIND | linux.MS_REC); // onto what was resolved: no path to swap meanwhile
+  } finally {
+    linux.close(fd);
+  }
+  if (!options.includes('ro')) return;
+  const mounted = linux.openInRoot(rootfs, destination); // again: the first fd names the directory *under* the new mount
+  try {
+    linux.mount(null, `/proc/self/fd/${mounted}`, null, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY);
+  } finally {
+    linux.close(mounted);
+  }
+  //@}
+}
+
+/** A new tmpfs on destination: files in memory, gone with the container. */
+function mountTmpfs(rootfs: string, { destination, options }: Mount): void {
+  //@todo14 {
+  // TODO(14.3): mount a new tmpfs on destination, resolved inside rootfs as in 14.1 (mount(2),
+  // tmpfs(5)); mountOptions(options) turns the spec's options into MS_* flags and tmpfs's own
+  // data (size=, mode=). No directory on the host holds its files: when do they go?
+  //@}
+  //@14 {
+  const { flags, data } = mountOptions(options); // --tmpfs's defaults: nosuid, nodev, noexec, mode=1777
+  const fd = linux.openInRoot(rootfs, destination);
+  try {
+    linux.mount('tmpfs', `/proc/self/fd/${fd}`, 'tmpfs', flags, data);
+  } finally {
+    linux.close(fd);
+  }
+  //@}
+}
+
+/** --read-only: the container's root mount read-only; its volumes, tmpfs mounts, /proc and /dev are mounts of their own. */
+function makeRootReadonly(): void {
+  //@todo14 {
+  // TODO(14.4): make the container's root read-only. After the pivot, "/" is the bind mount of
+  // rootfs that pivotInto() made, so one remount does it, as in 14.2 (mount(2)). Which paths of
+  // the container stay writable, and why wait until after the pivot?
+  //@}
+  linux.mount(null, '/', null, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY); //@14
+}
+//@}
+
 //@..s04: main({ run, init });
 //@s04..s08: main({ run, init, flags });
 //@s08..s13: main({ run, init, flags, commands: [networkCommand] });
-main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand] }); //@s13
+//@s13..s14: main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand] });
+main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand, volumeCommand] }); //@s14
