@@ -535,8 +535,10 @@ export async function replay(options: Options): Promise<string[]> {
 
   const missing = TEST_IMAGES.filter((name) => !fs.existsSync(path.join(imagesDir, name, 'index.json')));
   if (missing.length) throw new Error(`test images not built (${missing.join(', ')}): run npm run setup, or npm run images`);
-  // Files the transcript writes on the host (`echo … > /tmp/canary`) are removed afterwards, unless they were there before.
-  const written = [...new Set(blocks.flatMap((b) => b.steps.flatMap((st) => [...st.command.matchAll(/>\s*(\/tmp\/[\w.-]+)/g)].map((m) => m[1]!))))]
+  // What the transcript makes on the host in /tmp (`echo … > /tmp/canary`, `mkdir -p /tmp/share`, a bind's
+  // `-v /tmp/share:…`, which calf makes) is removed afterwards, unless it was there before.
+  const written = [...new Set(blocks.flatMap((b) => [b.background ?? '', ...b.steps.map((st) => st.command)].flatMap((command) =>
+    [...command.matchAll(/(?:>\s*|\bmkdir\s+(?:-p\s+)?|-v\s+)(\/tmp\/[\w.-]+)/g)].map((m) => m[1]!))))]
     .filter((f) => !fs.existsSync(f));
   // Not under a name containing "calf": the transcripts grep the host's mount table for it.
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-root-'));
@@ -554,7 +556,7 @@ export async function replay(options: Options): Promise<string[]> {
     } catch {
       // best effort: what is left is reported by the check below, or by the next run
     }
-    for (const f of written) fs.rmSync(f, { force: true });
+    for (const f of written) fs.rmSync(f, { recursive: true, force: true });
     unmountUnder(root);
     fs.rmSync(root, { recursive: true, force: true });
   };
