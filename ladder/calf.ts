@@ -40,7 +40,7 @@ import { unpackImage } from '../lib/image/index.js'; // level 04's storage drive
 import { storageDriver, checkDriverName } from '../lib/storage/index.js'; //@s04
 import { pullCommand, tagCommand, parsePullPolicy, type PullPolicy } from '../lib/image/commands.js'; //@s13
 import { pull, imageFor } from './pull.js'; //@s13
-import { parseVolume, parseTmpfs, prepareMountPoint, mountOptions, mountError } from '../lib/storage/index.js'; //@s14
+import { parseVolume, parseTmpfs, prepareMountPoint, mountOptions, mountFlagsOf, mountError } from '../lib/storage/index.js'; //@s14
 //@s07..s08: import { networkMode } from '../lib/network/index.js';
 import { parsePublish, listen, splice, networkCommand, ip, ipIn, type Endpoint, type PortMapping } from '../lib/network/index.js'; //@s08
 //@s09 {
@@ -657,8 +657,9 @@ function bindMount(rootfs: string, { source, destination, options = [] }: Mount)
   // under it, onto the directory that fd names: /proc/self/fd/N (mount(2)). Close the fd. Why
   // not mount onto `${rootfs}${destination}`, which names the same directory for most images?
   // TODO(14.2): with 'ro' in options, make that new mount read-only: a bind mount ignores
-  // MS_RDONLY, but a remount of it (MS_BIND | MS_REMOUNT | MS_RDONLY) changes its own flags.
-  // Which directory does the fd of 14.1 name once the bind covers it?
+  // MS_RDONLY, but a remount of it (MS_BIND | MS_REMOUNT | MS_RDONLY) changes its own flags,
+  // all of them: keep those it has (mountFlagsOf(fd): nosuid, nodev…). Which directory does the
+  // fd of 14.1 name once the bind covers it?
   //@}
   //@14 {
   const fd = linux.openInRoot(rootfs, destination); // inside rootfs: an image's /data -> /etc is <rootfs>/etc, never the host's
@@ -670,7 +671,7 @@ function bindMount(rootfs: string, { source, destination, options = [] }: Mount)
   if (!options.includes('ro')) return;
   const mounted = linux.openInRoot(rootfs, destination); // again: the first fd names the directory *under* the new mount
   try {
-    linux.mount(null, `/proc/self/fd/${mounted}`, null, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY);
+    linux.mount(null, `/proc/self/fd/${mounted}`, null, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | mountFlagsOf(mounted)); // a source's nosuid stays
   } finally {
     linux.close(mounted);
   }

@@ -26,7 +26,7 @@ import type { ResolvedImage } from '../../lib/image/index.js';
 import { storageDriver, checkDriverName } from '../../lib/storage/index.js';
 import { pullCommand, tagCommand, parsePullPolicy, type PullPolicy } from '../../lib/image/commands.js';
 import { pull, imageFor } from './pull.js';
-import { parseVolume, parseTmpfs, prepareMountPoint, mountOptions, mountError } from '../../lib/storage/index.js';
+import { parseVolume, parseTmpfs, prepareMountPoint, mountOptions, mountFlagsOf, mountError } from '../../lib/storage/index.js';
 import { parsePublish, listen, splice, networkCommand, ip, ipIn, type Endpoint, type PortMapping } from '../../lib/network/index.js';
 import {
   createCgroup, parseCpus, parseCpuShares, sharesToWeight, resourcesOf, CPU_PERIOD_US, type Cgroup,
@@ -359,8 +359,9 @@ function bindMount(rootfs: string, { source, destination, options = [] }: Mount)
   // under it, onto the directory that fd names: /proc/self/fd/N (mount(2)). Close the fd. Why
   // not mount onto `${rootfs}${destination}`, which names the same directory for most images?
   // TODO(14.2): with 'ro' in options, make that new mount read-only: a bind mount ignores
-  // MS_RDONLY, but a remount of it (MS_BIND | MS_REMOUNT | MS_RDONLY) changes its own flags.
-  // Which directory does the fd of 14.1 name once the bind covers it?
+  // MS_RDONLY, but a remount of it (MS_BIND | MS_REMOUNT | MS_RDONLY) changes its own flags,
+  // all of them: keep those it has (mountFlagsOf(fd): nosuid, nodev…). Which directory does the
+  // fd of 14.1 name once the bind covers it?
 }
 
 /** A new tmpfs on destination: files in memory, gone with the container. */

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { calfRoot } from '../core/root.js';
 import { CalfError } from '../core/errors.js';
@@ -38,8 +39,12 @@ export function volumeMounts(flags: { volume?: VolumeSpec[]; tmpfs?: TmpfsSpec[]
       fs.mkdirSync(spec.source, { recursive: true }); // Docker's -v makes a missing host directory (its --mount refuses)
       return { destination: spec.destination, type: 'bind', source: spec.source, options: ['rbind', 'rprivate', ...ro] };
     }
-    const { volume, created } = createVolume(spec.name, { anonymous: spec.name === undefined });
-    if (created && spec.name === undefined) container.teardown.add('removeAnonymousVolume', volume.Name);
+    let name = spec.name;
+    if (name === undefined) { // anonymous: its removal is registered before it exists, so a calf killed in between leaves nothing unfound
+      name = randomBytes(32).toString('hex');
+      container.teardown.add('removeAnonymousVolume', name);
+    }
+    const { volume } = createVolume(name, { anonymous: spec.name === undefined });
     return { destination: spec.destination, type: 'bind', source: volume.Mountpoint, options: ['rbind', 'rprivate', ...ro, ...(spec.copy ? ['copy'] : [])] };
   }).sort((a, b) => depth(a) - depth(b)); // stable: same depth, command-line order
 }

@@ -12,7 +12,7 @@ import type { StorageDriver } from './driver.js';
 export type { StorageDriver, PreparedRootfs } from './driver.js';
 export { createVolume, findVolume, listVolumes, removeVolume, removeAnonymousVolume, volumesDir, type Volume, type VolumeUsers } from './volumes.js';
 export { parseVolume, parseTmpfs, mountOptions, containerPath, type VolumeSpec, type TmpfsSpec } from './volume-spec.js';
-export { prepareMountPoint, makeMountPoint, fillVolume, mountError } from './mount-point.js';
+export { prepareMountPoint, makeMountPoint, fillVolume, mountFlagsOf, mountError } from './mount-point.js';
 export { volumeCommands } from './volume-commands.js';
 
 const DRIVERS: Record<string, StorageDriver> = { overlay, vfs };

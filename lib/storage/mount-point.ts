@@ -9,10 +9,13 @@
 import fs from 'node:fs';
 import { CalfError, messageOf } from '../core/errors.js';
 import type { Mount } from '../core/spec.js';
+import { readMountInfo } from '../core/mountinfo.js';
+import { MS_RDONLY } from '../linux/mount.js';
 import { O_DIRECTORY, O_PATH } from '../linux/fcntl.js';
 import { openInRoot } from '../linux/openat2.js';
 import { close } from '../linux/unistd.js';
 import { copyAttributes, copyTree } from './copy-tree.js';
+import { mountOptions } from './volume-spec.js';
 
 /** Run `fn` with an fd of `path` in `root` (resolved inside it), or with undefined when `root` has no such path. */
 function withFdInRoot<T>(root: string, path: string, flags: number, fn: (fd: number | undefined) => T): T {
@@ -84,6 +87,20 @@ export function prepareMountPoint(rootfs: string, mount: Mount): void {
   fillVolume(rootfs, mount);
   const file = mount.type === 'bind' && !fs.statSync(mount.source!).isDirectory();
   makeMountPoint(rootfs, mount.destination, file ? 'file' : 'directory');
+}
+
+/**
+ * The per-mount flags (`MS_NOSUID`, `MS_NODEV`, `MS_NOEXEC`, `MS_NOATIME`…) of the mount the fd
+ * `fd` is on, read from its `mnt_id` (`/proc/self/fdinfo`) and the mount table. A remount
+ * (`MS_REMOUNT | MS_BIND`) sets *all* of a mount's flags to those it is given: to make a bind
+ * read-only without making it suid-capable again, it must repeat the ones it has. `MS_RDONLY`
+ * is left out, for the caller to say.
+ */
+export function mountFlagsOf(fd: number): number {
+  const id = Number(/^mnt_id:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1]);
+  const mount = readMountInfo().find((m) => m.id === id);
+  if (!mount) throw new CalfError(`fd ${fd} is on mount ${id}, which /proc/self/mountinfo doesn't list`);
+  return mountOptions(mount.options).flags & ~MS_RDONLY;
 }
 
 /** One line for a mount that failed, naming the flag it came from: `-v /srv/data:/data: mount(…): ENOENT (…)`. */

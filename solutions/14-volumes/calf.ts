@@ -26,7 +26,7 @@ import type { ResolvedImage } from '../../lib/image/index.js';
 import { storageDriver, checkDriverName } from '../../lib/storage/index.js';
 import { pullCommand, tagCommand, parsePullPolicy, type PullPolicy } from '../../lib/image/commands.js';
 import { pull, imageFor } from './pull.js';
-import { parseVolume, parseTmpfs, prepareMountPoint, mountOptions, mountError } from '../../lib/storage/index.js';
+import { parseVolume, parseTmpfs, prepareMountPoint, mountOptions, mountFlagsOf, mountError } from '../../lib/storage/index.js';
 import { parsePublish, listen, splice, networkCommand, ip, ipIn, type Endpoint, type PortMapping } from '../../lib/network/index.js';
 import {
   createCgroup, parseCpus, parseCpuShares, sharesToWeight, resourcesOf, CPU_PERIOD_US, type Cgroup,
@@ -362,7 +362,7 @@ function bindMount(rootfs: string, { source, destination, options = [] }: Mount)
   if (!options.includes('ro')) return;
   const mounted = linux.openInRoot(rootfs, destination); // again: the first fd names the directory *under* the new mount
   try {
-    linux.mount(null, `/proc/self/fd/${mounted}`, null, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY);
+    linux.mount(null, `/proc/self/fd/${mounted}`, null, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | mountFlagsOf(mounted)); // a source's nosuid stays
   } finally {
     linux.close(mounted);
   }

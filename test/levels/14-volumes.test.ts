@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { run, calf, calfRoot, expectExit, startContainer } from '../support/target.js';
 import { token } from '../support/canary.js';
-import { mount, umount2, MS_BIND, MS_SHARED, MNT_DETACH } from '../../lib/linux/mount.js';
+import { mount, umount2, MS_BIND, MS_NODEV, MS_NOSUID, MS_SHARED, MNT_DETACH } from '../../lib/linux/mount.js';
 
 const made: string[] = []; // host directories this file made, removed at the end
 const volumes: string[] = []; // volumes it named
@@ -67,15 +67,26 @@ describe('14 volumes', () => {
       expect(fs.readFileSync(path.join(missing, 'written'), 'utf8')).toBe(`${t}\n`);
     });
 
-    it('makes a :ro bind read-only inside (EROFS) and leaves the host’s files as they were', async () => {
-      const { dir, marker } = hostDir();
-      const r = await run(['-v', `${dir}:/data:ro`, 'busybox', 'sh', '-c',
-        'cat /data/marker; echo changed > /data/marker; echo "write $?"; touch /data/new; echo "touch $?"']);
-      expectExit(r, 0);
-      expect(r.stdout).toBe(`${marker}\nwrite 1\ntouch 1\n`);
-      expect(r.stderr).toContain('Read-only file system');
-      expect(fs.readFileSync(path.join(dir, 'marker'), 'utf8')).toBe(`${marker}\n`);
-      expect(fs.readdirSync(dir)).toEqual(['marker']);
+    it('makes a :ro bind read-only inside (EROFS), keeping its source’s nosuid and nodev, and leaves the host’s files as they were', async () => {
+      // the host directory is a nosuid,nodev tmpfs of the test's: a remount that forgot them would drop them
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-test-vol-'));
+      made.push(dir);
+      mount('tmpfs', dir, 'tmpfs', MS_NOSUID | MS_NODEV, 'size=1m');
+      try {
+        const marker = `marker ${token()}`;
+        fs.writeFileSync(path.join(dir, 'marker'), `${marker}\n`);
+        const r = await run(['-v', `${dir}:/data:ro`, 'busybox', 'sh', '-c',
+          'cat /data/marker; echo changed > /data/marker; echo "write $?"; touch /data/new; echo "touch $?"; grep " /data " /proc/self/mountinfo']);
+        expectExit(r, 0);
+        const [shown, write, touch, mountLine] = r.stdout.trimEnd().split('\n');
+        expect([shown, write, touch]).toEqual([marker, 'write 1', 'touch 1']);
+        expect(r.stderr).toContain('Read-only file system');
+        expect(mountLine?.split(' ')[5]?.split(',')).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev']));
+        expect(fs.readFileSync(path.join(dir, 'marker'), 'utf8')).toBe(`${marker}\n`);
+        expect(fs.readdirSync(dir)).toEqual(['marker']);
+      } finally {
+        umount2(dir, MNT_DETACH);
+      }
     });
   });
 

@@ -1,17 +1,18 @@
 /**
  * lib's volume parts (level 14), in-process: `-v` and `--tmpfs` parsing, mount options, the
  * volume store under a throwaway root, and the init stage's helpers on a rootfs with symlink
- * traps (making mount points and filling a volume never leave it). No mounts: level 14's board
- * checks those from inside containers.
+ * traps (making mount points and filling a volume never leave it). One mount, of the test's own
+ * (mountFlagsOf); level 14's board checks calf's mounts from inside containers.
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  parseVolume, parseTmpfs, mountOptions, createVolume, findVolume, listVolumes, removeVolume, makeMountPoint, fillVolume,
+  parseVolume, parseTmpfs, mountOptions, createVolume, findVolume, listVolumes, removeVolume, makeMountPoint, fillVolume, mountFlagsOf,
 } from '../../lib/storage/index.js';
-import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from '../../lib/linux/mount.js';
+import { mount, umount2, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from '../../lib/linux/mount.js';
+import { openInRoot } from '../../lib/linux/openat2.js';
 
 let base: string;
 let root: string; // a calf root
@@ -129,5 +130,23 @@ describe('mount points and filling a volume, inside the rootfs', () => {
     fillVolume(rootfs, { destination: '/data', type: 'bind', source: volume, options: ['copy'] });
     expect(fs.readFileSync(path.join(volume, 'hostname'), 'utf8')).toBe('the image’s\n');
     expect(fs.existsSync(path.join(volume, 'passwd'))).toBe(false); // the host's /etc has one
+  });
+});
+
+describe('mountFlagsOf', () => {
+  it('reads the flags of the mount an fd is on, which a remount must repeat, leaving MS_RDONLY to the caller', () => {
+    const dir = path.join(base, 'flags');
+    fs.mkdirSync(dir);
+    mount('tmpfs', dir, 'tmpfs', MS_NOSUID | MS_NODEV | MS_RDONLY, 'size=64k');
+    try {
+      const fd = openInRoot(dir, '/');
+      try {
+        expect(mountFlagsOf(fd)).toBe(MS_NOSUID | MS_NODEV);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } finally {
+      umount2(dir, MNT_DETACH);
+    }
   });
 });
