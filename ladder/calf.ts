@@ -700,8 +700,9 @@ function mountTmpfs(rootfs: string, { destination, options }: Mount): void {
 function makeRootReadonly(): void {
   //@todo14 {
   // TODO(14.4): make the container's root read-only. After the pivot, "/" is the bind mount of
-  // rootfs that pivotInto() made, so one remount does it, as in 14.2 (mount(2)). Which paths of
-  // the container stay writable, and why wait until after the pivot?
+  // rootfs that pivotInto() made, so one remount does it, as in 14.2 (mount(2); never without
+  // MS_BIND: that remounts the filesystem, which with the vfs driver is the host's). Which paths
+  // of the container stay writable, and why wait until after the pivot?
   //@}
   linux.mount(null, '/', null, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY); //@14
 }
