@@ -6,6 +6,8 @@ import { libc, check, type Layout } from './libc.js';
 
 /** There is data to read (`events`/`revents` bits of {@link poll}). */
 export const POLLIN = 0x001;
+/** Writing will not block (a pipe has room again). */
+export const POLLOUT = 0x004;
 /** The other end hung up. */
 export const POLLHUP = 0x010;
 

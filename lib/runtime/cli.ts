@@ -1,7 +1,8 @@
 /**
  * calf's command line, shared by every level: `run`, the image commands (lib/image/commands.ts),
- * `cleanup` and the hidden `init` stage. A level file supplies only its lesson — the parent side (`run`) and the
- * container side (`init`) — and calls {@link main}.
+ * `cleanup` and the hidden `init` stage (and, from level 15, the hidden `monitor` stage). A level
+ * file supplies only its lesson — the parent side (`run`) and the container side (`init`) — and
+ * calls {@link main}.
  *
  * Exit codes are Docker's: 125 for calf's own errors (bad flag, unknown image, a failed
  * syscall before the command starts), 126 command cannot be executed, 127 command not found,
@@ -12,7 +13,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { EXIT_CALF_ERROR, exitCodeOf, messageOf } from '../core/errors.js';
 import { fail } from '../core/fail.js';
-import { runInitStage } from './stage.js';
+import { runInitStage, runMonitorStage, type MonitorMode } from './stage.js';
 import { prepareInitEntry } from './bundle.js';
 import { imageCommands, type ImageUser } from '../image/commands.js';
 
@@ -50,7 +51,16 @@ export interface RunOptions<F extends Flags = Flags> {
   env: string[];
   /** the level's own flags, typed as it declared them */
   flags: FlagValues<F>;
+  /** `-t`: a pseudo-terminal for the command (level 15; earlier levels ignore it) */
+  tty: boolean;
+  /** `-i`: keep stdin open (stdin is always passed through to an attached container) */
+  interactive: boolean;
+  /** `--rm`: remove the container when it stops (earlier levels always do; from level 15 it is kept without it) */
+  rm: boolean;
 }
+
+/** What a container's start needs of `calf run`'s options, kept in its record for `calf start` (level 15). */
+export type StartOptions<F extends Flags = Flags> = Pick<RunOptions<F>, 'flags' | 'tty' | 'interactive' | 'rm'>;
 
 /** A level's two stages, which it gives to {@link main}. */
 export interface Stages<Config, F extends Flags> {
@@ -62,6 +72,11 @@ export interface Stages<Config, F extends Flags> {
   flags?: F;
   /** Commands this level adds beside `run` (level 08: `calf network`), each adding itself to the program. */
   commands?: ((program: Command) => void)[];
+  /**
+   * The container's monitor, run as the hidden `monitor` stage (`calf monitor DIR run|start`, level
+   * 15): the parent of the container's first process until it ends; returns its exit code.
+   */
+  monitor?(dir: string, mode: MonitorMode): Promise<number>;
 }
 
 /** Parse `--env-file` the way Docker does: `KEY=VALUE` lines, `#` comments, a bare `KEY` copies the host's value. */
@@ -100,6 +115,13 @@ export function main<Config, F extends Flags = Record<never, never>>(stages: Sta
     runInitStage(stages.init, process.argv[3]!);
   }
   reportUncaught();
+  // The monitor too: it stands between `calf run -d` and "running" (level 15).
+  if (process.argv[2] === 'monitor') {
+    const [dir, mode] = process.argv.slice(3);
+    if (!stages.monitor || !dir || (mode !== 'run' && mode !== 'start')) fail('monitor: expects a container directory, and run or start');
+    void runMonitorStage(stages.monitor, dir, mode);
+    return;
+  }
   commandLine(stages).catch((err: unknown) => fail(messageOf(err), exitCodeOf(err)));
 }
 
@@ -143,9 +165,9 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
     .argument('[command...]', 'command and its arguments (default: the image\'s Cmd)')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
     .option('--env-file <file>', 'read environment variables from a file (repeatable)', collect)
-    .option('-i, --interactive', 'accepted for Docker compatibility: stdin is always passed through')
-    .option('-t, --tty', 'accepted for Docker compatibility: the terminal is always passed through')
-    .option('--rm', 'accepted for Docker compatibility: containers are always removed')
+    .option('-i, --interactive', 'keep stdin open (an attached container always gets calf\'s stdin)')
+    .option('-t, --tty', 'give the command a pseudo-terminal (level 15; before, the terminal is passed through)')
+    .option('--rm', 'remove the container when it stops (before level 15 containers always are)')
     .passThroughOptions()
     .action(async (image: string, command: string[], opts: Record<string, unknown>) => {
       const env = [
@@ -154,12 +176,17 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
       ];
       const flags = Object.fromEntries(levelFlags.map(({ name, option }) => [name, opts[option.attributeName()]])) as FlagValues<F>;
       await prepareInitEntry(); // esbuild's API is async, the level's spawn of the init stage is not
-      process.exitCode = await stages.run({ image, command, env, flags });
+      const docker = { tty: opts.tty === true, interactive: opts.interactive === true, rm: opts.rm === true };
+      process.exitCode = await stages.run({ image, command, env, flags, ...docker });
     });
   for (const { option } of levelFlags) runCommand.addOption(option);
 
   imageCommands(runningImages, waiting)(program);
   for (const add of stages.commands ?? []) add(program);
+  // `calf start` (level 15) spawns a monitor, which runs the level's bundle as run's init stage does
+  program.hook('preAction', async (_, command) => {
+    if (command.name() === 'start') await prepareInitEntry();
+  });
 
   program.command('cleanup')
     .description('remove what calf left behind: container directories, the mounts under them, cgroups')

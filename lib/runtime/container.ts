@@ -14,8 +14,8 @@ import { CalfError } from '../core/errors.js';
 import { alive, processRef, type ProcessRef } from '../core/process.js';
 import { removeTree } from '../core/tree.js';
 import { writeJson } from '../core/record.js';
-import { readState, writeState, type ContainerState } from './state.js';
-import { describeFailure, runTeardown, teardownOf, type Teardown } from './teardown.js';
+import { conditionOf, inCharge, readState, takeCharge, updateState, writeState, type ContainerState } from './state.js';
+import { describeFailure, momentOf, runTeardown, teardownOf, type Teardown } from './teardown.js';
 
 /** A container's identity, its directories on the host, and its teardown list. */
 export interface Container {
@@ -65,15 +65,45 @@ export function createContainer(image?: { name: string; id: string }, root = cal
   return { id, dir, rootfs: path.join(dir, 'rootfs'), teardown: teardownOf(dir) };
 }
 
-/** The exit path: run the teardown list; what failed is one line each on stderr, and stays for `calf cleanup`. */
-function tearDown(dir: string): void {
-  for (const failure of runTeardown(dir)) {
+/**
+ * The container in `dir`, made earlier by another calf process, with this process now in charge
+ * of it (a monitor, level 15). As this process exits still in charge (it failed), it ends what
+ * runs of the container, and removes it as `calf run` would have, or with `keep` (a `calf start`)
+ * runs only the stop moment of its teardown list and leaves it stopped, in charge of nobody.
+ * @throws CalfError when `dir` holds no container record
+ */
+export function takeOver(dir: string, { keep = false } = {}): Container & { state: ContainerState } {
+  if (!readState(dir)) throw new CalfError(`no container in ${dir}`);
+  takeCharge(dir);
+  process.on('exit', () => tearDown(dir, keep ? 'stopped' : 'removed'));
+  const state = readState(dir)!;
+  return { id: state.id, dir, rootfs: path.join(dir, 'rootfs'), teardown: teardownOf(dir), state };
+}
+
+/** The container in `dir`, as it is (no change of who is in charge), with its record. */
+export function openContainer(dir: string): Container & { state: ContainerState } {
+  const state = readState(dir);
+  if (!state) throw new CalfError(`no container in ${dir}`);
+  return { id: state.id, dir, rootfs: path.join(dir, 'rootfs'), teardown: teardownOf(dir), state };
+}
+
+/**
+ * The exit path: unless this process handed the container over (to a monitor) or let go of it
+ * (stopped, kept: level 15), end what still runs of it and run its teardown list, all of it or
+ * `until` its stop moment; what failed is one line each on stderr, and stays for `calf cleanup`.
+ */
+function tearDown(dir: string, until: 'stopped' | 'removed' = 'removed'): void {
+  const state = readState(dir);
+  if (!inCharge(state)) return;
+  if (state!.status === 'running') killContainer(dir, state!.process);
+  for (const failure of runTeardown(dir, { until })) {
     try {
       fs.writeSync(2, `calf: ${describeFailure(failure)}; \`calf cleanup\` removes what is left\n`);
     } catch {
       // stderr is closed: nothing left to tell anyone
     }
   }
+  if (until === 'stopped') updateState(dir, { status: 'stopped', owner: null, endpoint: null });
 }
 
 /**
@@ -120,6 +150,22 @@ export function killContainer(dir: string, first?: ProcessRef | null): void {
   }
 }
 
+/**
+ * The container `ref` names, found as Docker finds one: by its full id, by its name, or by a
+ * prefix of its id that no other container's id has.
+ * @throws CalfError, exit 1 (Docker's for its other commands): no such container, or a prefix
+ *   several ids share
+ */
+export function findContainer(ref: string, root = calfRoot()): { dir: string; state: ContainerState } {
+  const all = listContainerDirs(root).filter((c): c is { dir: string; state: ContainerState } => c.state !== undefined);
+  const exact = all.find((c) => c.state.id === ref) ?? all.find((c) => c.state.name !== null && c.state.name === ref.replace(/^\//, ''));
+  if (exact) return exact;
+  const prefixed = /^[0-9a-f]+$/.test(ref) ? all.filter((c) => c.state.id.startsWith(ref)) : [];
+  if (prefixed.length > 1) throw new CalfError(`multiple containers found with provided prefix: ${ref}`, { exitCode: 1 });
+  if (prefixed.length === 1) return prefixed[0]!;
+  throw new CalfError(`no such container: ${ref}`, { exitCode: 1 });
+}
+
 /** A container directory, with its record when it has a readable one. */
 export interface ContainerDir {
   dir: string;
@@ -141,7 +187,7 @@ export function listContainerDirs(root = calfRoot()): ContainerDir[] {
     const unfinished = /^\.new-(\d+)-/.exec(name); // a createContainer() in progress, or killed in it
     if (unfinished) return { dir, owner: { pid: Number(unfinished[1]) } };
     const state = readState(dir);
-    return state ? { dir, state, owner: state.owner } : { dir };
+    return state ? { dir, state, ...(state.owner ? { owner: state.owner } : {}) } : { dir };
   });
 }
 
@@ -149,21 +195,47 @@ export function listContainerDirs(root = calfRoot()): ContainerDir[] {
  * `calf cleanup`: a container whose calf is gone. Its processes are killed, then its teardown
  * list runs, the same one its calf would have run, and then its directory goes, whatever the list
  * held (a directory without a readable record: a calf killed inside createContainer).
+ *
+ * A stopped container that nobody is in charge of is not a leftover (level 15): it is kept, its
+ * exit recorded, until `calf rm`, as Docker keeps it. Only the steps of its stop moment that failed
+ * (a cgroup that stayed busy) are. A container whose monitor died without recording an exit (killed
+ * with -9, a reboot) is: nobody else would ever tear it down.
  */
 export const containerLeftovers: LeftoverKind = {
   kind: 'container',
-  find: (root) => listContainerDirs(root).map(({ dir, state, owner }) => ({
-    what: `container ${state ? state.id.slice(0, 12) : path.basename(dir)} (${dir})`,
-    ...(owner === undefined ? {} : { owner: owner.pid }),
-    ...(owner?.startTime === undefined ? {} : { ownerStartTime: owner.startTime }),
-    remove: () => {
-      killContainer(dir, state?.process);
-      const failed = state ? runTeardown(dir) : [];
-      if (failed.length) throw new CalfError(failed.map(describeFailure).join('; '));
-      removeTree(dir); // gone already when its list had the step; a list without it (a level's TODO) leaves it
-    },
-  })),
+  find: (root) => listContainerDirs(root).flatMap(({ dir, state, owner }) => {
+    const id = state ? state.id.slice(0, 12) : path.basename(dir);
+    if (state && conditionOf(state) === 'exited') {
+      const pending = state.teardown.filter((s) => momentOf(s.step) === 'stopped');
+      if (!pending.length) return [];
+      return [{
+        what: `stopped container ${id}'s ${pending.map((s) => s.step).join(', ')} (${dir})`,
+        remove: () => {
+          const failed = runTeardown(dir, { until: 'stopped' });
+          if (failed.length) throw new CalfError(failed.map(describeFailure).join('; '));
+        },
+      }];
+    }
+    return [{
+      what: `container ${id} (${dir})`,
+      ...(owner ? { owner: owner.pid } : {}),
+      ...(owner?.startTime === undefined ? {} : { ownerStartTime: owner.startTime }),
+      remove: () => removeContainer(dir, state),
+    }];
+  }),
 };
+
+/**
+ * Remove a container whatever became of it: its processes killed, its whole teardown list run,
+ * its directory gone (`calf rm -f` of one whose monitor is gone, and `calf cleanup`).
+ * @throws CalfError naming the steps that failed (they stay in the record)
+ */
+export function removeContainer(dir: string, state = readState(dir)): void {
+  killContainer(dir, state?.process);
+  const failed = state ? runTeardown(dir) : [];
+  if (failed.length) throw new CalfError(failed.map(describeFailure).join('; '));
+  removeTree(dir); // gone already when its list had the step; a list without it (a level's TODO) leaves it
+}
 
 /**
  * Mounts under containers/ that outlived their directory's removal (a mount propagated back from

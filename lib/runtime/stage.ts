@@ -1,12 +1,16 @@
 /**
- * The init stage's housekeeping around a level's `init()`: what every container process needs
- * before its command starts, and what happens when `init()` fails before `execve`.
+ * The stages' housekeeping: around a level's `init()`, what every container process needs
+ * before its command starts, and what happens when `init()` fails before `execve`; around a
+ * level's monitor (level 15), what happens when it fails.
  * @module
  */
 import fs from 'node:fs';
 import { fcntl, F_SETFD, F_GETFL, F_SETFL, FD_CLOEXEC, O_NONBLOCK } from '../linux/fcntl.js';
 import { exitCodeOf, messageOf } from '../core/errors.js';
 import { fail } from '../core/fail.js';
+import { reportFailure } from './sync.js';
+import { handOverFailure } from './handover.js';
+import { prepareInitEntry } from './bundle.js';
 
 /**
  * Run a level's container side as the `init` stage. Every failure before `execve` becomes one
@@ -19,6 +23,7 @@ export function runInitStage<Config>(init: (config: Config) => never, configJson
     blockingStdio();
     init(JSON.parse(configJson) as Config);
   } catch (err) {
+    reportFailure(exitCodeOf(err), messageOf(err)); // sync 3, after a handshake: the command never started
     fail(messageOf(err), exitCodeOf(err));
   }
 }
@@ -51,5 +56,27 @@ function blockingStdio(): void {
   for (const fd of [0, 1, 2]) {
     const flags = fcntl(fd, F_GETFL);
     if (flags & O_NONBLOCK) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  }
+}
+
+/**
+ * How a monitor was started: by `calf run` (a container that never starts is removed, as `calf
+ * run` leaves nothing behind on an error) or by `calf start` (it stays, stopped).
+ */
+export type MonitorMode = 'run' | 'start';
+
+/**
+ * Run a level's monitor as the hidden `monitor` stage: exit with the container's exit code once it
+ * has ended. A failure before the container ran is handed over to the `calf run -d` (or `calf
+ * start`) waiting for it: one line, Docker's exit code. Its stdout and stderr are /dev/null.
+ */
+export async function runMonitorStage(monitor: (dir: string, mode: MonitorMode) => Promise<number>, dir: string, mode: MonitorMode): Promise<void> {
+  process.title = 'calf:[monitor]'; // ps shows it, as conmon shows itself
+  try {
+    await prepareInitEntry(); // the monitor runs from the bundle: the init stage's script is this one
+    process.exitCode = await monitor(dir, mode);
+  } catch (err) {
+    handOverFailure(err);
+    fail(messageOf(err), exitCodeOf(err));
   }
 }

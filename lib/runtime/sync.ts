@@ -17,6 +17,8 @@
  *     ─▶ sync 2. "go\n" ─────────────────────────▶ read returns
  *                                                  pivot_root, …, execve(command)
  *                                                  (fd 3 is close-on-exec: the command never sees it)
+ *   execed() (level 15, a monitor):   end-of-file ◀─ sync 3. execve closed fd 3: the command runs
+ *                  or "error CODE MESSAGE\n"     ◀─         or it failed first, and said why
  *   exited(child)
  * ```
  *
@@ -28,6 +30,9 @@
  *   and throws on, so calf exits 125 with that error and its exit handlers remove the container.
  * - the parent dies: the init stage reads end-of-file instead of "go" and exits 125. It also
  *   gives up after {@link SYNC_TIMEOUT_MS} without an answer.
+ * - the init stage fails after sync 2 (pivot_root, the user, a command not found): it writes
+ *   "error CODE MESSAGE" before it exits, so a parent that must know whether the command started (a
+ *   monitor handing over to `calf run -d`, level 15) tells that from a command that exits at once.
  * - an unexpected message names what was expected and what came.
  * @see https://github.com/opencontainers/runc/blob/main/libcontainer/sync.go (runc's version)
  * @module
@@ -59,7 +64,10 @@ export async function syncWithInit(child: ChildProcess, hostSide: (pid: number) 
   const socket = child.stdio[SYNC_FD] as (NodeJS.ReadableStream & NodeJS.WritableStream) | null | undefined;
   if (!socket) throw new CalfError(`the init stage has no sync channel: spawn it with stdio: SYNC_STDIO`);
   const message = await readMessage(socket).catch(() => undefined);
-  if (message === undefined) return false; // end-of-file: the init stage failed and said why
+  if (message === undefined) { // end-of-file: the init stage failed and said why
+    failedEarly.add(child);
+    return false;
+  }
   if (message !== 'ready') {
     await kill(child);
     throw new CalfError(`sync with the init stage: expected "ready", got ${JSON.stringify(message)}`);
@@ -76,12 +84,50 @@ export async function syncWithInit(child: ChildProcess, hostSide: (pid: number) 
   return true;
 }
 
+/** Init stages whose handshake ended before "ready": they failed, and {@link execed} says so. */
+const failedEarly = new WeakSet<ChildProcess>();
+
+/**
+ * Parent side, after {@link syncWithInit} (sync 3): wait until the init stage's command runs, or
+ * the init stage has failed before its `execve`.
+ * @returns undefined once the command runs; else how the init stage ended: its exit code, and its
+ *   one-line error (it said it on its stderr too), unless it failed before the handshake
+ */
+export async function execed(child: ChildProcess): Promise<{ exitCode: number; message?: string } | undefined> {
+  const socket = child.stdio[SYNC_FD] as NodeJS.ReadableStream | null | undefined;
+  const message = failedEarly.has(child) || !socket ? 'error' : await readMessage(socket).catch(() => undefined);
+  if (message === undefined) return undefined; // end-of-file: execve closed the socket
+  const error = /^error(?: (\d+) ?(.*))?$/.exec(message);
+  if (!error) throw new CalfError(`sync with the init stage: expected end-of-file or "error CODE MESSAGE", got ${JSON.stringify(message)}`);
+  if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+  const exitCode = child.exitCode ?? Number(error[1] ?? 125);
+  return error[2] ? { exitCode, message: error[2] } : { exitCode };
+}
+
+/** Set in the init stage once the handshake began: fd 3 is the sync socket, a failure may be reported on it. */
+let connected = false;
+
+/**
+ * Init-stage side, when it fails after the handshake and before `execve` (sync 3): tell the
+ * parent, so it knows the command never started. Nothing before the handshake (fd 3 may be
+ * anything calf's caller left open then: a level without the handshake has no socket there).
+ */
+export function reportFailure(exitCode: number, message: string): void {
+  if (!connected) return;
+  try {
+    fs.writeSync(SYNC_FD, `error ${exitCode} ${message.split('\n')[0]}\n`);
+  } catch {
+    // the parent is gone: nobody to tell
+  }
+}
+
 /**
  * Init-stage side: say "ready" and block until the parent says "go". Synchronous on purpose:
  * after `unshare` only this thread is in the container's namespaces.
  * @throws CalfError when the parent went away, timed out, or said something else
  */
 export function syncWithParent(): void {
+  connected = true;
   const gone = 'calf run went away before the container started';
   try {
     fs.writeSync(SYNC_FD, 'ready\n');

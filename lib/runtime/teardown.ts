@@ -16,6 +16,14 @@
  * and kept in the record for the next cleanup, and the others still run. Steps are synchronous
  * (they run in Node's 'exit' handler) and bound their own waiting (a cgroup whose processes are
  * still exiting: 5 s).
+ *
+ * Two moments (level 15). A container has what it holds while it runs (its cgroup, its endpoint:
+ * an address and a veth) and what it *is* (its directory: rootfs, writable layer, config, log;
+ * its name). Until level 14 both go at once, when `calf run` exits. From level 15 on a stopped
+ * container is kept, as Docker keeps it: its monitor runs the list `until: 'stopped'` (only the
+ * steps whose moment is `stopped`, and leaves the others in the record), `calf rm` runs the rest.
+ * Each step's moment is part of its definition below, not of the line that registers it, so a
+ * level's `teardown.add(…)` lines stay as they were.
  * @module
  */
 import fs from 'node:fs';
@@ -26,21 +34,32 @@ import { removeCgroupOf } from '../cgroup/cgroup.js';
 import { removeEndpoint, type Endpoint } from '../network/networks.js';
 import { removeAnonymousVolume } from '../storage/volumes.js';
 import { readState, stateFile, writeState } from './state.js';
+import { releaseName } from './names.js';
+
+/** When a step runs: once the container has stopped, or only once it is removed (`calf rm`). */
+export type Moment = 'stopped' | 'removed';
 
 /** Every step a teardown list can hold, by name: `calf cleanup` knows them all, whatever a level imports. */
 export const STEPS = {
-  /** the container's directory (its rootfs, a driver's upper and work), and the mounts left under it */
-  removeContainerDir: (dir: string) => removeTree(dir),
+  /** the container's directory (its rootfs, a driver's upper and work, its log), and the mounts left under it */
+  removeContainerDir: { at: 'removed', run: (dir: string) => removeTree(dir) },
+  /** its name, free for another container (level 15) */
+  releaseName: { at: 'removed', run: (name: string, id: string) => releaseName(name, id) },
   /** an endpoint: the veth, if still there, and the address lease (level 08) */
-  removeEndpoint: (endpoint: Endpoint) => removeEndpoint(endpoint),
+  removeEndpoint: { at: 'stopped', run: (endpoint: Endpoint) => removeEndpoint(endpoint) },
   /** a cgroup: what is left in it is killed, its directories removed (level 09) */
-  removeCgroup: (id: string) => removeCgroupOf(id),
-  /** an anonymous volume (`-v /path`), which goes with its container; a named one never does (level 14) */
-  removeAnonymousVolume: (name: string) => removeAnonymousVolume(name),
-} satisfies Record<string, (...args: never[]) => void>;
+  removeCgroup: { at: 'stopped', run: (id: string) => removeCgroupOf(id) },
+  /** an anonymous volume (`-v /path`), which goes with its container, not when it stops; a named one never does (level 14) */
+  removeAnonymousVolume: { at: 'removed', run: (name: string) => removeAnonymousVolume(name) },
+} satisfies Record<string, { at: Moment; run: (...args: never[]) => void }>;
 
 /** A step's name: one of the functions above. */
 export type StepName = keyof typeof STEPS;
+
+/** The moment step `name` runs at. */
+export function momentOf(name: string): Moment | undefined {
+  return (STEPS as Record<string, { at: Moment }>)[name]?.at;
+}
 
 /** One step of a teardown list, as the record keeps it: the function and its arguments. */
 export interface TeardownStep {
@@ -51,7 +70,7 @@ export interface TeardownStep {
 /** What a level uses to register steps on its container's list. */
 export interface Teardown {
   /** Register `step(...args)` to run when the container is torn down. The arguments must be plain data (JSON). */
-  add<K extends StepName>(step: K, ...args: Parameters<(typeof STEPS)[K]>): void;
+  add<K extends StepName>(step: K, ...args: Parameters<(typeof STEPS)[K]['run']>): void;
 }
 
 /**
@@ -93,25 +112,32 @@ export interface TeardownFailure {
 }
 
 /**
- * Run the teardown list of the container directory `dir`, last step first. Each step that
+ * Run the teardown list of the container directory `dir`, last step first: every step (the
+ * container is removed), or with `until: 'stopped'` only those whose moment is `stopped` (the
+ * container is kept, stopped: the others stay in the list for `calf rm`). Each step that
  * succeeds leaves the record; one that fails stays in it (the record is written back even when
  * an earlier-registered step removed the directory), so `calf cleanup` can try it again.
- * @returns the steps that failed; empty when everything is gone
+ * @returns the steps that failed; empty when everything asked for is gone
  */
-export function runTeardown(dir: string): TeardownFailure[] {
+export function runTeardown(dir: string, { until = 'removed' }: { until?: Moment } = {}): TeardownFailure[] {
   const state = readState(dir);
   if (!state) return [];
   const pending = [...state.teardown, ...(unrecorded.get(dir) ?? [])];
   unrecorded.delete(dir);
+  const kept: TeardownStep[] = [];
   const failed: TeardownFailure[] = [];
   while (pending.length) {
     const step = pending.pop()!;
+    if (until === 'stopped' && momentOf(step.step) !== 'stopped') {
+      kept.unshift(step);
+      continue;
+    }
     try {
-      (STEPS[step.step] as (...args: unknown[]) => void)(...step.args);
+      (STEPS[step.step].run as (...args: unknown[]) => void)(...step.args);
     } catch (err) {
       failed.unshift({ step, error: messageOf(err) });
     }
-    rewrite(dir, state, [...pending, ...failed.map((f) => f.step)]);
+    rewrite(dir, readState(dir) ?? state, [...pending, ...kept, ...failed.map((f) => f.step)]); // the record as it is now: the monitor or calf rm may have written it meanwhile
     faultPoint('during-teardown');
   }
   if (failed.length && !fs.existsSync(stateFile(dir))) {
