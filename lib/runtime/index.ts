@@ -4,11 +4,19 @@
  * parent↔init handshake, and the policy that is not a lesson (users, security defaults).
  * @module
  */
-export { main, flag, type Flag, type Flags, type FlagValues, type RunOptions, type Stages } from './cli.js';
-export { createContainer, saveConfig, type Container } from './container.js';
+export { main, flag, type Flag, type Flags, type FlagValues, type RunOptions, type StartOptions, type Stages } from './cli.js';
+export { createContainer, takeOver, openContainer, saveConfig, type Container } from './container.js';
 export { exited } from './process.js';
 export { lookPath, mergeEnv, DEFAULT_PATH, CommandNotFoundError } from './exec.js';
-export { syncWithInit, syncWithParent, SYNC_STDIO } from './sync.js';
+export { syncWithInit, syncWithParent, execed, SYNC_STDIO } from './sync.js';
+export { readState, keepOptions, releaseContainer, type ContainerState, type KeptOptions } from './state.js';
+export { runTeardown } from './teardown.js';
+export { type MonitorMode } from './stage.js';
+export { HANDOVER_STDIO, awaitHandover, handOver } from './handover.js';
+export { openLog, logOptArg, passOn, type LogWriter, type LogOptions } from './log.js';
+export { nameContainer, nameArg } from './names.js';
+export { containerCommands, eachContainer } from './commands.js';
+export { readConfig, isRunning, signalContainer, waitForExit, type Found } from './containers.js';
 export { CalfError } from '../core/errors.js';
 export { OCI_VERSION, hasNamespace, type Spec, type Root, type Mount, type Capabilities, type Resources, type Seccomp } from '../core/spec.js';
 export { lookupUser, type ExecUser } from './user.js';
