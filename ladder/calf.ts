@@ -19,6 +19,7 @@
 //@ One lesson = one step function: a level adds a call line to run() or init() and the function
 //@ block it calls, with its TODO inside. Keep the TODO ids (00.1, …): the READMEs refer to them.
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { StdioOptions } from 'node:child_process'; //@s15
 import fs from 'node:fs'; //@s02
 import net from 'node:net'; //@s08
 import { constants } from 'node:os';
@@ -28,11 +29,13 @@ import {
   createContainer, saveConfig, type Container, //@s01
   type Root, flag, //@s04
   hostnameArg, //@s05
-  joinNetwork, syncWithInit, syncWithParent, SYNC_STDIO, //@s08
+  //@s08..s15: joinNetwork, syncWithInit, syncWithParent, SYNC_STDIO,
+  joinNetwork, syncWithInit, syncWithParent, //@s15
   type Resources, //@s09
   lookupUser, //@s11
   securityConfig, capabilityArg, type Capabilities, type Seccomp, //@s12
   volumeMounts, volumeCommand, type Mount, //@s14
+  nameContainer, nameArg, logOptArg, containerCommands, type StartOptions, //@s15
 } from '../lib/runtime/index.js';
 import type { ResolvedImage } from '../lib/image/index.js'; //@s01
 import { resolveImage } from '../lib/image/index.js'; // level 13 pulls what the store lacks first //@s01..s13
@@ -43,6 +46,7 @@ import { pull, imageFor } from './pull.js'; //@s13
 import { parseVolume, parseTmpfs, prepareMountPoint, mountOptions, mountFlagsOf, mountError } from '../lib/storage/index.js'; //@s14
 //@s07..s08: import { networkMode } from '../lib/network/index.js';
 import { parsePublish, listen, splice, networkCommand, ip, ipIn, type Endpoint, type PortMapping } from '../lib/network/index.js'; //@s08
+import { DEFAULT_NETWORK } from '../lib/network/index.js'; //@s15
 //@s09 {
 import {
   createCgroup, parseCpus, parseCpuShares, sharesToWeight, resourcesOf, CPU_PERIOD_US, type Cgroup,
@@ -50,6 +54,7 @@ import {
   limitDevices, //@s12
 } from '../lib/cgroup/index.js';
 //@}
+import { runContainer, monitor, monitorCommands, openTerminal, type Started } from './monitor.js'; //@s15
 
 //@s04 {
 /** The `calf run` flags this level adds to Docker's common ones (-e, --env-file…). */
@@ -73,12 +78,19 @@ const flags = {
   volume: flag('-v, --volume <[source:]destination[:ro]>', 'bind a host path (absolute source) or a named volume on destination (repeatable)', parseVolume), //@s14
   tmpfs: flag('--tmpfs <destination[:options]>', 'mount a new tmpfs on destination (repeatable; options as mount(8): size=64m,exec)', parseTmpfs), //@s14
   readOnly: flag<boolean>('--read-only', "mount the container's root read-only (its volumes and tmpfs mounts stay writable)"), //@s14
+  detach: flag<boolean>('-d, --detach', 'run the container in the background (its monitor does), and print its id'), //@s15
+  name: flag('--name <name>', 'a name for the container, unique (default: a made-up one)', nameArg), //@s15
+  logOpt: flag('--log-opt <key=value>', 'the log\'s rotation: max-size=10m, max-file=2 (repeatable)', logOptArg), //@s15
 };
 //@}
 
 // ─── Parent side: runs on the host ─────────────────────────────────────────────────────────────
 // Our job: prepare the container and its config (a Spec: the OCI runtime-spec's config.json, as
 // far as this level fills it), start its first process, wait for it, report how it ended.
+//@s15 {
+// From level 15 on, run() makes the container and hands it to its monitor (monitor.ts), which
+// calls start() and waits: in this process, or (-d) in one of its own in the background.
+//@}
 
 //@..s04: async function run(options: RunOptions): Promise<number> {
 async function run(options: RunOptions<typeof flags>): Promise<number> { //@s04
@@ -90,6 +102,15 @@ async function run(options: RunOptions<typeof flags>): Promise<number> { //@s04
   const config = containerConfig(options, image, container, overlay); //@s04
   if (config.process.args.length === 0) throw new CalfError('no command specified');
   saveConfig(container, config); // config.json beside rootfs/: the container's directory is an OCI bundle //@s01
+  //@s15 {
+  nameContainer(container, options.flags.name); // unique in the calf root, or a made-up one
+  if (options.flags.publish && !options.flags.network) options.flags.network = DEFAULT_NETWORK; // as Docker's default bridge
+  return runContainer(container, options, start); // its monitor: this process, or (-d) one in the background
+}
+
+/** The container's start, which its monitor runs (at `calf run`, and at each `calf start`): network, cgroup, init stage, handshake. */
+async function start(container: Container, config: Spec, options: StartOptions<typeof flags>, stdio: StdioOptions): Promise<Started> {
+  //@}
   const endpoint = joinNetwork(container, String(options.flags.network ?? 'none')); // an address, released by its teardown //@s08
   await publishPorts(options.flags.publish ?? [], endpoint); // before the container starts: a taken port stops it //@s08
   container.teardown.add('removeCgroup', container.id); // before it exists: a calf killed while making it leaves nothing unfound //@s09
@@ -98,7 +119,8 @@ async function run(options: RunOptions<typeof flags>): Promise<number> { //@s04
   limitMemoryAndPids(cgroup, config.linux?.resources ?? {}); //@s10
   limitDevices(cgroup, config.linux?.resources?.devices); // given code: Docker's device rules (v1), none with --privileged //@s12
   //@..s06: const child = startInit(config);
-  const child = inNewPidNamespace(() => startInit(config)); //@s06
+  //@s06..s15: const child = inNewPidNamespace(() => startInit(config));
+  const child = inNewPidNamespace(() => startInit(config, stdio)); //@s15
   //@todo08 {
   // TODO(08.2): connectSandbox() needs the container's network namespace, which exists only once
   // the init stage has unshared, and must be done before the command starts. Make the two sides
@@ -115,11 +137,13 @@ async function run(options: RunOptions<typeof flags>): Promise<number> { //@s04
   //@}
   //@..s01: return exitStatus(await exited(child));
   //@s01..s10: return exitStatus(await exited(child, container)); // exited() also records it in the container's state
-  return reportOomKill(cgroup, exitStatus(await exited(child, container))); //@s10
+  //@s10..s15: return reportOomKill(cgroup, exitStatus(await exited(child, container)));
+  return { child, exitCode: exited(child, container).then((ended) => reportOomKill(cgroup, exitStatus(ended))) }; //@s15
 }
 
 /** No fork() in Node: start the container side by running this file again, as the hidden `init` command. */
-function startInit(config: Spec): ChildProcess {
+//@..s15: function startInit(config: Spec): ChildProcess {
+function startInit(config: Spec, stdio: StdioOptions): ChildProcess { //@s15
   //@todo00 {
   // TODO(00.1): Node can't fork(): run this very file again as a child (child_process.spawn),
   // with the hidden command `init`, the config as JSON, and calf's own stdin/stdout/stderr.
@@ -131,7 +155,8 @@ function startInit(config: Spec): ChildProcess {
   //@00 {
   return spawn(process.execPath, [initEntry(), 'init', JSON.stringify(config)], {
     //@00..08: stdio: 'inherit', // the command reads and writes calf's own stdin/stdout/stderr, byte for byte
-    stdio: SYNC_STDIO, // calf's own stdin/stdout/stderr, byte for byte, and fd 3: the sync socket //@08
+    //@08..s15: stdio: SYNC_STDIO, // calf's own stdin/stdout/stderr, byte for byte, and fd 3: the sync socket
+    stdio, // the monitor's choice: its pipes (or a terminal's socket) on 0–2 and 4; fd 3: the sync socket //@s15
     env: initEnv(), // the command's environment is in config; Node's own variables only slow this stage
   }); // initEntry(): no tsx to load, no TypeScript to compile: the stage starts several times faster
   //@}
@@ -212,6 +237,7 @@ function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage
       cwd: defaults.WorkingDir || '/',
       user: { uid: 0, gid: 0, username: options.flags.user || defaults.User || '0' }, // looked up in the image by init //@s11
       ...security.process, // capabilities, noNewPrivileges //@s12
+      terminal: options.tty, // -t: openTerminal() gives the command one //@s15
     },
     //@..s04: root: { path: container.rootfs },
     //@s04..s14: root: { path: container.rootfs, overlay },
@@ -357,6 +383,7 @@ function init(config: Spec): never {
   chrootInto(rootfs, config.process.cwd); // after the mounts: they are made through host paths //@s01..s03
   pivotInto(rootfs, config.process.cwd); // after the mounts: they move along with the new root //@s03
   if (config.root!.readonly) makeRootReadonly(); // once nothing is made in the root any more //@s14
+  if (config.process.terminal) openTerminal(); // -t, after the pivot: a pty of the container's devpts //@s15
   //@s12 {
   // Privileges last (the mounts need them), in runc's order: capabilities, the user, the filter right before execve
   dropCapabilities(config.process.capabilities);
@@ -712,4 +739,5 @@ function makeRootReadonly(): void {
 //@s04..s08: main({ run, init, flags });
 //@s08..s13: main({ run, init, flags, commands: [networkCommand] });
 //@s13..s14: main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand] });
-main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand, volumeCommand] }); //@s14
+//@s14..s15: main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand, volumeCommand] });
+main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand, volumeCommand, containerCommands, monitorCommands], monitor: (dir, mode) => monitor(dir, mode, start) }); //@s15
