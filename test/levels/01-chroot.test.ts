@@ -74,7 +74,8 @@ describe('01 chroot', () => {
 
   describe('Cleaning up', () => {
     it('removes the container directory when the command exits', async () => {
-      const container = await startContainer('busybox');
+      // --rm: from level 15 on, as in Docker, a container is kept without it (until calf rm)
+      const container = await startContainer(['--rm', 'busybox']);
       let during: string[];
       try {
         during = containerDirs().filter((d) => ownerOf(d) === container.calfPid); // the one this run made

@@ -194,7 +194,8 @@ describe('04 overlay', () => {
     for (const driver of DRIVERS) {
       it(`removes the container’s writable layer when it exits (${driver})`, async () => {
         const t = token();
-        const proc = run(['busybox', 'sh', '-c', `echo ${t} > /f-${t}; cat /proc/self/mountinfo; echo ready; read x`], using(driver));
+        // --rm: from level 15 on, as in Docker, a container is kept without it (until calf rm)
+        const proc = run(['--rm', 'busybox', 'sh', '-c', `echo ${t} > /f-${t}; cat /proc/self/mountinfo; echo ready; read x`], using(driver));
         let written: string[];
         try {
           const out = await waitForOutput(proc, /ready/);

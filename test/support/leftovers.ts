@@ -30,6 +30,18 @@ function findDirs(dir: string, depth: number, match: RegExp): string[] {
   });
 }
 
+/**
+ * A stopped container that Docker's semantics keep until `calf rm` (level 15): its record says it
+ * stopped, nobody is in charge of it, and its teardown list holds only what `rm` removes (its
+ * directory, its name). Not a leftover: a directory of files. Whatever else of it might be left
+ * (a mount, a cgroup, a veth, a process) the other scans find.
+ */
+function keptStopped(dir: string): boolean {
+  const state = safe(() => JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as { owner: unknown; status: string; teardown: { step: string }[] }, undefined);
+  return state !== undefined && state.owner === null && state.status === 'stopped'
+    && state.teardown.every((s) => s.step === 'removeContainerDir' || s.step === 'releaseName');
+}
+
 /** Everything calf-made that exists right now, one line per thing. */
 export function snapshot(roots: readonly string[]): string[] {
   const found: string[] = [];
@@ -37,7 +49,13 @@ export function snapshot(roots: readonly string[]): string[] {
     if (roots.some((r) => point === r || point.startsWith(`${r}/`))) found.push(`mount ${point}`);
   }
   for (const root of roots) {
-    for (const d of safe(() => fs.readdirSync(path.join(root, 'containers')), [])) found.push(`container dir ${path.join(root, 'containers', d)}`);
+    const containers = safe(() => fs.readdirSync(path.join(root, 'containers')), []);
+    for (const d of containers) if (!keptStopped(path.join(root, 'containers', d))) found.push(`container dir ${path.join(root, 'containers', d)}`);
+    // a name (level 15) whose container is gone
+    for (const name of safe(() => fs.readdirSync(path.join(root, 'names')), [])) {
+      const id = safe(() => fs.readFileSync(path.join(root, 'names', name), 'utf8').trim(), '');
+      if (!containers.includes(id.slice(0, 12))) found.push(`container name ${name} (${id.slice(0, 12) || 'no id'})`);
+    }
   }
   // calf's cgroups, and the empty ones in them: a calf/<id> left empty (demo 09's once) is a
   // leftover even when calf/ itself was there before. (Not the ones with processes: on a shared
