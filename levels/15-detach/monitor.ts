@@ -64,19 +64,22 @@ export async function monitor<F extends Flags>(dir: string, mode: MonitorMode, s
   const options = container.state.options as StartOptions<F>;
   const config = readConfig(dir)!;
   const log = openLog(dir, (options.flags as { logOpt?: Partial<LogOptions> }).logOpt);
-  const terminal = config.process.terminal ? consoleSocket() : undefined;
+  const terminal = config.process.terminal ? consoleSocket() : undefined; // -t: the command's 0–2 will be a pty
   const stdio: StdioOptions = terminal
-    ? ['ignore', 'ignore', 'ignore', 'pipe', terminal.theirs] // the command's stdio will be a terminal (openTerminal)
+    ? ['ignore', 'ignore', 'pipe', 'pipe', terminal.theirs] // stderr: the init stage's own errors, until the pty replaces it
     : [attached ? 'inherit' : 'ignore', 'pipe', 'pipe', 'pipe']; // stdout and stderr through us, into the log
   const { child, exitCode } = await start(container, config, options, stdio).finally(() => terminal?.close());
   reapOrphans(child);
-  const output = terminal ? relayTerminal(terminal.receive(), log, attached) : relayOutput(child, log, attached);
+  const piped = relayOutput(child, log, attached);
   const failed = await execed(child); // sync 3: the command runs, or the init stage says why not
+  const master = terminal?.receive(); // -t: sent before execve, unless the init stage failed before its pty
+  const output = master === undefined ? piped : Promise.all([piped, relayTerminal(master, log, attached)]);
   if (failed) {
-    await output;
+    await output; // its error: on its stderr before it had its pty, on the pty after
     if (attached) return failed.exitCode; // it said why on our stderr; calf run removes the container as it exits
     throw new CalfError(failed.message ?? `the container's command did not start (exit ${failed.exitCode})`, { exitCode: failed.exitCode });
   }
+  if (terminal && master === undefined) throw new CalfError('-t: the init stage sent no terminal');
   if (!attached) handOver(); // calf run -d prints the id and exits: we are on our own now
   const code = await exitCode; // the init stage's end, which only its parent learns (libuv's waitpid)
   await output; // all it wrote is in the log
@@ -103,12 +106,13 @@ function reapOrphans(child: ChildProcess): void {
 /** The container's stdout and stderr: into its log, and on to calf's own stdout and stderr when attached. */
 function relayOutput(child: ChildProcess, log: LogWriter, attached: boolean): Promise<void> {
   const relays = ([[child.stdout, 'stdout', 1], [child.stderr, 'stderr', 2]] as const).map(([from, stream, fd]) => new Promise<void>((resolve) => {
+    if (!from) return resolve(); // -t: the command's stdout is the terminal
     const into = logStream(log, stream);
-    from!.on('data', (chunk: Buffer) => {
+    from.on('data', (chunk: Buffer) => {
       into.write(chunk);
-      if (attached && !passOn(fd, chunk)) from!.destroy(); // our reader is gone (EPIPE): so is the command's
+      if (attached && !passOn(fd, chunk)) from.destroy(); // our reader is gone (EPIPE): so is the command's
     });
-    from!.on('close', () => {
+    from.on('close', () => {
       into.end();
       resolve();
     });
@@ -155,18 +159,16 @@ export function openTerminal(): void {
 }
 
 /** The monitor's end of the console socket: the init stage's end goes to it as fd CONSOLE_FD. */
-function consoleSocket(): { theirs: number; close(): void; receive(): number } {
+function consoleSocket(): { theirs: number; close(): void; receive(): number | undefined } {
   const [mine, theirs] = linux.socketpair(linux.AF_UNIX, linux.SOCK_STREAM | linux.SOCK_CLOEXEC);
   return {
     theirs,
     close: () => fs.closeSync(theirs), // the init stage has its copy: end-of-file here if it dies
-    receive: () => {
-      const ready = linux.poll(mine, linux.POLLIN, 30_000);
+    receive: () => { // once the init stage has exec'd or ended: its end is closed, the pty sent or never
+      const ready = linux.poll(mine, linux.POLLIN, 1_000);
       const { control } = ready ? linux.recvmsg(mine, 16, linux.CMSG_SPACE(4)) : { control: [] };
       fs.closeSync(mine);
-      const [master] = linux.scm_rights_fds(control);
-      if (master === undefined) throw new CalfError('-t: the init stage sent no terminal');
-      return master;
+      return linux.scm_rights_fds(control)[0];
     },
   };
 }
