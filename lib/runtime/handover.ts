@@ -30,6 +30,7 @@ import fs from 'node:fs';
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { CalfError, messageOf, exitCodeOf } from '../core/errors.js';
 import { takeCharge } from './state.js';
+import { faultPoint } from '../core/faults.js';
 
 /** `spawn` stdio for a monitor: no terminal (fds 0–2 are /dev/null), and the handover socket as fd 3. */
 export const HANDOVER_STDIO: StdioOptions = ['ignore', 'ignore', 'ignore', 'pipe'];
@@ -75,6 +76,7 @@ export async function awaitHandover(monitor: ChildProcess, dir?: string): Promis
 
 /** The monitor's side: the container runs. Once only; the socket is closed after it. */
 export function handOver(): void {
+  faultPoint('before-handover');
   say('running');
 }
 

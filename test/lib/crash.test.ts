@@ -9,6 +9,12 @@
  * container's record and the things it names are there), then runs `calf cleanup`, and checks
  * that cleanup found everything through the container's record (it reports nothing but the
  * container) and that nothing is left: no directory, cgroup, lease, veth or process.
+ *
+ * From level 15 on a container that stopped is kept until `calf rm` (its exit recorded): killed
+ * halfway through its stop moment, cleanup finishes the stop moment and keeps it. And a `-d`
+ * container's monitor dies at the same points: before it has said "running", `calf run -d`
+ * notices, takes the container back and removes it all by itself (no cleanup); after it, the
+ * container runs on without a monitor and cleanup removes it all.
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import fs from 'node:fs';
@@ -70,7 +76,13 @@ function leases(): string[] {
   return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
 }
 
-const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+const alive = (pid: number) => {
+  try {
+    return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
 const RUN = ['run', '--network', 'calf0', '--memory', '64m', '--pids-limit', '50', 'busybox', 'sh', '-c', 'echo ready; exec sleep 600'];
 
 /**
@@ -94,17 +106,18 @@ async function killedAt(args: readonly string[], point: string | undefined): Pro
   return { run: child }; // not the run itself: an async function would wait for it (its stdout is the container's)
 }
 
+/** The steps a level-15 record holds (its name from level 15 on), for those of the run's own. */
+const ALL = ['removeContainerDir', 'releaseName', 'removeEndpoint', 'removeCgroup'];
+
 describe('calf killed with SIGKILL, then calf cleanup', () => {
   it.each([
-    ['before its cgroup exists', 'before-cgroup', ['removeContainerDir', 'removeEndpoint', 'removeCgroup']],
-    ['while the init stage waits in the handshake', 'init-waiting', ['removeContainerDir', 'removeEndpoint', 'removeCgroup']],
-    ['after the host side: veth made, cgroup joined', 'after-host-side', ['removeContainerDir', 'removeEndpoint', 'removeCgroup']],
-    ['after the command’s execve, the container running on', undefined, ['removeContainerDir', 'removeEndpoint', 'removeCgroup']],
-    ['halfway through its teardown list', 'during-teardown', ['removeContainerDir', 'removeEndpoint']],
+    ['before its cgroup exists', 'before-cgroup', ALL],
+    ['while the init stage waits in the handshake', 'init-waiting', ALL],
+    ['after the host side: veth made, cgroup joined', 'after-host-side', ALL],
+    ['after the command’s execve, the container running on', undefined, ALL],
   ])('leaves only what the record names when killed %s, and cleanup removes it through the record', async (_, point, steps) => {
     const leasedBefore = leases();
-    // the container must end for its teardown to start: then a command that exits at once
-    const { run } = await killedAt(point === 'during-teardown' ? [...RUN.slice(0, -3), 'true'] : RUN, point);
+    const { run } = await killedAt(RUN, point);
     // Positive control: what the killed calf left, as its record names it
     const [left, ...more] = containers();
     expect(more).toEqual([]);
@@ -120,11 +133,81 @@ describe('calf killed with SIGKILL, then calf cleanup', () => {
     expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: '' });
     // everything went through the container's record: cleanup names nothing else (but calf0's
     // bridge, which no container owns, and which cleanup removes once none uses it)
-    const removed = r.stdout.trim().split('\n').filter((l) => l !== 'removed bridge calf0 of network calf0 (no container uses it)');
-    expect(removed).toEqual([`removed container ${id.slice(0, 12)} (${left!.dir})`]);
-    expect({
-      containers: containers(), cgroups: cgroupDirs(id), leases: leases(), records: cgroupRecords(),
-      veths: netns.links().filter((l) => l.startsWith('veth')), commandAlive: command !== undefined && alive(command),
-    }).toEqual({ containers: [], cgroups: [], leases: leasedBefore, records: [], veths: [], commandAlive: false });
+    expect(removed(r.stdout)).toEqual([`removed container ${id.slice(0, 12)} (${left!.dir})`]);
+    expectNothingLeft(id, leasedBefore, command);
+  }, 180_000 * slow);
+
+  it('keeps a container killed halfway through its stop moment, stopped; cleanup finishes the stop moment, calf rm the rest', async () => {
+    const leasedBefore = leases();
+    const { run } = await killedAt([...RUN.slice(0, -3), 'true'], 'during-teardown'); // the container must end for its teardown to start
+    const [left, ...more] = containers();
+    expect(more).toEqual([]);
+    expect(left?.state?.teardown.map((s) => s.step)).toEqual(['removeContainerDir', 'releaseName', 'removeEndpoint']); // removeCgroup ran
+    const id = left!.state!.id;
+    expect(leases().length).toBe(leasedBefore.length + 1);
+    const r = await netns.calf(['cleanup']);
+    await run;
+    expect({ exitCode: r.exitCode, stderr: r.stderr, stdout: removed(r.stdout) })
+      .toEqual({ exitCode: 0, stderr: '', stdout: [`removed stopped container ${id.slice(0, 12)}'s removeEndpoint (${left!.dir})`] });
+    expect({ kept: containers().map((c) => c.state?.teardown.map((s) => s.step)), leases: leases(), veths: netns.links().filter((l) => l.startsWith('veth')) })
+      .toEqual({ kept: [['removeContainerDir', 'releaseName']], leases: leasedBefore, veths: [] });
+    expect((await netns.calf(['rm', id])).exitCode).toBe(0);
+    expectNothingLeft(id, leasedBefore, undefined);
   }, 180_000 * slow);
 });
+
+describe('a -d container’s monitor killed with SIGKILL', () => {
+  const RUN_D = ['run', '-d', ...RUN.slice(1)];
+
+  it.each([
+    ['before its cgroup exists', 'before-cgroup'],
+    ['while the init stage waits in the handshake', 'init-waiting'],
+    ['once the container runs, before its word to calf run -d', 'before-handover'],
+  ])('makes calf run -d exit 125 and remove everything itself when killed %s', async (_, point) => {
+    const leasedBefore = leases();
+    const r = await netns.calf(RUN_D, { env: { CALF_FAULT: point } });
+    expect({ exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr }).toEqual({
+      exitCode: 125, stdout: '', stderr: expect.stringMatching(/^calf: the container's monitor \(pid \d+\) ended before the container started\n$/),
+    });
+    expect(containers()).toEqual([]);
+    expectNothingLeft(undefined, leasedBefore, undefined);
+  }, 180_000 * slow);
+
+  it('leaves the container running without a monitor when killed after its word, and cleanup removes it through the record', async () => {
+    const leasedBefore = leases();
+    const r = await netns.calf(RUN_D);
+    expect(r.exitCode).toBe(0);
+    const [left, ...more] = containers();
+    expect(more).toEqual([]);
+    const { id, process: first } = left!.state!;
+    const monitor = (JSON.parse(fs.readFileSync(path.join(left!.dir, 'state.json'), 'utf8')) as { owner: { pid: number } }).owner.pid;
+    process.kill(monitor, 'SIGKILL');
+    await waitUntil(() => !alive(monitor));
+    // Positive control: the container runs on, with its cgroup and its lease, and the record names them
+    expect({ running: alive(first!.pid), cgroups: cgroupDirs(id).length > 0, leased: leases().length, steps: left!.state!.teardown.map((s) => s.step) })
+      .toEqual({ running: true, cgroups: true, leased: leasedBefore.length + 1, steps: ALL });
+    const cleanup = await netns.calf(['cleanup']);
+    expect({ exitCode: cleanup.exitCode, stdout: removed(cleanup.stdout) }).toEqual({ exitCode: 0, stdout: [`removed container ${id.slice(0, 12)} (${left!.dir})`] });
+    expectNothingLeft(id, leasedBefore, first!.pid);
+  }, 180_000 * slow);
+});
+
+/** What `calf cleanup` says it removed, but calf0's bridge: no container owns it, cleanup removes it once none uses it. */
+function removed(stdout: string): string[] {
+  return stdout.trim().split('\n').filter((l) => l !== 'removed bridge calf0 of network calf0 (no container uses it)');
+}
+
+/** No container directory, cgroup, lease, cgroup record or veth of the run is left, and its command is gone. */
+function expectNothingLeft(id: string | undefined, leasedBefore: string[], command: number | undefined): void {
+  expect({
+    containers: containers(), cgroups: id ? cgroupDirs(id) : [], leases: leases(), records: cgroupRecords(),
+    veths: netns.links().filter((l) => l.startsWith('veth')), commandAlive: command !== undefined && alive(command),
+  }).toEqual({ containers: [], cgroups: [], leases: leasedBefore, records: [], veths: [], commandAlive: false });
+}
+
+async function waitUntil(done: () => boolean, ms = 10_000): Promise<void> {
+  for (const until = Date.now() + ms * slow; !done();) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
