@@ -146,7 +146,8 @@ type Store = ReturnType<typeof freshStore>;
 function freshStore(options: { shared?: boolean } = {}) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-test-root-pull-'));
   (options.shared ? sharedRoots : roots).push(root);
-  const calf = (args: readonly string[], env: Record<string, string> = {}, timeout?: number) => ns.calf(args, { env: { CALF_ROOT: root, ...env }, ...(timeout ? { timeout } : {}) });
+  // --rm: from level 15 on a stopped container stays until calf rm (Docker's rule); these checks look at images
+  const calf = (args: readonly string[], env: Record<string, string> = {}, timeout?: number) => ns.calf(args[0] === 'run' ? ['run', '--rm', ...args.slice(1)] : args, { env: { CALF_ROOT: root, ...env }, ...(timeout ? { timeout } : {}) });
   const blobsDir = path.join(root, 'images', 'blobs', 'sha256');
   return {
     root,

@@ -96,11 +96,12 @@ describe('14 volumes', () => {
       const home = volumeName();
       const t = token();
       // layered's /data, as the image shows it: keep.txt and opaque/ (its layer 3 deleted gone.txt and emptied opaque/)
-      const first = await run(['-v', `${data}:/data`, '-v', `${home}:/home/calf`, 'layered', 'sh', '-c',
+      // --rm here and below: from level 15 on a stopped container is kept until calf rm, and keeps its volumes in use
+      const first = await run(['--rm', '-v', `${data}:/data`, '-v', `${home}:/home/calf`, 'layered', 'sh', '-c',
         `ls -A /data /data/opaque; stat -c '%u %a' /home/calf; echo ${t} > /data/mine; rm /data/keep.txt`]);
       expectExit(first, 0);
       expect(first.stdout).toBe('/data:\nkeep.txt\nopaque\n\n/data/opaque:\nnew.txt\n1000 755\n');
-      const second = await run(['-v', `${data}:/data`, 'layered', 'sh', '-c', 'ls -A /data; cat /data/mine']);
+      const second = await run(['--rm', '-v', `${data}:/data`, 'layered', 'sh', '-c', 'ls -A /data; cat /data/mine']);
       expectExit(second, 0);
       expect(second.stdout).toBe(`mine\nopaque\n${t}\n`); // a volume in use is never filled again: keep.txt stays deleted
       // on the host: the volume's directory, under the calf root, with the container's file and the image's owner
@@ -120,7 +121,7 @@ describe('14 volumes', () => {
     it('refuses calf volume rm of a volume a running container uses, naming it; removes it once the container is gone', async () => {
       const name = volumeName();
       const t = token();
-      const container = await startContainer(['-v', `${name}:/data`, 'busybox'], `echo ${t} > /data/alive; hostname`);
+      const container = await startContainer(['--rm', '-v', `${name}:/data`, 'busybox'], `echo ${t} > /data/alive; hostname`);
       let refused;
       try {
         expect(fs.readFileSync(path.join(volumeData(name), 'alive'), 'utf8')).toBe(`${t}\n`); // the container writes into the volume
