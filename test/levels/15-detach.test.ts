@@ -21,6 +21,7 @@ import { waitFor } from '../support/procs.js';
 import { cgroupPathOf, hostDirs } from '../support/cgroups.js';
 import { prepareStore, removeStore } from '../support/store.js';
 import { createTestNetns, randomPort, type TestNetns } from '../support/netns.js';
+import { slow } from '../support/host.js';
 import * as linux from '../../lib/linux/index.js';
 
 const ID = /^[0-9a-f]{64}\n$/;
@@ -225,7 +226,7 @@ describe('15 detach', () => {
       expectExit(refused, 1); // running: only with -f
       expectExit(await calf(['rm', '-f', name]), 0);
       expect({ dir: fs.existsSync(dir), listed: await psRow(name, true) }).toEqual({ dir: false, listed: undefined });
-    });
+    }, 120_000 * slow); // ten calf commands one after the other: past 60 s on a loaded machine
 
     it('removes a --rm container, directory and all, as soon as it stops', async () => {
       const name = `rm-${token()}`;
@@ -299,7 +300,7 @@ describe('15 detach', () => {
       const rm = await fast(['rm', '-f', ...names]);
       expectExit(rm, 0);
       expect({ left: fs.readdirSync(path.join(root, 'containers')), names: fs.readdirSync(path.join(root, 'names')) }).toEqual({ left: [], names: [] });
-    }, 120_000);
+    }, 120_000 * slow);
   });
 
   describe('A terminal: -t', () => {
