@@ -7,7 +7,9 @@ import fs from 'node:fs';
 /**
  * Is process `pid` alive (and, given its start time, still the process it was)? A pid is reused
  * once its process is gone: runc compares the start time from `/proc/PID/stat` for the same
- * reason, so a record naming a dead calf never takes a stranger for its owner.
+ * reason, so a record naming a dead calf never takes a stranger for its owner. A zombie is not
+ * alive: it has ended, and only waits for its parent to reap it (a `-d` monitor's parent, once
+ * `calf run -d` has exited, is init or a subreaper, which may take its time).
  */
 export function alive(pid: number, startTime?: number): boolean {
   try {
@@ -15,7 +17,9 @@ export function alive(pid: number, startTime?: number): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  return startTime === undefined || processStartTime(pid) === startTime;
+  const fields = statFields(pid);
+  if (!fields || fields[0] === 'Z' || fields[0] === 'X') return false; // state: zombie, or dead
+  return startTime === undefined || Number(fields[19]) === startTime;
 }
 
 /**
@@ -25,9 +29,15 @@ export function alive(pid: number, startTime?: number): boolean {
  * @see https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html
  */
 export function processStartTime(pid: number): number | undefined {
+  const fields = statFields(pid);
+  return fields && Number(fields[19]);
+}
+
+/** `/proc/PID/stat`'s fields from the third on (state, ppid, …), or undefined when it is gone. */
+function statFields(pid: number): string[] | undefined {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
