@@ -136,7 +136,7 @@ export function signalContainer({ state }: Found, sig: number): void {
 
 /** Is the container's first process (still) running? */
 export function isRunning(state: ContainerState): boolean {
-  return state.status === 'running' && state.process !== null && alive(state.process.pid, state.process.startTime);
+  return state.status === 'running' && state.process != null && alive(state.process.pid, state.process.startTime);
 }
 
 /**

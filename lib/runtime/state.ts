@@ -136,10 +136,11 @@ export type Condition = 'created' | 'running' | 'orphaned' | 'exited' | 'lost';
 
 /** The {@link Condition} of the container whose record is `state`. */
 export function conditionOf(state: ContainerState): Condition {
-  const owner = state.owner !== null && alive(state.owner.pid, state.owner.startTime);
+  // `!= null`: a record written by hand, or by an older calf, may lack the field altogether
+  const owner = state.owner != null && alive(state.owner.pid, state.owner.startTime);
   if (state.status === 'stopped' && !owner) return 'exited';
   if (state.status === 'stopped') return 'running'; // its monitor is tearing it down: still in charge
-  const first = state.process !== null && alive(state.process.pid, state.process.startTime);
+  const first = state.process != null && alive(state.process.pid, state.process.startTime);
   if (state.status === 'created') return owner ? 'created' : first ? 'orphaned' : 'lost';
   if (owner) return 'running';
   return first ? 'orphaned' : 'lost';
