@@ -150,7 +150,7 @@ export function openNamespaces(config: ExecConfig): { type: NamespaceType; fd: n
 
 /** Join the container's cgroup, so that its limits and its accounting cover the command too. */
 export function enterCgroup(dirs: readonly string[]): void {
-  // TODO(16.4): the command must count against the container's --memory and --pids-limit. Move
+  // TODO(16.3): the command must count against the container's --memory and --pids-limit. Move
   // this process into each directory of its cgroup, `dirs` (one per v1 hierarchy, or one on
   // v2), through their cgroup.procs (cgroups(7)), as level 09 moved the init stage. Here the
   // stage moves itself: which pid does it write? Why before it joins the mount namespace, and
@@ -159,10 +159,10 @@ export function enterCgroup(dirs: readonly string[]): void {
 
 /** Move this thread into each namespace opened, in order: ipc, uts, net, and the mount namespace last. */
 export function joinNamespaces(namespaces: readonly { type: NamespaceType; fd: number }[]): void {
-  // TODO(16.3): setns(2) moves the calling thread into the namespace behind an fd (NAMESPACES
+  // TODO(16.4): setns(2) moves the calling thread into the namespace behind an fd (NAMESPACES
   // gives each type's CLONE_NEW* flag, which setns checks). The mount namespace refuses a thread
   // that shares its root and working directory with other threads, as Node's do (EINVAL), until
   // it has a copy of its own (unshare(2), CLONE_FS). Then join each, closing its fd. Why must the
   // mount namespace come last?
-  throw new Error('level 16 is not done yet: join the container\'s namespaces (TODO 16.3 in exec.ts)');
+  throw new Error('level 16 is not done yet: join the container\'s namespaces (TODO 16.4 in exec.ts)');
 }
