@@ -46,9 +46,17 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await main?.finish();
+  await (await second?.catch(() => undefined))?.finish();
   netns?.remove();
   canary.remove();
 });
+
+/**
+ * A second container, `-u calf busybox` on the host's network, started on first use: for -u's
+ * check, then ended by "Nothing left after" (whose first look also finds nothing left of -u's execs).
+ */
+let second: Promise<Running> | undefined;
+const secondContainer = () => (second ??= startContainer(['-u', 'calf', 'busybox']));
 
 /** The shared container's id, as a user types it: a prefix of it. */
 const ref = () => {
@@ -73,12 +81,10 @@ const exec = (args: readonly string[], command: readonly string[], input?: strin
 describe('16 exec', () => {
   describe('Finding the container', () => {
     it('finds a running container by a prefix of its id, and refuses an unknown and a stopped one with Docker’s line and exit 1', async () => {
-      const ok = await exec([], ['echo', 'ran']); // control: a running one, by prefix
-      expectExit(ok, 0);
-      expect(ok.stdout).toBe('ran\n');
-
       const unknown = `${token()}${token()}`;
-      const r = await calf(['exec', unknown, 'echo', 'ran']);
+      const [ok, r] = await Promise.all([exec([], ['echo', 'ran']), calf(['exec', unknown, 'echo', 'ran'])]);
+      expectExit(ok, 0); // control: a running one, by prefix
+      expect(ok.stdout).toBe('ran\n');
       expectExit(r, 1);
       expect({ stdout: r.stdout, stderr: r.stderr }).toEqual({ stdout: '', stderr: `calf: No such container: ${unknown}\n` });
 
@@ -138,12 +144,11 @@ describe('16 exec', () => {
 
   describe('The cgroup', () => {
     it('is in PID 1’s cgroup and counts against its --memory 32m: a 96 MB hog is OOM-killed (137), an 8 MB one runs', async () => {
-      const cgroups = await exec([], ['sh', '-c', 'cat /proc/self/cgroup; echo --; cat /proc/1/cgroup']);
+      const [cgroups, small] = await Promise.all([exec([], ['sh', '-c', 'cat /proc/self/cgroup; echo --; cat /proc/1/cgroup']), exec([], ['memhog', '8'])]);
       expectExit(cgroups, 0);
       const [self, pid1] = cgroups.stdout.split('--\n');
       expect(self).toBe(pid1);
       expect(pid1).toMatch(/^\d+:memory:\/calf\/\w+$/m); // control: PID 1's is calf's, not the host's (no cgroup namespace: full paths)
-      const small = await exec([], ['memhog', '8']);
       expectExit(small, 0);
       expect(small.stdout).toContain('touched 8 MB\n');
       const hog = await exec([], ['memhog', '96']);
@@ -163,7 +168,7 @@ describe('16 exec', () => {
       expect(Object.keys(pid1)).toHaveLength(7);
     });
 
-    it('keeps the chroot breakout inside the container', async () => {
+    it('keeps the chroot breakout, run through exec, inside the container', async () => {
       const r = await exec([], ['breakout', 'cat', canary.path]);
       expect(r.stderr).toContain('cat:'); // the helper climbed and ran cat: it found no host
       expect(r.stdout).not.toContain(canary.content);
@@ -192,27 +197,22 @@ describe('16 exec', () => {
     });
 
     it('runs as the container’s user (-u calf), or as -u’s', async () => {
-      let other: Running | undefined;
-      try {
-        other = await startContainer(['-u', 'calf', 'busybox']);
-        const name = idOf(other.pid);
-        const own = await calf(['exec', name, 'sh', '-c', 'id; grep CapEff /proc/self/status']);
-        expectExit(own, 0);
-        expect(own.stdout).toBe('uid=1000(calf) gid=1000(calf)\nCapEff:\t0000000000000000\n');
-        const root = await calf(['exec', '-u', '0', name, 'id']);
-        expectExit(root, 0);
-        expect(root.stdout).toBe('uid=0(root) gid=0(root)\n');
-      } finally {
-        await other?.finish();
-      }
+      const name = idOf((await secondContainer()).pid);
+      const [own, root] = await Promise.all([
+        calf(['exec', name, 'sh', '-c', 'id; grep CapEff /proc/self/status']),
+        calf(['exec', '-u', '0', name, 'id']),
+      ]);
+      expectExit(own, 0);
+      expect(own.stdout).toBe('uid=1000(calf) gid=1000(calf)\nCapEff:\t0000000000000000\n');
+      expectExit(root, 0);
+      expect(root.stdout).toBe('uid=0(root) gid=0(root)\n');
     });
 
     it('reads calf’s stdin with -i, and /dev/null without', async () => {
       const text = `piped ${token()}\n`;
-      const attached = await exec(['-i'], ['cat'], text);
+      const [attached, detached] = await Promise.all([exec(['-i'], ['cat'], text), exec([], ['sh', '-c', 'cat; echo "cat $?"'], text)]);
       expectExit(attached, 0);
       expect(attached.stdout).toBe(text);
-      const detached = await exec([], ['sh', '-c', 'cat; echo "cat $?"'], text);
       expectExit(detached, 0);
       expect(detached.stdout).toBe('cat 0\n');
     });
@@ -245,7 +245,7 @@ describe('16 exec', () => {
     it('leaves nothing of an ended command in the container, and a command still running ends with the container', async () => {
       let other: Running | undefined;
       try {
-        other = await startContainer(['busybox']);
+        other = await secondContainer(); // this check ends it
         const pidNs = fs.readlinkSync(`/proc/${other.pid}/ns/pid`);
         /** The host's pids of the processes in that container's PID namespace, seen from the host. */
         const inContainer = () => fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
@@ -264,6 +264,7 @@ describe('16 exec', () => {
         expect(during).toHaveLength(2); // control: the host sees the exec'd command in the container's PID namespace
         const finished = await other.finish();
         other = undefined;
+        second = undefined;
         expectExit(finished, 0);
         const r = await running;
         expect({ exitCode: r.exitCode, left: inContainer(), alive: during.filter((p) => fs.existsSync(`/proc/${p}`)) })
