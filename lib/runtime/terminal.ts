@@ -41,9 +41,9 @@ export function receiveFd(socket: number, timeoutMs = 60_000): number | undefine
  * the master's output to calf's stdout; with `input`, calf's stdin to the master, calf's
  * terminal in raw mode meanwhile (keys go to the command as typed: ^C is the container's); the
  * window size now and at every change. When the command exits, what it wrote and calf has not
- * read yet is read (the master is non-blocking: until `EAGAIN`, or `EIO` once nothing holds the
- * other side), then everything is closed, so a process the command left behind in the
- * background cannot keep calf waiting.
+ * read yet is read (until `EIO`, once nothing holds the other side, or a quarter second without
+ * more), then everything is closed, so a process the command left behind in the background
+ * cannot keep calf waiting.
  */
 export function relayTerminal(master: number, child: ChildProcess, input: boolean): void {
   const stdin = process.stdin;
@@ -73,15 +73,28 @@ export function relayTerminal(master: number, child: ChildProcess, input: boolea
   });
 }
 
-/** Copy what is left to read on the non-blocking `master` to stdout. */
+/**
+ * How long {@link drain} waits for more of the command's output: the pty hands what the other
+ * side wrote to this one asynchronously (a kernel work queue), so at the command's exit some of
+ * it may not be readable yet; end-of-file (EIO) comes once all of it has been read.
+ */
+const DRAIN_WAIT_MS = 250;
+
+/**
+ * Copy what is left of the command's output on the non-blocking `master` to stdout: until EIO
+ * (nothing holds the other side any more, and everything it wrote has been read), or until
+ * nothing more comes for {@link DRAIN_WAIT_MS} (a process left in the background holds it).
+ */
 function drain(master: number): void {
   const buffer = Buffer.alloc(65536);
-  for (;;) {
+  for (const until = Date.now() + 10 * DRAIN_WAIT_MS; Date.now() < until;) {
+    if (poll(master, POLLIN, DRAIN_WAIT_MS) === 0) return; // quiet: what still runs keeps its terminal
     let n: number;
     try {
       n = fs.readSync(master, buffer, 0, buffer.length, null);
-    } catch {
-      return; // EAGAIN: nothing more for now; EIO: nothing holds the other side
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') continue; // not pushed to this side yet
+      return; // EIO: all of it read, and nothing holds the other side
     }
     if (n === 0) return;
     fs.writeSync(1, buffer.subarray(0, n));
