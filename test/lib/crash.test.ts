@@ -270,7 +270,7 @@ describe('calf exec killed with SIGKILL, then its container killed, then calf cl
     await run;
     await exec; // its stdout closed: the command that held it is gone with the container
     expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: '' });
-    expect(r.stdout.trim().split('\n')).toEqual([`removed container ${id.slice(0, 12)} (${left!.dir})`]);
+    expect(removed(r.stdout)).toEqual([`removed container ${id.slice(0, 12)} (${left!.dir})`]);
     // A killed PID 1 finishes exiting only once every other process of its PID namespace has been
     // reaped (pid_namespaces(7)). The exec'd command, orphaned by calf exec's death, went to the
     // host's init (a parent outside the namespace), which reaps it when it gets to it.
