@@ -36,6 +36,7 @@ import {
   securityConfig, capabilityArg, type Capabilities, type Seccomp, //@s12
   volumeMounts, volumeCommand, type Mount, //@s14
   nameContainer, nameArg, logOptArg, containerCommands, type StartOptions, //@s15
+  containerExecCommand, runningContainer, faultPoint, type ExecOptions, //@s16
 } from '../lib/runtime/index.js';
 import type { ResolvedImage } from '../lib/image/index.js'; //@s01
 import { resolveImage } from '../lib/image/index.js'; // level 13 pulls what the store lacks first //@s01..s13
@@ -44,6 +45,9 @@ import { storageDriver, checkDriverName } from '../lib/storage/index.js'; //@s04
 import { pullCommand, tagCommand, parsePullPolicy, type PullPolicy } from '../lib/image/commands.js'; //@s13
 import { pull, imageFor } from './pull.js'; //@s13
 import { parseVolume, parseTmpfs, prepareMountPoint, mountOptions, mountFlagsOf, mountError } from '../lib/storage/index.js'; //@s14
+import { //@s16
+  EXEC_STAGE, execConfig, inPidNamespaceOf, startExecStage, openNamespaces, enterCgroup, joinNamespaces, type ExecConfig, //@s16
+} from './exec.js'; //@s16
 //@s07..s08: import { networkMode } from '../lib/network/index.js';
 import { parsePublish, listen, splice, networkCommand, ip, ipIn, type Endpoint, type PortMapping } from '../lib/network/index.js'; //@s08
 import { DEFAULT_NETWORK } from '../lib/network/index.js'; //@s15
@@ -384,14 +388,47 @@ function init(config: Spec): never {
   pivotInto(rootfs, config.process.cwd); // after the mounts: they move along with the new root //@s03
   if (config.root!.readonly) makeRootReadonly(); // once nothing is made in the root any more //@s14
   if (config.process.terminal) openTerminal(); // -t, after the pivot: a pty of the container's devpts //@s15
-  //@s12 {
+  //@s12..s16 {
   // Privileges last (the mounts need them), in runc's order: capabilities, the user, the filter right before execve
   dropCapabilities(config.process.capabilities);
   //@}
-  switchUser(config); // after the pivot: the user is the image's, from its /etc/passwd //@s11
-  filterSyscalls(config.process.noNewPrivileges, config.linux?.seccomp); //@s12
+  switchUser(config); // after the pivot: the user is the image's, from its /etc/passwd //@s11..s16
+  filterSyscalls(config.process.noNewPrivileges, config.linux?.seccomp); //@s12..s16
+  execCommand(config.process.args, config.process.env); //@..s16
+  startProcess(config); // the privileges, the user, the filter, execve: the exec stage ends the same way //@s16
+}
+
+//@s16 {
+/** The container's process, once it is inside: Docker's privileges, its user, the filter, then the command. Both stages end here. */
+function startProcess(config: Spec): never {
+  // Privileges last (the mounts need them), in runc's order: capabilities, the user, the filter right before execve
+  dropCapabilities(config.process.capabilities);
+  switchUser(config); // inside the container's root: the user is the image's, from its /etc/passwd
+  filterSyscalls(config.process.noNewPrivileges, config.linux?.seccomp);
   execCommand(config.process.args, config.process.env);
 }
+
+// ─── calf exec: one more process in a running container (the lesson is in exec.ts) ────────────
+
+/** Parent side: start the exec stage inside the container's PID namespace, relay, report how the command ended. */
+async function exec(options: ExecOptions): Promise<number> {
+  const container = runningContainer(options.container); // lib: by id, or a prefix of it; refuses a stopped or unknown one
+  const config = execConfig(container, options); // its config.json's process, as exec's flags change it
+  const child = inPidNamespaceOf(container.process, () => startExecStage(config, options.interactive));
+  return exitStatus(await exited(child)); // signals relayed to it; its status, or 128+N, as for run
+}
+
+/** Container side: the exec stage. Synchronous like init, for the same reason: setns moves only this thread. */
+function execStage(config: ExecConfig): never {
+  const namespaces = openNamespaces(config); // first, and checked to be PID 1's
+  enterCgroup(config.cgroup); // while /sys/fs/cgroup is still the host's
+  joinNamespaces(namespaces); // ipc, uts, net, then mnt: from here on, / is the container's
+  faultPoint('exec-joined'); // a test hook: CALF_FAULT=exec-joined kills the stage here
+  if (config.process.terminal) openTerminal(); // -t: level 15's pty, of the container's devpts: its master goes to calf exec
+  linux.chdir(config.process.cwd);
+  startProcess(config); // the rest is init's: the same privileges, user and filter as PID 1
+}
+//@}
 
 //@s02 {
 /** A mount namespace of its own, whose mounts never reach the host's. */
@@ -740,4 +777,11 @@ function makeRootReadonly(): void {
 //@s08..s13: main({ run, init, flags, commands: [networkCommand] });
 //@s13..s14: main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand] });
 //@s14..s15: main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand, volumeCommand] });
-main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand, volumeCommand, containerCommands, monitorCommands], monitor: (dir, mode) => monitor(dir, mode, start) }); //@s15
+//@s15..s16: main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand, volumeCommand, containerCommands, monitorCommands], monitor: (dir, mode) => monitor(dir, mode, start) });
+//@s16 {
+main({
+  run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand, volumeCommand, containerCommands, monitorCommands, containerExecCommand(exec)],
+  monitor: (dir, mode) => monitor(dir, mode, start),
+  stages: { [EXEC_STAGE]: execStage },
+});
+//@}

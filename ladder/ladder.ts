@@ -35,6 +35,7 @@ export const LEVELS: readonly Level[] = [
   { id: '13', name: 'pull', goal: 'pull images from a registry: manifests, an index, Bearer tokens, verified blobs; calf run pulls what it lacks', files: ['pull.ts'] },
   { id: '14', name: 'volumes', goal: 'bind mounts, named volumes, tmpfs mounts and a read-only root, resolved inside the rootfs' },
   { id: '15', name: 'detach', goal: 'a monitor per container: run -d, ps, logs, stop, rm, start, commit, -t', files: ['monitor.ts'] },
+  { id: '16', name: 'exec', goal: 'calf exec: a process joins a running container\'s namespaces, cgroup, user, capabilities and seccomp filter', files: ['exec.ts'] },
 ];
 
 /** `levels/<id>-<name>` or `solutions/<id>-<name>`, relative to the repository root. */

@@ -284,6 +284,15 @@ export function removeCgroupOf(id: string, root = calfRoot()): void {
   if (record) cgroupOf(id, record, root).remove();
 }
 
+/**
+ * The directories of container `id`'s cgroup, one per v1 hierarchy or one on v2, as its record
+ * under the calf root names them: what a process joins to be in it (`calf exec`). None when calf
+ * made no cgroup for it.
+ */
+export function cgroupDirsOf(id: string, root = calfRoot()): string[] {
+  return readJson<CgroupRecord>(path.join(recordsDir(root), `${id}.json`))?.dirs ?? [];
+}
+
 /** `calf cleanup`: a cgroup whose record outlived its container's teardown (a step that failed, say). */
 export const cgroupLeftovers: LeftoverKind = {
   kind: 'cgroup',

@@ -5,6 +5,11 @@
  */
 import { SyscallError } from '../linux/syscall-error.js';
 
+/**
+ * An error Docker's daemon answers about a container (`No such container`, `is not running`):
+ * Docker's CLI exits 1 for it, keeping 125 for its own (podman uses 125, and 126 for a stopped one).
+ */
+export const EXIT_ERROR = 1;
 /** calf itself failed: a bad flag, an unknown image, a syscall before the command started. */
 export const EXIT_CALF_ERROR = 125;
 /** The command exists but cannot be executed. */

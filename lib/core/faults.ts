@@ -6,13 +6,14 @@
  * @module
  */
 
-/** The points calf passes on a run, in order. */
+/** The points calf passes on a run, in order, then the one of `calf exec`. */
 export const FAULT_POINTS = [
   'before-cgroup', // the container directory and record exist; its cgroup does not yet
   'init-waiting', // the init stage said "ready" and blocks until the parent says "go"
   'after-host-side', // the parent connected the sandbox (veth) and joined the cgroup
   'before-handover', // a -d monitor: the container runs, calf run -d still waits for its word (level 15)
   'during-teardown', // the container has ended; the first teardown step ran, and left its record
+  'exec-joined', // calf exec: the exec stage joined the container's cgroup and namespaces; its command has not started
 ] as const;
 
 export type FaultPoint = (typeof FAULT_POINTS)[number];

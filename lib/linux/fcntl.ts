@@ -9,6 +9,8 @@ export const F_GETFD = 1;
 export const F_SETFD = 2;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
+/** Duplicate the fd onto the lowest free number ≥ `arg`, close-on-exec (`dup` would not set it). */
+export const F_DUPFD_CLOEXEC = 1030;
 /** File status flag: I/O returns `EAGAIN` instead of waiting (the same value on x86_64 and arm64). */
 export const O_NONBLOCK = 0o4000;
 /** Close this fd on `execve`. Node sets it on every fd it opens, stdin/stdout/stderr included. */

@@ -12,9 +12,15 @@ export const CLONE_NEWIPC = 0x08000000;
 export const CLONE_NEWUSER = 0x10000000;
 export const CLONE_NEWPID = 0x20000000;
 export const CLONE_NEWNET = 0x40000000;
+/**
+ * For {@link unshare}: stop sharing the root directory, working directory and umask with the
+ * threads that share them (Node's: pthreads are made with `CLONE_FS`). `setns` into a mount
+ * namespace refuses a thread that shares them (`EINVAL`): it would change them for all.
+ */
+export const CLONE_FS = 0x00000200;
 
 const CLONE_FLAGS = {
-  CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
+  CLONE_FS, CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
 };
 
 const _unshare = libc.func('int unshare(int flags)');

@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { EXIT_CALF_ERROR, exitCodeOf, messageOf } from '../core/errors.js';
+import { CalfError, EXIT_CALF_ERROR, EXIT_ERROR, exitCodeOf, messageOf } from '../core/errors.js';
 import { fail } from '../core/fail.js';
 import { runInitStage, runMonitorStage, type MonitorMode } from './stage.js';
 import { prepareInitEntry } from './bundle.js';
@@ -61,6 +61,58 @@ export interface RunOptions<F extends Flags = Flags> {
 
 /** What a container's start needs of `calf run`'s options, kept in its record for `calf start` (level 15). */
 export type StartOptions<F extends Flags = Flags> = Pick<RunOptions<F>, 'flags' | 'tty' | 'interactive' | 'rm'>;
+/** What `calf exec` was asked to do, parsed and checked (level 16). */
+export interface ExecOptions {
+  /** the container as typed: its id, a prefix of it, or (once containers have names) its name */
+  container: string;
+  /** COMMAND and ARGs: never empty */
+  command: string[];
+  /** `KEY=VALUE` pairs from `--env-file` and `-e`, in order: they go over the container's environment */
+  env: string[];
+  /** -i: the command reads calf's stdin; without it, /dev/null, as under `docker exec` */
+  interactive: boolean;
+  /** -t: the command gets a pseudo-terminal of the container's own */
+  tty: boolean;
+  /** -u: who it runs as instead of the container's user (`name|uid[:group|gid]`) */
+  user?: string | undefined;
+  /** -w: its working directory instead of the container's, a path in the container */
+  workdir?: string | undefined;
+}
+
+/**
+ * `calf exec [OPTIONS] CONTAINER COMMAND [ARG...]`, Docker's flags, for a level that gives the
+ * parent side (`exec`, which returns calf's exit code): `commands: [containerExecCommand(exec)]`.
+ */
+export function containerExecCommand(exec: (options: ExecOptions) => Promise<number>): (program: Command) => void {
+  return (program) => {
+    program.command('exec')
+      .description('run a command in a running container')
+      .usage('[OPTIONS] CONTAINER COMMAND [ARG...]')
+      .argument('<container>', 'container id (or a unique prefix of it)')
+      .argument('<command...>', 'command and its arguments')
+      .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
+      .option('--env-file <file>', 'read environment variables from a file (repeatable)', collect)
+      .option('-i, --interactive', 'keep stdin open: the command reads calf\'s')
+      .option('-t, --tty', 'allocate a pseudo-terminal')
+      .option('-u, --user <name|uid[:group|gid]>', 'who the command runs as (default: the container\'s user)')
+      .option('-w, --workdir <dir>', 'working directory inside the container (default: the container\'s)')
+      .passThroughOptions()
+      .action(async (container: string, command: string[], opts: Record<string, unknown>) => {
+        const env = [
+          ...((opts.envFile as string[] | undefined) ?? []).flatMap(readEnvFile),
+          ...((opts.env as string[] | undefined) ?? []).flatMap(envArg),
+        ];
+        if (opts.tty === true && opts.interactive === true && !process.stdin.isTTY) {
+          throw new CalfError('the input device is not a TTY', { exitCode: EXIT_ERROR }); // -it: raw keys need a terminal to come from
+        }
+        await prepareInitEntry(); // the exec stage runs the same bundle as init
+        process.exitCode = await exec({
+          container, command, env, interactive: opts.interactive === true, tty: opts.tty === true,
+          user: opts.user as string | undefined, workdir: opts.workdir as string | undefined,
+        });
+      });
+  };
+}
 
 /** A level's two stages, which it gives to {@link main}. */
 export interface Stages<Config, F extends Flags> {
@@ -77,6 +129,11 @@ export interface Stages<Config, F extends Flags> {
    * 15): the parent of the container's first process until it ends; returns its exit code.
    */
   monitor?(dir: string, mode: MonitorMode): Promise<number>;
+  /**
+   * Re-executed stages beside `init`, by the hidden command that starts one (level 16:
+   * `exec-stage`): each gets its config as JSON, one argument, and is run as init is.
+   */
+  stages?: Record<string, (config: never) => never>;
 }
 
 /** Parse `--env-file` the way Docker does: `KEY=VALUE` lines, `#` comments, a bare `KEY` copies the host's value. */
@@ -110,9 +167,11 @@ function collect(value: string, previous: string[] = []): string[] {
 export function main<Config, F extends Flags = Record<never, never>>(stages: Stages<Config, F>): void {
   // The init stage is on every container's critical path: it reads its one argument itself,
   // without loading commander (nor anything else the other commands need).
-  if (process.argv[2] === 'init') {
-    if (process.argv.length !== 4) fail('init: expects exactly one argument, the config as JSON');
-    runInitStage(stages.init, process.argv[3]!);
+  const hidden = process.argv[2];
+  if (hidden === 'init' || (hidden !== undefined && Object.hasOwn(stages.stages ?? {}, hidden))) {
+    if (process.argv.length !== 4) fail(`${hidden}: expects exactly one argument, the config as JSON`);
+    if (hidden === 'init') runInitStage(stages.init, process.argv[3]!);
+    runInitStage(stages.stages![hidden]!, process.argv[3]!, `calf:[${hidden.replace(/-stage$/, '')}]`);
   }
   reportUncaught();
   // The monitor too: it stands between `calf run -d` and "running" (level 15).

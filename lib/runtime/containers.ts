@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { constants } from 'node:os';
 import { CalfError } from '../core/errors.js';
-import { alive, processStartTime, sleep } from '../core/process.js';
+import { alive, processStartTime, sleep, type ProcessRef } from '../core/process.js';
 import { calfRoot } from '../core/root.js';
 import { readJson } from '../core/record.js';
 import type { Spec } from '../core/spec.js';
@@ -137,6 +137,17 @@ export function signalContainer({ state }: Found, sig: number): void {
 /** Is the container's first process (still) running? */
 export function isRunning(state: ContainerState): boolean {
   return state.status === 'running' && state.process != null && alive(state.process.pid, state.process.startTime);
+}
+
+/**
+ * The container `ref` names ({@link findContainer}), which must be running: its record says so,
+ * and its first process is still that process (its start time). `calf exec` (level 16).
+ * @throws CalfError (exit 1, Docker's): no such container, or `container ID is not running`
+ */
+export function runningContainer(ref: string, root = calfRoot()): Found & { process: ProcessRef } {
+  const found = findContainer(ref, root);
+  if (!isRunning(found.state)) throw new CalfError(`container ${found.state.id} is not running`, { exitCode: 1 });
+  return { ...found, process: found.state.process! };
 }
 
 /**

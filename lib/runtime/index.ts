@@ -4,7 +4,7 @@
  * parent↔init handshake, and the policy that is not a lesson (users, security defaults).
  * @module
  */
-export { main, flag, type Flag, type Flags, type FlagValues, type RunOptions, type StartOptions, type Stages } from './cli.js';
+export { main, flag, containerExecCommand, type Flag, type Flags, type FlagValues, type RunOptions, type StartOptions, type ExecOptions, type Stages } from './cli.js';
 export { createContainer, takeOver, openContainer, saveConfig, type Container } from './container.js';
 export { exited } from './process.js';
 export { lookPath, mergeEnv, DEFAULT_PATH, CommandNotFoundError } from './exec.js';
@@ -16,9 +16,11 @@ export { HANDOVER_STDIO, awaitHandover, handOver } from './handover.js';
 export { openLog, logOptArg, passOn, type LogWriter, type LogOptions } from './log.js';
 export { nameContainer, nameArg } from './names.js';
 export { containerCommands, eachContainer } from './commands.js';
-export { readConfig, isRunning, signalContainer, waitForExit, type Found } from './containers.js';
-export { CalfError } from '../core/errors.js';
-export { OCI_VERSION, hasNamespace, type Spec, type Root, type Mount, type Capabilities, type Resources, type Seccomp } from '../core/spec.js';
+export { readConfig, isRunning, runningContainer, signalContainer, waitForExit, type Found } from './containers.js';
+export { CalfError, EXIT_ERROR } from '../core/errors.js';
+export { alive, processStartTime, type ProcessRef } from '../core/process.js';
+export { faultPoint } from '../core/faults.js';
+export { OCI_VERSION, hasNamespace, type Spec, type Root, type Mount, type Capabilities, type Resources, type Seccomp, type NamespaceType } from '../core/spec.js';
 export { lookupUser, type ExecUser } from './user.js';
 export { initEntry, initEnv } from './bundle.js';
 export { hostnameArg } from './hostname.js';

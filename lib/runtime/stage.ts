@@ -1,7 +1,8 @@
 /**
- * The stages' housekeeping: around a level's `init()`, what every container process needs
- * before its command starts, and what happens when `init()` fails before `execve`; around a
- * level's monitor (level 15), what happens when it fails.
+ * The stages' housekeeping: around a re-executed stage (a level's `init()`, and from level 16
+ * its exec stage), what every container process needs before its command starts, and what
+ * happens when the stage fails before `execve`; around a level's monitor (level 15), what
+ * happens when it fails.
  * @module
  */
 import fs from 'node:fs';
@@ -13,11 +14,13 @@ import { handOverFailure } from './handover.js';
 import { prepareInitEntry } from './bundle.js';
 
 /**
- * Run a level's container side as the `init` stage. Every failure before `execve` becomes one
- * line on stderr and Docker's exit code (127 not found, 126 not executable, 125 otherwise).
+ * Run a level's container side as a re-executed stage: `init`, or a hidden stage a level adds
+ * (`exec-stage`). Every failure before `execve` becomes one line on stderr and Docker's exit code
+ * (127 not found, 126 not executable, 125 otherwise, or the error's own).
+ * @param title what `ps` shows for it: `calf:[init]`, `calf:[exec]`
  */
-export function runInitStage<Config>(init: (config: Config) => never, configJson: string): never {
-  process.title = 'calf:[init]'; // ps shows which stage is which, as runc's runc:[2:INIT]
+export function runInitStage<Config>(init: (config: Config) => never, configJson: string, title = 'calf:[init]'): never {
+  process.title = title; // ps shows which stage is which, as runc's runc:[2:INIT]
   try {
     closeInheritedFds();
     blockingStdio();

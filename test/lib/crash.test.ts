@@ -1,6 +1,9 @@
 /**
  * A calf killed with SIGKILL anywhere in a run leaves only what its container's state record
- * names, and `calf cleanup` removes all of it from that record. The last solution runs a
+ * names, and `calf cleanup` removes all of it from that record. The same for `calf exec` (level
+ * 16): its exec stage killed once it has joined the container's cgroup and namespaces, and
+ * calf exec itself killed while its command runs, leave nothing the container's own end (its
+ * calf killed, then `calf cleanup`) does not remove. The last solution runs a
  * level-12 container (a network, a cgroup with limits, the security setup) in a network
  * namespace this test made, and dies at five points: before its cgroup exists, while the init
  * stage waits in the handshake, after the parent's host side (veth and cgroup join), after the
@@ -40,6 +43,7 @@ afterAll(() => {
 
 interface State {
   id: string;
+  owner: { pid: number };
   process: { pid: number } | null;
   teardown: { step: string; args: unknown[] }[];
 }
@@ -210,4 +214,85 @@ async function waitUntil(done: () => boolean, ms = 10_000): Promise<void> {
     if (Date.now() > until) throw new Error('timed out');
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** A process by pid and start time (this machine reuses pids within minutes: pid_max 32768), or undefined when gone. */
+function startOf(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] === 'Z' ? undefined : Number(fields[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pids in the container's cgroup (its memory hierarchy on v1: any one has them all). */
+function cgroupProcs(id: string): number[] {
+  const dir = cgroupDirs(id).find((d) => d.includes('/memory/')) ?? cgroupDirs(id)[0];
+  return dir ? fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number) : [];
+}
+
+describe('calf exec killed with SIGKILL, then its container killed, then calf cleanup', () => {
+  it.each([
+    ['its exec stage, once it has joined the container’s cgroup and namespaces', 'exec-joined'],
+    ['calf exec itself, while its command runs in the container', undefined],
+  ])('leaves nothing when %s', async (_, point) => {
+    const leasedBefore = leases();
+    const { run } = await startedThen(RUN);
+    const [left, ...more] = containers();
+    expect(more).toEqual([]);
+    const id = left!.state!.id;
+    const pid1 = left!.state!.process!.pid;
+    const pid1Start = startOf(pid1);
+    expect(cgroupProcs(id)).toEqual([pid1]); // the container's cgroup holds its PID 1, alone
+
+    const exec = netns.calf(['exec', id.slice(0, 12), 'sh', '-c', 'echo exec-ready; exec sleep 600'], point ? { env: { CALF_FAULT: point } } : {});
+    let execed: { pid: number; start: number | undefined } | undefined;
+    if (point) {
+      const r = await exec;
+      expect({ exitCode: r.exitCode, stdout: r.stdout }).toEqual({ exitCode: 137, stdout: '' }); // the stage died before the command
+      expect(cgroupProcs(id)).toEqual([pid1]); // nothing of it is left in the container
+    } else {
+      await new Promise<void>((resolve) => exec.stdout!.on('data', (c: Buffer) => String(c).includes('exec-ready') && resolve()));
+      const gone = new Promise<string | null>((resolve) => exec.once('exit', (_code: number | null, signal: string | null) => resolve(signal)));
+      process.kill(exec.pid!, 'SIGKILL');
+      expect(await gone).toBe('SIGKILL'); // (not `await exec`: the command holds its stdout until the container ends)
+      // Positive control: the command runs on in the container, without its calf exec
+      const pid = cgroupProcs(id).find((p) => p !== pid1);
+      expect(pid).toBeDefined();
+      execed = { pid: pid!, start: startOf(pid!) };
+      expect(execed.start).toBeDefined();
+    }
+
+    process.kill(left!.state!.owner.pid, 'SIGKILL'); // the container's own calf
+    const r = await netns.calf(['cleanup']);
+    await run;
+    await exec; // its stdout closed: the command that held it is gone with the container
+    expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: '' });
+    expect(removed(r.stdout)).toEqual([`removed container ${id.slice(0, 12)} (${left!.dir})`]);
+    // A killed PID 1 finishes exiting only once every other process of its PID namespace has been
+    // reaped (pid_namespaces(7)). The exec'd command, orphaned by calf exec's death, went to the
+    // host's init (a parent outside the namespace), which reaps it when it gets to it.
+    const until = Date.now() + 10_000 * slow;
+    while (startOf(pid1) === pid1Start && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect({
+      containers: containers(), cgroups: cgroupDirs(id), leases: leases(), records: cgroupRecords(),
+      veths: netns.links().filter((l) => l.startsWith('veth')), pid1Alive: startOf(pid1) === pid1Start, execedAlive: execed !== undefined && startOf(execed.pid) === execed.start,
+    }).toEqual({ containers: [], cgroups: [], leases: leasedBefore, records: [], veths: [], pid1Alive: false, execedAlive: false });
+  }, 180_000 * slow);
+});
+
+/** Start calf run and wait until its command printed `ready`; the returned run ends once the container is gone. */
+async function startedThen(args: readonly string[]): Promise<{ run: ReturnType<TestNetns['calf']> }> {
+  const child = netns.calf(args);
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (c: Buffer) => {
+      out += String(c);
+      if (out.includes('ready\n')) resolve();
+    });
+    child.once('exit', () => reject(new Error(`calf run ended before its container was ready: ${out}`)));
+  });
+  return { run: child };
 }

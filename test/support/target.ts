@@ -71,6 +71,15 @@ function record<T extends PromiseLike<{ exitCode?: number | undefined; signal?: 
   return subprocess;
 }
 
+/**
+ * The calf under test as a shell command line (node and its arguments, quoted) and the
+ * environment it needs, for a test that starts it through another program (`script`, for a pty).
+ */
+export function calfShellCommand(args: readonly string[]): { command: string; env: Record<string, string> } {
+  const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+  return { command: [process.execPath, ...CALF_ARGS(), ...args].map(quote).join(' '), env: common().env };
+}
+
 /** `node --import tsx <target>/calf.ts ARGS…`, the way an attendee runs it (`tsx calf.ts`), minus tsx's extra wrapper process. */
 export function calf(args: readonly string[], options: RunOptions = {}) {
   return record(execa(process.execPath, [...CALF_ARGS(), ...args], {
