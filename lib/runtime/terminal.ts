@@ -8,20 +8,12 @@
 import fs from 'node:fs';
 import tty from 'node:tty';
 import type { ChildProcess } from 'node:child_process';
-import { sendmsg, recvmsg, scm_rights, scm_rights_fds, CMSG_SPACE, MSG_CMSG_CLOEXEC } from '../linux/socket.js';
+import { recvmsg, scm_rights_fds, CMSG_SPACE, MSG_CMSG_CLOEXEC } from '../linux/socket.js';
 import { poll, POLLIN } from '../linux/poll.js';
 import { ioctl, winsize, TIOCSWINSZ } from '../linux/ioctl.js';
 import { fcntl, F_DUPFD_CLOEXEC } from '../linux/fcntl.js';
 import { close } from '../linux/unistd.js';
 import { CalfError } from '../core/errors.js';
-
-/**
- * Send `fd` over the Unix socket `socket` (one data byte carries the control message). Stage
- * side: synchronous, as everything there is. The fd stays open here.
- */
-export function sendFd(socket: number, fd: number): void {
-  sendmsg(socket, { iov: [Buffer.from('T')], control: [scm_rights([fd])] });
-}
 
 /**
  * Wait for the fd a stage sends on `socket`, blocking calf (for the few milliseconds the stage
