@@ -39,6 +39,25 @@ export function exitCodeOf(err: unknown): number {
   return EXIT_CALF_ERROR;
 }
 
+/**
+ * `action` with every error it throws (or its promise rejects with) given exit code 1, the
+ * message kept: Docker's code for its `network`, `volume`, `pull` and `tag` commands, where
+ * `docker run` says 125.
+ */
+export function exitingOne<A extends unknown[], R>(action: (...args: A) => R): (...args: A) => R {
+  const one = (err: unknown): never => {
+    throw new CalfError(messageOf(err), { exitCode: EXIT_ERROR, cause: err });
+  };
+  return (...args) => {
+    try {
+      const result = action(...args);
+      return (result instanceof Promise ? result.catch(one) : result) as R;
+    } catch (err) {
+      return one(err);
+    }
+  };
+}
+
 /** The one line calf prints for `err` (its stack too with `CALF_DEBUG`). */
 export function messageOf(err: unknown): string {
   if (process.env.CALF_DEBUG && err instanceof Error && err.stack) return err.stack;

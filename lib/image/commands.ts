@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { printTable } from '../core/table.js';
-import { CalfError, messageOf } from '../core/errors.js';
+import { CalfError, exitingOne } from '../core/errors.js';
 import type { OnWait } from './lock.js';
 import { pullOutput, type PullOutput } from './pull-progress.js';
 import { tagReference } from './tag.js';
@@ -84,9 +84,6 @@ export function humanSize(bytes: number): string {
 // ── Level 13 (pull): `calf pull [-q] IMAGE`, `calf tag`, and `calf run --pull`. The registry client
 // is the level's lesson (its pull.ts), so `pull` is given to pullCommand rather than imported.
 
-/** `docker pull`'s and `docker tag`'s exit code for any failure. */
-const EXIT_PULL = 1;
-
 /** When `calf run` pulls its image: `missing` (Docker's default), `always`, or `never`. */
 export type PullPolicy = 'missing' | 'always' | 'never';
 
@@ -94,17 +91,6 @@ export type PullPolicy = 'missing' | 'always' | 'never';
 export function parsePullPolicy(text: string): PullPolicy {
   if (text === 'missing' || text === 'always' || text === 'never') return text;
   throw new CalfError(`invalid pull policy "${text}": it must be missing, always or never`);
-}
-
-/** Give every error of a command `docker pull`'s exit code: 1. */
-function exitingOne<A extends unknown[]>(action: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
-  return async (...args) => {
-    try {
-      await action(...args);
-    } catch (err) {
-      throw new CalfError(messageOf(err), { exitCode: EXIT_PULL, cause: err });
-    }
-  };
 }
 
 /** `calf pull [-q] IMAGE`, running the level's `pull`. Pass `pullCommand(pull)` in `main({ commands })`. */

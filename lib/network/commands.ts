@@ -4,20 +4,9 @@
  * @module
  */
 import type { Command } from 'commander';
-import { CalfError, messageOf } from '../core/errors.js';
+import { exitingOne } from '../core/errors.js';
 import { printTable } from '../core/table.js';
 import { createNetwork, listNetworks, pruneNetworks, removeNetwork } from './networks.js';
-
-/** Give every error of a network command Docker's exit code for it: 1. */
-function exitingOne<A extends unknown[]>(action: (...args: A) => void): (...args: A) => void {
-  return (...args) => {
-    try {
-      action(...args);
-    } catch (err) {
-      throw new CalfError(messageOf(err), { exitCode: 1, cause: err });
-    }
-  };
-}
 
 /** Add `calf network …` to the program: pass it in `main({ commands: [networkCommand] })`. */
 export function networkCommand(program: Command): void {

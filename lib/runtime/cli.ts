@@ -98,10 +98,7 @@ export function containerExecCommand(exec: (options: ExecOptions) => Promise<num
       .option('-w, --workdir <dir>', 'working directory inside the container (default: the container\'s)')
       .passThroughOptions()
       .action(async (container: string, command: string[], opts: Record<string, unknown>) => {
-        const env = [
-          ...((opts.envFile as string[] | undefined) ?? []).flatMap(readEnvFile),
-          ...((opts.env as string[] | undefined) ?? []).flatMap(envArg),
-        ];
+        const env = envOf(opts);
         if (opts.tty === true && opts.interactive === true && !process.stdin.isTTY) {
           throw new CalfError('the input device is not a TTY', { exitCode: EXIT_ERROR }); // -it: raw keys need a terminal to come from
         }
@@ -154,6 +151,14 @@ function envArg(arg: string): string[] {
   if (arg.includes('=')) return [arg];
   const value = process.env[arg];
   return value === undefined ? [] : [`${arg}=${value}`];
+}
+
+/** `--env-file`'s variables, then `-e`'s (which win, as Docker's), as `KEY=VALUE` strings. */
+function envOf(opts: Record<string, unknown>): string[] {
+  return [
+    ...((opts.envFile as string[] | undefined) ?? []).flatMap(readEnvFile),
+    ...((opts.env as string[] | undefined) ?? []).flatMap(envArg),
+  ];
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -229,10 +234,7 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
     .option('--rm', 'remove the container when it stops (before level 15 containers always are)')
     .passThroughOptions()
     .action(async (image: string, command: string[], opts: Record<string, unknown>) => {
-      const env = [
-        ...((opts.envFile as string[] | undefined) ?? []).flatMap(readEnvFile),
-        ...((opts.env as string[] | undefined) ?? []).flatMap(envArg),
-      ];
+      const env = envOf(opts);
       const flags = Object.fromEntries(levelFlags.map(({ name, option }) => [name, opts[option.attributeName()]])) as FlagValues<F>;
       await prepareInitEntry(); // esbuild's API is async, the level's spawn of the init stage is not
       const docker = { tty: opts.tty === true, interactive: opts.interactive === true, rm: opts.rm === true };

@@ -4,20 +4,9 @@
  * @module
  */
 import type { Command } from 'commander';
-import { CalfError, messageOf } from '../core/errors.js';
+import { CalfError, exitingOne } from '../core/errors.js';
 import { printTable } from '../core/table.js';
 import { createVolume, findVolume, listVolumes, removeVolume, type VolumeUsers } from './volumes.js';
-
-/** Give every error of a volume command Docker's exit code for it: 1. */
-function exitingOne<A extends unknown[]>(action: (...args: A) => void): (...args: A) => void {
-  return (...args) => {
-    try {
-      action(...args);
-    } catch (err) {
-      throw new CalfError(messageOf(err), { exitCode: 1, cause: err });
-    }
-  };
-}
 
 /**
  * The volume commands, given who uses a volume (lib/runtime knows the containers, lib/storage
