@@ -436,6 +436,16 @@ function nsOf(pid: number, what: 'ns/mnt' | 'root'): string | undefined {
   }
 }
 
+/** The program process `pid`'s parent runs, or undefined when either is gone. */
+function parentExe(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return fs.readlinkSync(`/proc/${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]}/exe`);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * A container's process: it exec'd something other than node (so it is not calf, tsx or the init
  * stage), and from level 01 on it lives in another root or mount namespace than `session` (a process
@@ -447,7 +457,9 @@ function isContainer(pid: number, level: string, session: number): boolean {
   } catch {
     return false;
   }
-  if (level === '00') return true;
+  // Level 00 has no namespace to tell the container by: it is what calf's node process (its init
+  // stage) became, a child of node. Not the shell that started calf, which is no node either.
+  if (level === '00') return parentExe(pid) === nodeExe;
   return nsOf(pid, 'ns/mnt') !== nsOf(session, 'ns/mnt') || nsOf(pid, 'root') !== nsOf(session, 'root');
 }
 
