@@ -82,11 +82,20 @@ if [ $# -gt 0 ] || [ -z "${CALF_VM_DEMOS:-}" ]; then
   ) || code=$?
 fi
 # The demos CALF_VM_DEMOS names (run.sh), from the same session scope: their cgroup-v2 columns.
+# Side by side, as npm test replays them (each in namespaces and a store of its own): one after
+# the other they were ~155 s of CI's VM step, mostly waiting on containers' sleeps. Each demo's
+# output is kept whole and printed when all are done, so two replays don't interleave.
+demos=()
 for level in ${CALF_VM_DEMOS:-}; do
   (
     echo "$BASHPID" > "$session/cgroup.procs"
-    npm run demo -- "$level" --check
-  ) || code=1
+    npm run demo -- "$level" --check > "$TMPDIR/demo-$level.out" 2>&1
+  ) &
+  demos+=("$!:$level")
+done
+for d in "${demos[@]}"; do
+  wait "${d%%:*}" || code=1
+  cat "$TMPDIR/demo-${d#*:}.out"
 done
 kill "$sibling" || true
 # The board names its jest log, which lives in this VM's $TMPDIR: the host keeps a copy.

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
-import { calf, calfRoot, expectExit, target, repo } from '../support/target.js';
+import { calf, calfRoot, calfEnv, CALF_ARGS, expectExit, target, repo } from '../support/target.js';
 import { token } from '../support/canary.js';
 import { waitFor } from '../support/procs.js';
 import { cgroupPathOf, hostDirs } from '../support/cgroups.js';
@@ -122,8 +122,8 @@ describe('15 detach', () => {
       toRemove(name);
       // calf run -d in a process group of its own, like a shell's job; SIGHUP to that group is
       // what a closing terminal sends. The container would die of it (a trap: exit 9) if it came.
-      const run = spawn(process.execPath, ['--import', 'tsx', path.join(target.dir, 'calf.ts'), 'run', '-d', '--name', name, 'busybox', 'sh', '-c', `trap 'exit 9' HUP; echo ${mark}; while true; do sleep 1 & wait; done`], {
-        cwd: repo, detached: true, stdio: 'ignore', env: { ...process.env, CALF_ROOT: calfRoot() },
+      const run = spawn(process.execPath, [...CALF_ARGS(), 'run', '-d', '--name', name, 'busybox', 'sh', '-c', `trap 'exit 9' HUP; echo ${mark}; while true; do sleep 1 & wait; done`], {
+        cwd: repo, detached: true, stdio: 'ignore', env: { ...process.env, ...calfEnv() },
       });
       const code = await new Promise<number | null>((resolve) => run.once('exit', resolve));
       expect(code).toBe(0);
@@ -314,8 +314,8 @@ describe('15 detach', () => {
         linux.ioctl(master, linux.TIOCSWINSZ, linux.winsize({ ws_row: 30, ws_col: 100 }));
         const name = `tty-${token()}`;
         toRemove(name);
-        const child = spawn('setsid', ['-c', process.execPath, '--import', 'tsx', path.join(target.dir, 'calf.ts'), 'run', '-it', '--name', name, 'busybox', 'sh'], {
-          cwd: repo, stdio: [slave, slave, slave], env: { ...process.env, CALF_ROOT: calfRoot() },
+        const child = spawn('setsid', ['-c', process.execPath, ...CALF_ARGS(), 'run', '-it', '--name', name, 'busybox', 'sh'], {
+          cwd: repo, stdio: [slave, slave, slave], env: { ...process.env, ...calfEnv() },
         });
         const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
         let out = '';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { spawn, execFileSync } from 'node:child_process';
 import { execa, type ResultPromise } from 'execa';
-import { target, calfRoot, repo } from './target.js';
+import { calfRoot, calfEnv, CALF_ARGS, repo } from './target.js';
 import { token } from './canary.js';
 import { slow } from './host.js';
 
@@ -55,13 +55,13 @@ export async function createTestNetns(): Promise<TestNetns> {
   const nsenter = [`--net=/proc/${pid}/ns/net`, '--'];
   const inNs = (file: string, args: readonly string[], timeout: number, input?: string, env?: Record<string, string>) => execa('nsenter', [...nsenter, file, ...args], {
     cwd: repo, reject: false, timeout: timeout * slow, stripFinalNewline: false,
-    env: { CALF_ROOT: calfRoot(), ...env }, ...(input === undefined ? {} : { input }),
+    env: { ...calfEnv(), ...env }, ...(input === undefined ? {} : { input }),
   });
   const ip = (args: readonly string[]) => execFileSync('nsenter', [...nsenter, 'ip', ...args], { encoding: 'utf8' });
   ip(['link', 'set', 'lo', 'up']);
   return {
     name,
-    calf: (args, options = {}) => inNs(process.execPath, ['--import', 'tsx', path.join(target.dir, 'calf.ts'), ...args], options.timeout ?? 45_000, options.input, options.env),
+    calf: (args, options = {}) => inNs(process.execPath, [...CALF_ARGS(), ...args], options.timeout ?? 45_000, options.input, options.env),
     exec: (command, options = {}) => inNs(command[0]!, command.slice(1), options.timeout ?? 20_000),
     ip,
     links: () => ip(['-o', 'link', 'show']).split('\n').filter(Boolean).map((l) => l.split(': ')[1]!.replace(/@.*$/, '')),

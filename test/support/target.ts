@@ -38,10 +38,13 @@ export interface RunOptions {
 
 // CALF_ENTRY=fast: run the target as the fast entry does (bin/calf.cjs: its bundle, plain node, no tsx).
 const fast = process.env.CALF_ENTRY === 'fast';
-const CALF_ARGS = () => (fast ? [path.join(repo, 'bin/calf.cjs')] : ['--import', 'tsx', path.join(target.dir, 'calf.ts')]);
+/** node's arguments that run the target: its calf.ts through tsx, or (CALF_ENTRY=fast) bin/calf.cjs. */
+export const CALF_ARGS = () => (fast ? [path.join(repo, 'bin/calf.cjs')] : ['--import', 'tsx', path.join(target.dir, 'calf.ts')]);
+/** The environment that makes {@link CALF_ARGS} run the target: the calf root, and the fast entry's level file. */
+export const calfEnv = () => ({ CALF_ROOT: calfRoot(), ...(fast ? { CALF_FAST_ENTRY: path.join(target.dir, 'calf.ts') } : {}) });
 const common = (env?: Record<string, string>) => ({
   cwd: repo, reject: false, timeout: 45_000 * slow, stripFinalNewline: false,
-  env: { CALF_ROOT: calfRoot(), ...(fast ? { CALF_FAST_ENTRY: path.join(target.dir, 'calf.ts') } : {}), ...env },
+  env: { ...calfEnv(), ...env },
 }) as const;
 
 /**
