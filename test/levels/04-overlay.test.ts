@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
-import { run, calf, expectExit, calfRoot, calfEnv, CALF_ARGS, target, repo } from '../support/target.js';
+import { run, calf, expectExit, calfRoot, calfEnv, CALF_ARGS, calfNode, target, repo } from '../support/target.js';
 import { waitForOutput } from '../support/background.js';
 import { fsTypeAt, mountAt, mountPoints, mountTable } from '../support/mounts.js';
 import { childrenOf, waitFor } from '../support/procs.js';
@@ -87,7 +87,7 @@ describe('04 overlay', () => {
         await load(a);
         await load(b);
         const t = token();
-        const command = [process.execPath, ...CALF_ARGS(), 'run', a.name, 'echo', t].join(' ');
+        const command = [calfNode, ...CALF_ARGS(), 'run', a.name, 'echo', t].join(' ');
         // script(1) gives the command a pseudo-terminal as stdin, stdout and stderr.
         const tty = await execa('script', ['-qec', command, '/dev/null'], { cwd: repo, reject: false, env: calfEnv() });
         expect(tty.stdout).toContain(t);

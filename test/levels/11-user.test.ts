@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { execa } from 'execa';
-import { run, expectExit, target, calfRoot, calfEnv, CALF_ARGS, repo, startContainer } from '../support/target.js';
+import { run, expectExit, target, calfRoot, calfEnv, CALF_ARGS, calfNode, repo, startContainer } from '../support/target.js';
 import { waitForOutput } from '../support/background.js';
 import { token } from '../support/canary.js';
 import { slow } from '../support/host.js';
@@ -60,7 +60,7 @@ describe('11 user', () => {
     it('drops the supplementary groups calf had, as root and as a user', async () => {
       const group = randomInt(2000, 60000);
       // setpriv starts calf with one more supplementary group, as a login may have given it
-      const calf = (args: string[]) => execa('setpriv', ['--groups', String(group), process.execPath, ...CALF_ARGS(),
+      const calf = (args: string[]) => execa('setpriv', ['--groups', String(group), calfNode, ...CALF_ARGS(),
         'run', ...args], { cwd: repo, reject: false, timeout: 45_000 * slow, env: calfEnv() });
       const script = 'echo "inside: $(grep Groups /proc/self/status)"; echo ready; read line';
       const asRoot = calf(['busybox', 'sh', '-c', script]);

@@ -24,7 +24,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import zlib from 'node:zlib';
 import path from 'node:path';
-import { run, expectExit } from '../support/target.js';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { run, expectExit, calfNode } from '../support/target.js';
 import { createTestNetns, type TestNetns } from '../support/netns.js';
 import { startTestRegistry, REGISTRY, REDIRECTING, CDN, type TestRegistry, type AccessLine, type CdnRequest, type IssuedToken } from '../support/registry.js';
 import { multiPlatformLayout, thisPlatform, otherPlatform, type MultiPlatform } from '../support/registry-images.js';
@@ -38,8 +39,18 @@ import { listImages, resolveImage } from '../../lib/image/store.js';
 import '../../lib/image/blob-writer.js'; // registers half-downloaded blobs as a kind of leftover
 
 const sha256 = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-/** Node's zstd compressor: Node 22.15 and later have one, Node 20 has none. */
-const zstdCompress = (zlib as unknown as { zstdCompressSync?: (b: Buffer) => Buffer }).zstdCompressSync;
+/**
+ * A zstd compressor when the Node that runs calf has zstd (Node 22.15 and later; Node 20 has
+ * none): calf must then unpack a zstd layer, else refuse it. calf's Node may be another than
+ * these tests' (npm test runs the last solution on Node 24 too): it compresses then.
+ */
+const zstdCompress = ((): ((b: Buffer) => Buffer) | undefined => {
+  const here = (zlib as unknown as { zstdCompressSync?: (b: Buffer) => Buffer }).zstdCompressSync;
+  const script = "const z = require('node:zlib'); if (!z.zstdCompressSync) process.exit(3); process.stdout.write(z.zstdCompressSync(require('node:fs').readFileSync(0)))";
+  const inCalfNode = (b: Buffer) => execFileSync(calfNode, ['-e', script], { input: b, maxBuffer: 64 << 20 });
+  if (calfNode === process.execPath) return here;
+  return spawnSync(calfNode, ['-e', script], { input: '' }).status === 0 ? inCalfNode : undefined;
+})();
 
 let ns: TestNetns;
 let reg: TestRegistry;

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
-import { calf, calfRoot, calfEnv, CALF_ARGS, expectExit, target, repo } from '../support/target.js';
+import { calf, calfRoot, calfEnv, CALF_ARGS, calfNode, expectExit, target, repo } from '../support/target.js';
 import { token } from '../support/canary.js';
 import { waitFor } from '../support/procs.js';
 import { cgroupPathOf, hostDirs } from '../support/cgroups.js';
@@ -122,7 +122,7 @@ describe('15 detach', () => {
       toRemove(name);
       // calf run -d in a process group of its own, like a shell's job; SIGHUP to that group is
       // what a closing terminal sends. The container would die of it (a trap: exit 9) if it came.
-      const run = spawn(process.execPath, [...CALF_ARGS(), 'run', '-d', '--name', name, 'busybox', 'sh', '-c', `trap 'exit 9' HUP; echo ${mark}; while true; do sleep 1 & wait; done`], {
+      const run = spawn(calfNode, [...CALF_ARGS(), 'run', '-d', '--name', name, 'busybox', 'sh', '-c', `trap 'exit 9' HUP; echo ${mark}; while true; do sleep 1 & wait; done`], {
         cwd: repo, detached: true, stdio: 'ignore', env: { ...process.env, ...calfEnv() },
       });
       const code = await new Promise<number | null>((resolve) => run.once('exit', resolve));
@@ -290,7 +290,7 @@ describe('15 detach', () => {
       for (const n of names) toRemove(n, root);
       // through the level file's bundle (bin/calf.cjs, as CALF_ENTRY=fast does): 20 at once through
       // tsx would test tsx's start-up on two CPUs, not the monitors
-      const fast = (args: string[]) => execa(process.execPath, [path.join(repo, 'bin/calf.cjs'), ...args], {
+      const fast = (args: string[]) => execa(calfNode, [path.join(repo, 'bin/calf.cjs'), ...args], {
         reject: false, timeout: 90_000, env: { ...env, CALF_FAST_ENTRY: path.join(target.dir, 'calf.ts') },
       });
       const runs = await Promise.all(names.map((n) => fast(['run', '-d', '--name', n, 'busybox', 'sleep', '600'])));
@@ -314,7 +314,7 @@ describe('15 detach', () => {
         linux.ioctl(master, linux.TIOCSWINSZ, linux.winsize({ ws_row: 30, ws_col: 100 }));
         const name = `tty-${token()}`;
         toRemove(name);
-        const child = spawn('setsid', ['-c', process.execPath, ...CALF_ARGS(), 'run', '-it', '--name', name, 'busybox', 'sh'], {
+        const child = spawn('setsid', ['-c', calfNode, ...CALF_ARGS(), 'run', '-it', '--name', name, 'busybox', 'sh'], {
           cwd: repo, stdio: [slave, slave, slave], env: { ...process.env, ...calfEnv() },
         });
         const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));

@@ -91,10 +91,11 @@ function calfLine(run: RunRecord): string | undefined {
 
 /**
  * Run the test files of `levels` against `target` (a directory relative to the repo), with the
- * calf root `root`. Jest's own output goes to `log`; the outcome is read from its JSON report.
+ * calf root `root` (`checks`: only the checks whose full name matches this regular expression).
+ * Jest's own output goes to `log`; the outcome is read from its JSON report.
  * It never throws: a jest that could not run becomes an `error` on every level.
  */
-export async function runChecks(options: { target: string; levels: readonly Level[]; root: string; log: string; env?: Record<string, string> }): Promise<LevelOutcome[]> {
+export async function runChecks(options: { target: string; levels: readonly Level[]; root: string; log: string; env?: Record<string, string>; checks?: string }): Promise<LevelOutcome[]> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-jest-'));
   const report = path.join(tmp, 'report.json');
   const runsLog = path.join(tmp, 'runs.jsonl');
@@ -102,6 +103,7 @@ export async function runChecks(options: { target: string; levels: readonly Leve
     const jest = await execa(process.execPath, [
       '--experimental-vm-modules', path.join(repo, 'node_modules/jest/bin/jest.js'),
       '--config', path.join(repo, 'jest.config.js'), '--json', '--outputFile', report, '--colors=false',
+      ...(options.checks ? ['--testNamePattern', options.checks] : []),
       ...options.levels.map(testFile),
     ], {
       cwd: repo, reject: false, all: true,

@@ -12,7 +12,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { spawn, execFileSync } from 'node:child_process';
 import { execa, type ResultPromise } from 'execa';
-import { calfRoot, calfEnv, CALF_ARGS, repo } from './target.js';
+import { calfRoot, calfEnv, calfNode, CALF_ARGS, repo } from './target.js';
 import { token } from './canary.js';
 import { slow } from './host.js';
 
@@ -61,7 +61,7 @@ export async function createTestNetns(): Promise<TestNetns> {
   ip(['link', 'set', 'lo', 'up']);
   return {
     name,
-    calf: (args, options = {}) => inNs(process.execPath, [...CALF_ARGS(), ...args], options.timeout ?? 45_000, options.input, options.env),
+    calf: (args, options = {}) => inNs(calfNode, [...CALF_ARGS(), ...args], options.timeout ?? 45_000, options.input, options.env),
     exec: (command, options = {}) => inNs(command[0]!, command.slice(1), options.timeout ?? 20_000),
     ip,
     links: () => ip(['-o', 'link', 'show']).split('\n').filter(Boolean).map((l) => l.split(': ')[1]!.replace(/@.*$/, '')),

@@ -38,6 +38,8 @@ export interface RunOptions {
 
 // CALF_ENTRY=fast: run the target as the fast entry does (bin/calf.cjs: its bundle, plain node, no tsx).
 const fast = process.env.CALF_ENTRY === 'fast';
+/** The node that runs calf: this one, or `$CALF_NODE` (npm test runs the last solution on Node 24 too). */
+export const calfNode = process.env.CALF_NODE || process.execPath;
 /** node's arguments that run the target: its calf.ts through tsx, or (CALF_ENTRY=fast) bin/calf.cjs. */
 export const CALF_ARGS = () => (fast ? [path.join(repo, 'bin/calf.cjs')] : ['--import', 'tsx', path.join(target.dir, 'calf.ts')]);
 /** The environment that makes {@link CALF_ARGS} run the target: the calf root, and the fast entry's level file. */
@@ -80,12 +82,12 @@ function record<T extends PromiseLike<{ exitCode?: number | undefined; signal?: 
  */
 export function calfShellCommand(args: readonly string[]): { command: string; env: Record<string, string> } {
   const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
-  return { command: [process.execPath, ...CALF_ARGS(), ...args].map(quote).join(' '), env: common().env };
+  return { command: [calfNode, ...CALF_ARGS(), ...args].map(quote).join(' '), env: common().env };
 }
 
 /** `node --import tsx <target>/calf.ts ARGS…`, the way an attendee runs it (`tsx calf.ts`), minus tsx's extra wrapper process. */
 export function calf(args: readonly string[], options: RunOptions = {}) {
-  return record(execa(process.execPath, [...CALF_ARGS(), ...args], {
+  return record(execa(calfNode, [...CALF_ARGS(), ...args], {
     ...common(options.env),
     ...(options.input === undefined ? {} : { input: options.input }),
   }));
@@ -98,7 +100,7 @@ export function run(args: readonly string[], options: RunOptions = {}) {
 
 /** `calf run ARGS…` with binary stdin and stdout. */
 export function runBytes(args: readonly string[], input: Uint8Array) {
-  return record(execa(process.execPath, [...CALF_ARGS(), 'run', ...args], { ...common(), input, encoding: 'buffer' }));
+  return record(execa(calfNode, [...CALF_ARGS(), 'run', ...args], { ...common(), input, encoding: 'buffer' }));
 }
 
 /** Run only for targets below `level` (checks that show what a later level fixes). */
