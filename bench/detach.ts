@@ -2,7 +2,8 @@
  * How long `calf run -d` takes until the container runs (it returns then: see the handover in
  * lib/runtime/handover.ts), next to `podman run -d` (conmon, Debian's runc, hermetic: see
  * test/support/podman.ts), and what the monitor did to the foreground path (`calf run --rm
- * busybox true` at level 15 against level 12). calf runs through its fast entry (bin/calf.cjs:
+ * busybox true` at level 15 against level 12), and `calf exec` into a running container (level 16)
+ * next to `podman exec`. calf runs through its fast entry (bin/calf.cjs:
  * the level's bundle, plain node) with a clean environment, as `npm run bench` does.
  *
  *   npx tsx bench/detach.ts [--runs 10]
@@ -35,12 +36,18 @@ interface Case { name: string; run(i: number): Promise<{ exitCode?: number; stde
 try {
   podman = await startPodman({ runtime: '/usr/bin/runc' });
   const p = podman;
+  // the containers the exec cases go into, one per engine, removed at the end
+  for (const r of [await calf('16-exec', ['run', '-d', '--name', 'target', 'busybox', 'sleep', '600']), await p.podman(['run', '-d', '--name', 'target', '--network', 'none', p.image, 'sleep', '600'])]) {
+    if (r.exitCode !== 0) throw new Error(`the exec cases' container: exit ${r.exitCode}: ${r.stderr.trim()}`);
+  }
   const cases: Case[] = [
     { name: 'calf run -d --network none busybox sleep 600 (fast entry, level 15)', run: (i) => calf('15-detach', ['run', '-d', '--name', `d${i}`, 'busybox', 'sleep', '600']), after: (i) => calf('15-detach', ['rm', '-f', `d${i}`]) },
     { name: 'podman run -d --network none busybox sleep 600', run: (i) => p.podman(['run', '-d', '--name', `d${i}`, '--network', 'none', p.image, 'sleep', '600']), after: (i) => p.podman(['rm', '-f', '-t', '0', `d${i}`]) },
     { name: 'calf run --rm busybox true (fast entry, level 15: monitor in the foreground)', run: () => calf('15-detach', ['run', '--rm', 'busybox', 'true']) },
     { name: 'calf run busybox true (fast entry, level 12)', run: () => calf('12-security', ['run', 'busybox', 'true']) },
     { name: 'podman run --rm --network none busybox true', run: () => p.podman(['run', '--rm', '--network', 'none', p.image, 'true']) },
+    { name: 'calf exec target true (fast entry, level 16)', run: () => calf('16-exec', ['exec', 'target', 'true']) },
+    { name: 'podman exec target true', run: () => p.podman(['exec', 'target', 'true']) },
   ];
   const times = new Map(cases.map((c) => [c, [] as number[]]));
   let n = 0;
@@ -62,6 +69,8 @@ try {
     console.log(`${c.name.padEnd(w)}  ${median(t).toFixed(0).padStart(6)}  ${Math.min(...t).toFixed(0).padStart(6)}  ${Math.max(...t).toFixed(0).padStart(6)}`);
   }
 } finally {
+  await calf('16-exec', ['rm', '-f', 'target']);
+  await podman?.podman(['rm', '-f', '-t', '0', 'target']);
   const left = await podman?.stop();
   if (left?.length) console.error(`podman left: ${left.join(', ')}`);
   const notRemoved = removeStore(root);

@@ -34,6 +34,8 @@ export function calfRoot(): string {
 export interface RunOptions {
   input?: string;
   env?: Record<string, string>;
+  /** ms until calf is killed (default 45 s, stretched by CALF_TEST_SLOW) */
+  timeout?: number;
 }
 
 // CALF_ENTRY=fast: run the target as the fast entry does (bin/calf.cjs: its bundle, plain node, no tsx).
@@ -44,8 +46,8 @@ export const calfNode = process.env.CALF_NODE || process.execPath;
 export const CALF_ARGS = () => (fast ? [path.join(repo, 'bin/calf.cjs')] : ['--import', 'tsx', path.join(target.dir, 'calf.ts')]);
 /** The environment that makes {@link CALF_ARGS} run the target: the calf root, and the fast entry's level file. */
 export const calfEnv = () => ({ CALF_ROOT: calfRoot(), ...(fast ? { CALF_FAST_ENTRY: path.join(target.dir, 'calf.ts') } : {}) });
-const common = (env?: Record<string, string>) => ({
-  cwd: repo, reject: false, timeout: 45_000 * slow, stripFinalNewline: false,
+const common = (env?: Record<string, string>, timeout = 45_000) => ({
+  cwd: repo, reject: false, timeout: timeout * slow, stripFinalNewline: false,
   env: { ...calfEnv(), ...env },
 }) as const;
 
@@ -88,7 +90,7 @@ export function calfShellCommand(args: readonly string[]): { command: string; en
 /** `node --import tsx <target>/calf.ts ARGS…`, the way an attendee runs it (`tsx calf.ts`), minus tsx's extra wrapper process. */
 export function calf(args: readonly string[], options: RunOptions = {}) {
   return record(execa(calfNode, [...CALF_ARGS(), ...args], {
-    ...common(options.env),
+    ...common(options.env, options.timeout),
     ...(options.input === undefined ? {} : { input: options.input }),
   }));
 }
@@ -144,7 +146,9 @@ export interface Running extends Background<ReturnType<typeof run>> {
  */
 export async function startContainer(image: string | readonly string[], setup = 'true', options: RunOptions = {}): Promise<Running> {
   const ready = `calf-ready-${Math.random().toString(16).slice(2)}`;
-  const child = run([...[image].flat(), 'sh', '-c', `${setup}\necho ${ready}; read line`], options); // image: or [flags…, image]
+  // A container some checks share lives as long as they need it (finish() ends it), not only
+  // the 45 s a single run may take: on a busy machine the checks between its uses took longer.
+  const child = run([...[image].flat(), 'sh', '-c', `${setup}\necho ${ready}; read line`], { timeout: 600_000, ...options }); // image: or [flags…, image]
   const started = await inBackground(child, ready, { what: 'that the container is ready' });
   // the command is calf's child (the init stage became it), and its command line has our token
   const pid = started.childWith(ready);
