@@ -4,6 +4,7 @@
  *
  *   tsx scripts/build-images.ts          build (skipping layouts already up to date)
  *   tsx scripts/build-images.ts --load   build, then load them into the store at calfRoot()
+ *   tsx scripts/build-images.ts --check  build nothing: exit 1, saying so, when build/images is out of date
  *
  * The build is deterministic (fixed mtimes, sorted entries, uid/gid 0, gzip without a timestamp),
  * so the digests only change when busybox, a helper or this file does.
@@ -381,7 +382,12 @@ function file(path: string, content: string, mode = 0o644): LayerEntry {
 
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { load: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { load: { type: 'boolean', default: false }, check: { type: 'boolean', default: false } } });
+  if (values.check) {
+    const stale = staleImages();
+    if (stale) throw new Error(stale);
+    return;
+  }
   const images = await buildImages();
   for (const image of images) {
     console.log(`${image.built ? 'built' : 'up to date'}  ${image.name.padEnd(18)} ${image.digest}  ${image.path}`);
