@@ -4,13 +4,14 @@
  *
  *   tsx scripts/build-images.ts          build (skipping layouts already up to date)
  *   tsx scripts/build-images.ts --load   build, then load them into the store at calfRoot()
+ *   tsx scripts/build-images.ts --check  build nothing: exit 1, saying so, when build/images is out of date
  *
  * The build is deterministic (fixed mtimes, sorted entries, uid/gid 0, gzip without a timestamp),
  * so the digests only change when busybox, a helper or this file does.
  * @module
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync,
 } from 'node:fs';
@@ -94,13 +95,61 @@ export async function buildImages(
     dir('etc'),
     file('etc/motd', 'layered image, layer 3\n'),
   ]);
-  return [
+  const images = [
     writeLayout(outDir, 'busybox', [busybox], { Cmd: ['sh'], Env: [PATH] }),
     writeLayout(outDir, 'layered', [busybox, layered2, layered3], {
       Cmd: ['cat', '/etc/motd'], Env: [PATH, 'LAYERED=3'], WorkingDir: '/data',
     }),
     writeLayout(outDir, 'calf-test', [busybox, helpers, await layer(trapEntries())], { Cmd: ['sh'], Env: [PATH] }),
   ];
+  writeAtomic(join(outDir, SOURCES_STAMP), `${sourcesDigest()}\n`);
+  return images;
+}
+
+/** The file in build/images naming what the layouts were built from: {@link sourcesDigest} then. */
+export const SOURCES_STAMP = 'sources.sha256';
+
+/**
+ * One digest of everything the images are made from: this file, the helpers' C sources and the
+ * host's busybox. The board compares it with {@link SOURCES_STAMP} before a run: layouts built
+ * before a change here (level 14's /trap layer, say) would fail checks for reasons no kernel or
+ * calf has, and the guest of `npm run test:vm` sees the checkout's build/ as it is.
+ */
+export function sourcesDigest(): string {
+  const hash = createHash('sha256');
+  const helpers = join(REPO, 'test', 'helpers');
+  const sources = [
+    fileURLToPath(import.meta.url),
+    ...[helpers, join(helpers, 'host')].flatMap((dir) => readdirSync(dir).filter((n) => n.endsWith('.c')).sort().map((n) => join(dir, n))),
+  ];
+  for (const path of sources) hash.update(`${posix.relative(REPO, path)}\0`).update(readFileSync(path));
+  hash.update(`${BUSYBOX}\0`);
+  try {
+    hash.update(readFileSync(BUSYBOX));
+  } catch {
+    // not installed: busyboxEntries says so when building; a check finds the stamp differs
+  }
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/** Why the layouts in `outDir` may not be what this checkout builds, in one line; undefined when they are. */
+export function staleImages(outDir = join(REPO, 'build', 'images')): string | undefined {
+  let stamp = '';
+  try {
+    stamp = readFileSync(join(outDir, SOURCES_STAMP), 'utf8').trim();
+  } catch {
+    // built before the stamp existed, or never
+  }
+  if (stamp === sourcesDigest()) return undefined;
+  const shown = outDir.startsWith(REPO) ? outDir.slice(REPO.length) : outDir;
+  return `the test images in ${shown} are out of date (built from another scripts/build-images.ts, test/helpers or ${BUSYBOX}, or not built here): run npm run images`;
+}
+
+/** Write `path` whole or not at all: a board reading it while a build runs sees the old or the new. */
+function writeAtomic(path: string, content: string): void {
+  const temp = `${path}.tmp-${randomBytes(4).toString('hex')}`;
+  writeFileSync(temp, content);
+  renameSync(temp, path);
 }
 
 function busyboxEntries(): LayerEntry[] {
@@ -333,7 +382,12 @@ function file(path: string, content: string, mode = 0o644): LayerEntry {
 
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { load: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { load: { type: 'boolean', default: false }, check: { type: 'boolean', default: false } } });
+  if (values.check) {
+    const stale = staleImages();
+    if (stale) throw new Error(stale);
+    return;
+  }
   const images = await buildImages();
   for (const image of images) {
     console.log(`${image.built ? 'built' : 'up to date'}  ${image.name.padEnd(18)} ${image.digest}  ${image.path}`);

@@ -19,6 +19,9 @@ jest_copy=/tmp/calf-vm-board.log
 [ "$(id -u)" = 0 ] || die "run as root (sudo -i): it installs packages and boots a VM"
 # The guest has no network: everything the board needs must be on this machine already.
 [ -d node_modules ] || die "node_modules is missing: run npm run setup (or npm ci) first, the VM has no network"
+# The guest sees build/images as it is here: images older than their sources fail checks for no
+# reason of the kernel's (the board would refuse them too, minutes into an emulated boot).
+[ "${1:-}" = --exec ] || npx tsx scripts/build-images.ts --check || exit 1
 
 kernel=$(bash scripts/vm/prepare.sh)
 [ "${1:-}" != --exec ] || what="the command ${2:-}"

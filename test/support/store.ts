@@ -6,6 +6,7 @@ import { loadImages } from '../../lib/image/load.js';
 import { mount, MS_BIND, MS_SHARED } from '../../lib/linux/mount.js';
 import { unmountUnder } from '../../lib/core/mountinfo.js';
 import { imagesDir } from './images.js';
+import { staleImages } from '../../scripts/build-images.js';
 
 const TEST_IMAGES = ['busybox', 'layered', 'calf-test'];
 
@@ -20,6 +21,8 @@ export async function prepareStore(): Promise<string> {
   if (missing.length) {
     throw new Error(`test images not built (${missing.join(', ')}): run npm run setup, or npm run images`);
   }
+  const stale = staleImages(imagesDir);
+  if (stale) throw new Error(stale);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-test-root-'));
   // A Ctrl-C or kill during a run must not leave the shared mount and the store behind: from the
   // moment the store exists, also while its images are still loading.
