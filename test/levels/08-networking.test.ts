@@ -11,7 +11,7 @@ import { expectExit, calfRoot } from '../support/target.js';
 import { token } from '../support/canary.js';
 import { waitFor } from '../support/procs.js';
 import { slow } from '../support/host.js';
-import { inBackground, waitForOutput } from '../support/background.js';
+import { inBackground, waitForOutput, terminate, howItEnded } from '../support/background.js';
 import { createTestNetns, randomPort, eth0Address, type TestNetns } from '../support/netns.js';
 
 let ns: TestNetns;
@@ -151,9 +151,11 @@ describe('08 networking', () => {
       const c = await startContainer(['--network', name, ...SERVE(answer)]);
       const running = veths();
       const seen = await ns.exec(['sh', '-c', connect(c.address, 8080, 'busybox nc')]);
-      await c.stop();
-      expect({ reply: seen.stdout.trim(), vethsWhileRunning: running.length, vethsAfter: veths().filter((v) => running.includes(v)) })
-        .toEqual({ reply: answer, vethsWhileRunning: 1, vethsAfter: [] });
+      // calf removes the veth before it exits: wait for that exit, and make sure calf had one (a
+      // calf killed by a signal removes nothing, and its container lives on with the veth)
+      const stopped = await c.stop();
+      expect({ reply: seen.stdout.trim(), vethsWhileRunning: running.length, calf: stopped.exitCode === undefined ? howItEnded(stopped)[0] : 'exited', vethsAfter: veths().filter((v) => running.includes(v)) })
+        .toEqual({ reply: answer, vethsWhileRunning: 1, calf: 'exited', vethsAfter: [] });
     });
   });
 
@@ -244,7 +246,7 @@ describe('08 networking', () => {
       const stopped = c.end();
       const ended = await Promise.race([stopped, new Promise((r) => setTimeout(r, 15_000 * slow))]);
       if (ended === undefined) {
-        c.calf.kill('SIGTERM'); // its exit handlers still clean up
+        terminate(c.calf); // SIGTERM alone (not execa's kill, which adds a SIGKILL 5 s later)
         await stopped;
         throw new Error('calf did not end when its container did (15 s): the published port\'s server keeps Node\'s event loop alive (server.unref())');
       }

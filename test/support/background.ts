@@ -49,6 +49,21 @@ export function killBelow(pid: number | undefined): void {
 }
 
 /**
+ * Send calf SIGTERM, as `docker stop` or a Ctrl-C would, and nothing after it. Not execa's
+ * `subprocess.kill('SIGTERM')`: that one also SIGKILLs calf 5 s later if it is still there
+ * (execa's `forceKillAfterDelay`, whatever CALF_TEST_SLOW says), and a calf killed that way
+ * runs no teardown while its container, orphaned and no longer below calf, keeps running with
+ * its veth, its address and its cgroup: in the emulated VM every `stop()` did that.
+ */
+export function terminate(proc: ResultPromise, signal: NodeJS.Signals = 'SIGTERM'): void {
+  try {
+    process.kill(proc.pid!, signal);
+  } catch {
+    // it has ended already
+  }
+}
+
+/**
  * Wait until a running calf has printed `until` on stdout (a string: that whole line; a RegExp:
  * a match anywhere in what it printed so far), and return what it printed. It fails when calf
  * ends first, naming how it ended and what it said, and after `timeoutMs` (× the machine's
@@ -93,8 +108,9 @@ export interface Background<R extends ResultPromise = ResultPromise> {
   finish(input?: string): Promise<Awaited<R>>;
   /**
    * End the container and wait for calf, which then cleans up: SIGKILL to calf's descendants (its
-   * container), or with `term`, SIGTERM to calf first (it passes it on) and the SIGKILL 3 s later
-   * if calf is still there (a PID 1 ignores a SIGTERM it has no handler for, as `docker stop` knows).
+   * container), or with `term`, SIGTERM to calf first (it passes it on) and that SIGKILL 3 s
+   * (× CALF_TEST_SLOW) later if calf is still there (a PID 1 ignores a SIGTERM it has no handler
+   * for, as `docker stop` knows). calf itself never gets a SIGKILL: it would leave its container.
    */
   stop(options?: { term?: boolean }): Promise<Awaited<R>>;
   /** The host pid of calf's child whose command line contains `text` (the container's command: the init stage became it). */
@@ -121,7 +137,7 @@ export async function inBackground<R extends ResultPromise>(proc: R, until: stri
         killBelow(proc.pid);
         return done();
       }
-      proc.kill('SIGTERM');
+      terminate(proc);
       const kill = setTimeout(() => killBelow(proc.pid), 3_000 * slow);
       return done().finally(() => clearTimeout(kill));
     },

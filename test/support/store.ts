@@ -5,6 +5,9 @@ import path from 'node:path';
 import { loadImages } from '../../lib/image/load.js';
 import { mount, MS_BIND, MS_SHARED } from '../../lib/linux/mount.js';
 import { unmountUnder } from '../../lib/core/mountinfo.js';
+import { alive, sleep } from '../../lib/core/process.js';
+import { listContainerDirs } from '../../lib/runtime/container.js';
+import { cleanup } from '../../lib/runtime/cleanup.js';
 import { imagesDir } from './images.js';
 import { staleImages } from '../../scripts/build-images.js';
 
@@ -27,6 +30,8 @@ export async function prepareStore(): Promise<string> {
   // A Ctrl-C or kill during a run must not leave the shared mount and the store behind: from the
   // moment the store exists, also while its images are still loading.
   const onSignal = (signal: NodeJS.Signals): void => {
+    const removed = stopContainers(root);
+    if (removed.length) process.stderr.write(`${signal}: calf cleanup --force on the test store ${root}:\n${removed.map((l) => `  ${l}\n`).join('')}`);
     removeStore(root);
     process.exit(128 + os.constants.signals[signal]);
   };
@@ -43,6 +48,36 @@ export async function prepareStore(): Promise<string> {
     throw err;
   }
   return root;
+}
+
+/**
+ * End what a run interrupted by a signal still has going in the store `root`, before the store
+ * goes: level 15's detached containers and their monitors (in a session of their own, so a
+ * Ctrl-C never reaches them), a `calf run` still waiting for its container. The calf processes
+ * in charge of a container (its record's owner: a monitor, an attached `calf run`) are SIGKILLed
+ * first, by pid, so that none of them writes into the store while it goes; then lib's `calf
+ * cleanup --force` ends each container's processes and runs its teardown list (cgroup, endpoint,
+ * mounts, directory), and removes what no list recorded. Never throws.
+ * @returns what cleanup said, one line per thing
+ */
+export function stopContainers(root: string): string[] {
+  try {
+    const owners = listContainerDirs(root).flatMap(({ owner }) =>
+      // with its start time only: a bare pid (a `.new-PID-…` directory) may be someone else's by now
+      (owner?.startTime !== undefined && owner.pid !== process.pid && alive(owner.pid, owner.startTime) ? [owner] : []));
+    for (const { pid } of owners) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // ended meanwhile
+      }
+    }
+    const until = Date.now() + 5_000;
+    while (owners.some((o) => alive(o.pid, o.startTime)) && Date.now() < until) sleep(20);
+    return cleanup({ force: true, root });
+  } catch (err) {
+    return [`cleanup failed: ${(err as Error).message}`];
+  }
 }
 
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
