@@ -74,9 +74,11 @@ export function calfProcesses(marker: string): CalfProcess[] {
     let exe = '';
     try { exe = fs.readlinkSync(`/proc/${pid}/exe`); } catch { continue; }
     if (exe !== process.execPath) continue;
+    // the stages retitle themselves (lib/runtime/stage.ts: `calf:[init]`, `calf:[monitor]`,
+    // `calf:[exec]`), which rewrites their cmdline; before that, argv[2] says which it is
     const argv = read(`/proc/${pid}/cmdline`).split('\0');
-    const command = argv[2] ?? '';
-    const role = command === 'init' ? 'init stage' : command === 'monitor' ? 'monitor' : command.endsWith('-stage') ? 'exec stage' : `CLI ${command}`;
+    const title = /^calf:\[(\w+)\]/.exec(argv[0] ?? '')?.[1] ?? argv[2] ?? '';
+    const role = title === 'init' ? 'init stage' : title === 'monitor' ? 'monitor' : /^exec(-stage)?$/.test(title) && argv[0]!.startsWith('calf:') || title.endsWith('-stage') ? 'exec stage' : `CLI ${title}`;
     found.push({ pid: Number(pid), role });
   }
   return found;

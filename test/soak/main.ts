@@ -4,6 +4,7 @@
  *
  *   npm run soak -- [--runs N] [--seed S] [--parallel P] [--kill-share F] [--timeout SECONDS] [--json]
  *   npm run soak -- --burst N [--json]     N containers started at once on one network, then N in a row
+ *   npm run soak -- --skip-cleanup …       no calf cleanup after a batch: a kill must then be found (the checker's check)
  *
  * Runs go in batches of `--parallel` on one shared calf root (test images loaded, as
  * test/support/store.ts makes it for the board) inside a network namespace of the soak's own,
@@ -57,6 +58,9 @@ const killShare = numberOption('kill-share', 0.25);
 const burst = option('burst') === undefined ? undefined : numberOption('burst', 50);
 const json = process.argv.includes('--json');
 const timeoutMs = numberOption('timeout', 90) * 1000;
+// The checker's own positive control: without calf cleanup after a batch, a killed run's
+// remains must be found (a soak that finds nothing then is a broken detector, not a good calf).
+const skipCleanup = process.argv.includes('--skip-cleanup');
 if (killShare > 1) usage('--kill-share is a share of the runs, 0 to 1');
 const log = (line: string) => { if (!json) console.log(line); };
 
@@ -183,7 +187,7 @@ async function main(): Promise<number> {
       if (r.killed && r.kind === 'detach') await calf(root, ['rm', '-f', `soak-${r.index}-${seed}`.slice(0, 40)]).catch((e: Error) => { what.push(e.message); });
     }
     const roots = [root, ...done.flatMap((r) => r.roots).filter((r) => fs.existsSync(r))];
-    for (const r of roots) {
+    for (const r of skipCleanup ? [] : roots) {
       const c = await calf(r, ['cleanup']).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
       if (c.code !== 0) what.push(`calf cleanup (${r}) exit ${c.code}: ${c.stderr.trim()}`);
     }
@@ -205,7 +209,9 @@ async function main(): Promise<number> {
       const rm = await calf(root, ['rm', '-f', ...kept.stdout.trim().split('\n')]);
       if (rm.code !== 0) what.push(`calf rm -f of the kept containers: exit ${rm.code}: ${rm.stderr.trim()}`);
     }
-    for (const r of roots.slice(1)) { what.push(...removeStore(r).map((m) => `left: mount ${m}`)); extraRoots.delete(r); }
+    // a pull's root goes once it is clean; on a finding, teardown's calf cleanup -f goes first
+    // (removing the root with its records would orphan what they name)
+    if (!what.length) for (const r of roots.slice(1)) { what.push(...removeStore(r).map((m) => `left: mount ${m}`)); extraRoots.delete(r); }
     for (const r of done) fs.rmSync(path.join(scratch, `host-${r.index}`), { recursive: true, force: true });
     if (what.length) finding = { batch, runs: done.map(({ index, kind, planned, killed, failure }) => ({ index, kind, planned, killed, failure })), what };
     else if (!json && results.length % 20 < parallel) log(`  … ${results.length}/${runs} runs, ${Math.round((performance.now() - t0) / 1000)} s`);

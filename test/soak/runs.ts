@@ -71,7 +71,16 @@ interface StepEnd {
   stdout: string;
   stderr: string;
   startupMs?: number;
+  /** from spawn to calf's exit */
+  ms: number;
   timedOut: boolean;
+}
+
+/** How long each command (`run`, `exec`, `pull`…) took, recently: a moving average, for the kill moments. */
+const typicalMs = new Map<string, number>();
+function remember(command: string, ms: number): void {
+  const was = typicalMs.get(command);
+  typicalMs.set(command, was === undefined ? ms : 0.8 * was + 0.2 * ms);
 }
 
 /** The points each step can die at by itself (lib/core/faults.ts). */
@@ -153,8 +162,11 @@ export async function soakRun(ctx: RunContext, index: number, onSpawn: (pid: num
       result.planned = `fault:${fault}`;
     } else {
       killStep = rng.next() % steps.length;
-      delayMs = rng.next() % 1500;
-      result.planned = `kill:${steps[killStep]!.args[0]} after ${delayMs} ms`;
+      // a moment inside the step's work: a share of how long that command has taken so far in
+      // this soak (a fixed range would land mostly in node's start-up on a busy machine)
+      const command = steps[killStep]!.args[0]!;
+      delayMs = Math.round((rng.next() / 2 ** 32) * 1.2 * (typicalMs.get(command) ?? 1500));
+      result.planned = `kill:${command} after ${delayMs} ms`;
     }
   }
   if (kind === 'volumes') {
@@ -170,6 +182,7 @@ export async function soakRun(ctx: RunContext, index: number, onSpawn: (pid: num
       result.killed = `kill:${role}`;
     });
     if (end.startupMs !== undefined && !result.killed && !fault) result.startupMs.push(end.startupMs);
+    if (!result.killed && !(i === killStep && fault) && end.code === 0) remember(step.args[0]!, end.ms);
     if (kind === 'detach' && i === 0 && /^[0-9a-f]{64}\n$/.test(end.stdout)) result.ids.push(end.stdout.slice(0, 12));
     if (end.timedOut) {
       result.failure = `step ${i + 1} (calf ${step.args.join(' ')}) still running after ${ctx.timeoutMs / 1000} s`;
@@ -239,7 +252,8 @@ function runStep(ctx: RunContext, step: Step, root: string, marker: string, onSp
       if (killer) clearTimeout(killer);
       if (step.startup === 'exit' && code === 0) startupMs = performance.now() - started;
       // give the pipes a moment to deliver what calf wrote; a container holding them is not waited for
-      setTimeout(() => resolve({ code, signal, stdout, stderr, startupMs, timedOut }), 50);
+      const ms = performance.now() - started;
+      setTimeout(() => resolve({ code, signal, stdout, stderr, startupMs, ms, timedOut }), 50);
     });
   });
 }
