@@ -31,7 +31,7 @@ import { startTestRegistry, REGISTRY, type TestRegistry } from '../support/regis
 import { checkStore } from '../../lib/image/check.js';
 import '../../lib/image/blob-writer.js'; // registers half-downloaded blobs as a kind of leftover
 import { makeNetns, lastSolution, peakRssKb, processesOf, type Netns } from './host.js';
-import { soakRun, plan, type RunContext, type RunResult } from './runs.js';
+import { soakRun, plan, containerName, type RunContext, type RunResult } from './runs.js';
 import { repo } from '../support/paths.js';
 
 function option(name: string): string | undefined {
@@ -184,7 +184,7 @@ async function main(): Promise<number> {
 
     // what a user does after a crash: remove the container by name, then calf cleanup
     for (const r of done) {
-      if (r.killed && r.kind === 'detach') await calf(root, ['rm', '-f', `soak-${r.index}-${seed}`.slice(0, 40)]).catch((e: Error) => { what.push(e.message); });
+      if (r.killed && r.kind === 'detach') await calf(root, ['rm', '-f', containerName(seed, r.index)]).catch((e: Error) => { what.push(e.message); });
     }
     const roots = [root, ...done.flatMap((r) => r.roots).filter((r) => fs.existsSync(r))];
     for (const r of skipCleanup ? [] : roots) {

@@ -90,11 +90,16 @@ const DETACH_POINTS = ['before-cgroup', 'init-waiting', 'after-host-side', 'befo
 const ok = (want?: RegExp) => (out: string, code: number | null) =>
   code !== 0 ? `exit ${code}` : want && !want.test(out) ? `output ${JSON.stringify(out.slice(0, 200))} lacks ${want}` : undefined;
 
+/** The name of run `index`'s `-d` container (a seed is any text; a name is not). */
+export function containerName(seed: string, index: number): string {
+  return `soak-${index}-${seed.replace(/[^a-zA-Z0-9_.-]/g, '')}`.slice(0, 40);
+}
+
 /** The steps of run `index`, and where it may be killed. */
 export function plan(ctx: RunContext, index: number): { kind: Kind; steps: Step[]; faultSteps: Map<number, string[]>; pullRoot?: string } {
   const rng = new Rng(ctx.seed, index);
   const kind = KINDS[rng.next() % KINDS.length]!;
-  const name = `soak-${index}-${ctx.seed}`.slice(0, 40);
+  const name = containerName(ctx.seed, index);
   const limits = ['--memory', '64m', '--pids-limit', '64', '--cpus', '0.5'];
   const faultSteps = new Map<number, string[]>();
   if (kind === 'run') {
