@@ -180,6 +180,7 @@ async function main(): Promise<number> {
     for (const i of indices) { const p = plan(ctx, i).pullRoot; if (p) extraRoots.add(p); }
     const done = await Promise.all(indices.map((i) => soakRun(ctx, i, (pid) => spawned.add(pid))));
     results.push(...done);
+    for (const r of done) for (const id of r.ids) ids.add(id); // (the sampler may miss a short-lived one)
     const what: string[] = done.filter((r) => r.failure).map((r) => `run ${r.index} failed: ${r.failure}`);
 
     // what a user does after a crash: remove the container by name, then calf cleanup
