@@ -158,6 +158,22 @@ describe('calf killed with SIGKILL, then calf cleanup', () => {
     expect((await netns.calf(['rm', id])).exitCode).toBe(0);
     expectNothingLeft(id, leasedBefore, undefined);
   }, 180_000 * slow);
+
+  // Found by the soak (npm run soak -- --seed soak200, run 111): a `--rm` run killed there was
+  // kept as a stopped container, which `calf ps -a` then showed and nothing would ever remove.
+  it('removes a --rm container killed halfway through its teardown entirely: --rm is never kept', async () => {
+    const leasedBefore = leases();
+    const { run } = await killedAt(['run', '--rm', ...RUN.slice(1, -3), 'true'], 'during-teardown');
+    const [left, ...more] = containers();
+    expect(more).toEqual([]);
+    expect(left?.state?.teardown.map((s) => s.step)).toEqual(['removeContainerDir', 'releaseName', 'removeEndpoint']); // positive control: it was left
+    const id = left!.state!.id;
+    const r = await netns.calf(['cleanup']);
+    await run;
+    expect({ exitCode: r.exitCode, stderr: r.stderr, stdout: removed(r.stdout) })
+      .toEqual({ exitCode: 0, stderr: '', stdout: [`removed container ${id.slice(0, 12)} (${left!.dir})`] });
+    expectNothingLeft(id, leasedBefore, undefined);
+  }, 180_000 * slow);
 });
 
 describe('a -d container’s monitor killed with SIGKILL', () => {
