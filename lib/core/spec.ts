@@ -22,6 +22,11 @@ export interface Spec {
   mounts?: Mount[];
   linux?: Linux;
   annotations?: Record<string, string>;
+  /**
+   * calf-runtime's (level 17): the exec FIFO in the container's state directory, on which the
+   * init stage blocks before `execve` until `calf-runtime start` opens its other end.
+   */
+  execFifo?: string;
 }
 
 /** The container's first process. */
