@@ -37,7 +37,7 @@ import {
   volumeMounts, volumeCommand, type Mount, //@s14
   nameContainer, nameArg, logOptArg, containerCommands, type StartOptions, //@s15
   containerExecCommand, runningContainer, faultPoint, type ExecOptions, //@s16
-  SYNC_STDIO, hasNamespace, //@s17
+  SYNC_STDIO, hasNamespace, applyProcessLimits, joinNamespacePaths, //@s17
 } from '../lib/runtime/index.js';
 import type { ResolvedImage } from '../lib/image/index.js'; //@s01
 import { resolveImage } from '../lib/image/index.js'; // level 13 pulls what the store lacks first //@s01..s13
@@ -381,7 +381,9 @@ function init(config: Spec): never {
   enterMountNamespace(); // first: every mount below then stays in the container //@s02
   mountOverlay(rootfs, config.root!.overlay); // before the others: they go on top of it //@s04
   enterUtsAndIpcNamespaces(config.hostname!); //@s05
-  if (config.linux?.namespaces?.some((ns) => ns.type === 'network')) enterNetworkNamespace(); // before /sys: it shows its mounter's netns //@s07
+  //@s07..s17: if (config.linux?.namespaces?.some((ns) => ns.type === 'network')) enterNetworkNamespace(); // before /sys: it shows its mounter's netns
+  if (config.linux?.namespaces?.some((ns) => ns.type === 'network' && !ns.path)) enterNetworkNamespace(); // before /sys: it shows its mounter's netns //@s17
+  joinNamespacePaths(config); // calf-runtime's: the namespaces an engine made, by path (podman's network), setns(2): given code //@s17
   syncWithParent(); // sync: our namespaces exist; the parent connects our netns, joins us to our cgroup //@08
   mountProcAndSys(rootfs); //@s02
   maskKernelFiles(rootfs, config.linux ?? {}); // as soon as /proc and /sys exist; the pivot takes them along //@s12
@@ -398,6 +400,7 @@ function init(config: Spec): never {
   switchUser(config); // after the pivot: the user is the image's, from its /etc/passwd //@s11..s16
   filterSyscalls(config.process.noNewPrivileges, config.linux?.seccomp); //@s12..s16
   execCommand(config.process.args, config.process.env); //@..s16
+  applyProcessLimits(config); // calf-runtime's engines' rlimits and umask (given code): execve keeps them //@s17
   awaitStart(startFifo); // calf-runtime's: "created" until start; last, so that start runs the command at once //@s17
   startProcess(config); // the privileges, the user, the filter, execve: the exec stage ends the same way //@s16
 }
@@ -706,7 +709,7 @@ function filterSyscalls(noNewPrivileges = false, seccomp?: Seccomp): void {
   //@12 {
   if (noNewPrivileges) linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1);
   if (!seccomp) return;
-  const filter = linux.seccomp_init(linux.scmpAction(seccomp.defaultAction));
+  const filter = linux.seccomp_init(linux.scmpAction(seccomp.defaultAction, seccomp.defaultErrnoRet));
   for (const rule of seccomp.syscalls ?? []) {
     for (const nr of rule.names.map(linux.seccomp_syscall_resolve_name).filter((nr) => nr >= 0)) {
       linux.seccomp_rule_add_array(filter, linux.scmpAction(rule.action, rule.errnoRet), nr, rule.args?.map(linux.scmpArgCmp));

@@ -24,7 +24,7 @@ import {
   volumeMounts, volumeCommand, type Mount,
   nameContainer, nameArg, logOptArg, containerCommands, type StartOptions,
   containerExecCommand, runningContainer, faultPoint, type ExecOptions,
-  SYNC_STDIO, hasNamespace,
+  SYNC_STDIO, hasNamespace, applyProcessLimits, joinNamespacePaths,
 } from '../../lib/runtime/index.js';
 import type { ResolvedImage } from '../../lib/image/index.js';
 import { storageDriver, checkDriverName } from '../../lib/storage/index.js';
@@ -216,7 +216,8 @@ function init(config: Spec): never {
   enterMountNamespace(); // first: every mount below then stays in the container
   mountOverlay(rootfs, config.root!.overlay); // before the others: they go on top of it
   enterUtsAndIpcNamespaces(config.hostname!);
-  if (config.linux?.namespaces?.some((ns) => ns.type === 'network')) enterNetworkNamespace(); // before /sys: it shows its mounter's netns
+  if (config.linux?.namespaces?.some((ns) => ns.type === 'network' && !ns.path)) enterNetworkNamespace(); // before /sys: it shows its mounter's netns
+  joinNamespacePaths(config); // calf-runtime's: the namespaces an engine made, by path (podman's network), setns(2): given code
   syncWithParent(); // sync: our namespaces exist; the parent connects our netns, joins us to our cgroup
   mountProcAndSys(rootfs);
   maskKernelFiles(rootfs, config.linux ?? {}); // as soon as /proc and /sys exist; the pivot takes them along
@@ -225,6 +226,7 @@ function init(config: Spec): never {
   pivotInto(rootfs, config.process.cwd); // after the mounts: they move along with the new root
   if (config.root!.readonly) makeRootReadonly(); // once nothing is made in the root any more
   if (config.process.terminal) openTerminal(); // -t, after the pivot: a pty of the container's devpts
+  applyProcessLimits(config); // calf-runtime's engines' rlimits and umask (given code): execve keeps them
   awaitStart(startFifo); // calf-runtime's: "created" until start; last, so that start runs the command at once
   startProcess(config); // the privileges, the user, the filter, execve: the exec stage ends the same way
 }
@@ -394,7 +396,7 @@ function dropCapabilities(capabilities: Capabilities | undefined): void {
 function filterSyscalls(noNewPrivileges = false, seccomp?: Seccomp): void {
   if (noNewPrivileges) linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1);
   if (!seccomp) return;
-  const filter = linux.seccomp_init(linux.scmpAction(seccomp.defaultAction));
+  const filter = linux.seccomp_init(linux.scmpAction(seccomp.defaultAction, seccomp.defaultErrnoRet));
   for (const rule of seccomp.syscalls ?? []) {
     for (const nr of rule.names.map(linux.seccomp_syscall_resolve_name).filter((nr) => nr >= 0)) {
       linux.seccomp_rule_add_array(filter, linux.scmpAction(rule.action, rule.errnoRet), nr, rule.args?.map(linux.scmpArgCmp));

@@ -20,6 +20,7 @@ import { readJson, writeFileAtomic, writeJson } from '../core/record.js';
 import { alive } from '../core/process.js';
 import { OCI_VERSION, type Mount, type Spec } from '../core/spec.js';
 import { DEVICE_RULES } from './security.js';
+import * as linux from '../linux/index.js';
 
 /** Where calf-runtime keeps its containers' state when no `--root` is given (runc: /run/runc). */
 export const DEFAULT_RUNTIME_ROOT = '/run/calf-runtime';
@@ -126,10 +127,10 @@ export function parseSignal(text = 'SIGTERM'): number {
 /** The fields of config.json calf-runtime implements, per object; anything else is refused by name. */
 const KNOWN: Record<string, readonly string[]> = {
   '': ['ociVersion', 'process', 'root', 'hostname', 'mounts', 'linux', 'annotations'],
-  process: ['args', 'env', 'cwd', 'user', 'capabilities', 'noNewPrivileges', 'terminal'],
-  'process.user': ['uid', 'gid', 'additionalGids'],
+  process: ['args', 'env', 'cwd', 'user', 'capabilities', 'noNewPrivileges', 'terminal', 'rlimits'],
+  'process.user': ['uid', 'gid', 'additionalGids', 'umask'],
   root: ['path', 'readonly'],
-  linux: ['namespaces', 'resources', 'cgroupsPath', 'maskedPaths', 'readonlyPaths', 'seccomp', 'devices'],
+  linux: ['namespaces', 'resources', 'cgroupsPath', 'maskedPaths', 'readonlyPaths', 'seccomp'],
   'linux.resources': ['devices', 'memory', 'pids', 'cpu'],
 };
 
@@ -167,7 +168,7 @@ export function readBundle(bundle: string): Spec {
   if (!config.process?.args?.length) throw new CalfError('config.json: process.args is empty', { exitCode: EXIT_ERROR });
   if (!config.root?.path) throw new CalfError('config.json: root.path is missing', { exitCode: EXIT_ERROR });
   for (const ns of config.linux?.namespaces ?? []) {
-    if (ns.path) throw new CalfError(`config.json: linux.namespaces: joining a ${ns.type} namespace by path is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
+    if (ns.path && ns.type !== 'network') throw new CalfError(`config.json: linux.namespaces: joining a ${ns.type} namespace by path is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
     if (!['mount', 'uts', 'ipc', 'network', 'pid'].includes(ns.type)) throw new CalfError(`config.json: linux.namespaces: a ${ns.type} namespace is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
   }
   for (const ns of ['mount', 'uts', 'ipc'] as const) {
@@ -182,6 +183,12 @@ export function readBundle(bundle: string): Spec {
     }
     throw new CalfError(`config.json: mounts: a ${mount.type ?? 'typeless'} mount on ${mount.destination} is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
   }
+  const seccomp = config.linux?.seccomp;
+  if (seccomp) {
+    // libseccomp refuses a rule whose action is the default one (EACCES): runc leaves those out too
+    const same = (action: string, errno?: number) => action === seccomp.defaultAction && (action !== 'SCMP_ACT_ERRNO' || (errno ?? 1) === (seccomp.defaultErrnoRet ?? 1));
+    seccomp.syscalls = seccomp.syscalls?.filter((rule) => !same(rule.action, rule.errnoRet));
+  }
   const devices = config.linux?.resources?.devices;
   // runc's default devices: what the init stage's /dev holds stays usable under an engine's "deny all"
   const resources = devices ? { ...config.linux!.resources, devices: [...devices, ...DEVICE_RULES.slice(1)] } : config.linux?.resources;
@@ -193,6 +200,37 @@ export function readBundle(bundle: string): Spec {
     mounts,
     process: { ...config.process, cwd: config.process.cwd || '/', env: config.process.env ?? [] },
   };
+}
+
+/**
+ * The spec's process.rlimits and process.user.umask, for the init stage to apply before its
+ * `execve` (both are kept across it). An unknown rlimit type is refused by name.
+ */
+export function applyProcessLimits(config: Spec): void {
+  for (const { type, soft, hard } of config.process.rlimits ?? []) {
+    const resource = (linux as unknown as Record<string, unknown>)[type];
+    if (!/^RLIMIT_[A-Z]+$/.test(type) || typeof resource !== 'number') throw new CalfError(`config.json: process.rlimits: ${type} is not a resource limit calf-runtime knows`);
+    linux.setrlimit(resource, BigInt(soft), BigInt(hard));
+  }
+  if (config.process.user?.umask !== undefined) process.umask(config.process.user.umask);
+}
+
+/**
+ * Join the namespaces the config names by `path` (podman's network namespace, which CNI has set
+ * up): setns(2) moves the calling thread, which is all the init stage needs (a network namespace
+ * may be joined by a multithreaded process).
+ */
+export function joinNamespacePaths(config: Spec): void {
+  for (const ns of config.linux?.namespaces ?? []) {
+    if (!ns.path) continue;
+    if (ns.type !== 'network') throw new CalfError(`joining a ${ns.type} namespace by path is not implemented by calf-runtime`);
+    const fd = fs.openSync(ns.path, 'r');
+    try {
+      linux.setns(fd, linux.CLONE_NEWNET);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
 }
 
 // ─── The command line ─────────────────────────────────────────────────────────────────────────
@@ -287,6 +325,7 @@ export async function runtimeMain(commands: RuntimeCommands, argv: readonly stri
         const bundle = path.resolve(String(opts.get('bundle') ?? opts.get('b') ?? '.'));
         const pidFile = opts.get('pid-file');
         const consoleSocket = opts.get('console-socket');
+        if (consoleSocket !== undefined) throw new CalfError('create: --console-socket (process.terminal, -t) is not implemented by calf-runtime yet', { exitCode: EXIT_ERROR });
         await prepare(); // the init stage's bundle, current
         await commands.create(g, id, { bundle, ...(typeof pidFile === 'string' ? { pidFile } : {}), ...(typeof consoleSocket === 'string' ? { consoleSocket } : {}) });
         break;
