@@ -10,13 +10,18 @@ import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { execa } from 'execa';
 import { calfRoot, target, repo } from '../support/target.js';
 import { token } from '../support/canary.js';
 import { imagesDir } from '../support/images.js';
 import { slow } from '../support/host.js';
+import { CLEAN_PATH } from '../support/engine-sandbox.js';
+import { startPodman, type Podman } from '../support/podman.js';
+
+const installed = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { env: { PATH: CLEAN_PATH } }).status === 0;
+const havePodman = ['podman', 'conmon'].every(installed);
 
 let work: string;
 let rootfs: string;
@@ -28,6 +33,18 @@ const made = new Set<string>();
 // calf-runtime as engines run it: its bin, the target's bundle under plain node (built on first use)
 const RUNTIME = () => [path.join(repo, 'bin/calf-runtime.cjs')];
 const env = () => ({ CALF_ROOT: calfRoot(), CALF_FAST_ENTRY: path.join(target.dir, 'calf.ts') });
+
+/**
+ * An executable named calf-runtime for an engine (podman gives `--log-format json` only to
+ * runtimes by that name): node's absolute path and the environment baked in, since engines
+ * call their runtime without PATH or HOME.
+ */
+function launcher(): string {
+  const file = path.join(work, 'calf-runtime');
+  const vars = Object.entries(env()).map(([k, v]) => `export ${k}='${v}'`).join('\n');
+  fs.writeFileSync(file, `#!/bin/sh\n${vars}\nexec '${process.execPath}' '${RUNTIME()[0]}' "$@"\n`, { mode: 0o755 });
+  return file;
+}
 
 /** `calf-runtime --root <stateRoot> ARGS…`, waited for (not for create: its stdout is the container's). */
 function runtime(args: readonly string[]) {
@@ -213,5 +230,54 @@ describe('17 oci-runtime', () => {
       expect(ok.exitCode).toBe(0);
       expect(await state(`${id}-ok`)).toMatchObject({ status: 'created' });
     }, 90_000 * slow);
+  });
+
+  (havePodman ? describe : describe.skip)(`Under podman${havePodman ? '' : ' (skipped: podman or conmon not installed)'}`, () => {
+    let p: Podman | undefined;
+    const podman = (args: readonly string[]) => {
+      if (!p) throw new Error('podman did not start (see beforeAll)');
+      return p.podman(args);
+    };
+    beforeAll(async () => {
+      p = await startPodman({ runtime: launcher() });
+    }, 120_000 * slow);
+    afterAll(async () => {
+      const left = await p?.stop();
+      if (left?.length) throw new Error(`podman's sandbox left: ${left.join(', ')}`);
+    }, 120_000 * slow);
+
+    it('runs podman run --rm busybox echo on calf-runtime, with --network none and on podman\'s default bridge', async () => {
+      const word = token();
+      const [none, bridge] = await Promise.all([
+        podman(['run', '--rm', '--network', 'none', p!.image, 'sh', '-c', `echo ${word}; ip -o link | wc -l`]),
+        podman(['run', '--rm', p!.image, 'sh', '-c', `echo ${word}; ip -o -4 addr show dev eth0 | wc -l`]),
+      ]);
+      expect({ exit: none.exitCode, out: none.stdout, err: none.stderr }).toEqual({ exit: 0, out: `${word}\n1\n`, err: '' }); // lo only
+      expect({ exit: bridge.exitCode, out: bridge.stdout, err: bridge.stderr }).toEqual({ exit: 0, out: `${word}\n1\n`, err: '' }); // an address on eth0
+    }, 120_000 * slow);
+
+    it('runs podman run -d with --memory and --pids-limit in the cgroup calf-runtime made; ps, logs, stop and rm work', async () => {
+      const name = `calf-${token()}`;
+      const d = await podman(['run', '-d', '--name', name, '--network', 'none', '--memory', '64m', '--pids-limit', '50', p!.image,
+        'sh', '-c', 'trap "exit 0" TERM; grep -E "(memory|pids):" /proc/self/cgroup; echo up; sleep 1000 & wait']);
+      expect({ exit: d.exitCode, err: d.stderr }).toEqual({ exit: 0, err: '' });
+      let logs = '';
+      for (const end = Date.now() + 20_000 * slow; !logs.includes('up') && Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
+        logs = (await podman(['logs', name])).stdout;
+      }
+      expect(logs).toContain('up\n');
+      const ps = await podman(['ps', '--format', '{{.Names}} {{.Status}}']);
+      expect(ps.stdout).toMatch(new RegExp(`^${name} Up`, 'm'));
+      const cgroupOf = (controller: string) => new RegExp(`^\\d+:[\\w,]*\\b${controller}\\b[\\w,]*:(.*)$`, 'm').exec(logs)?.[1];
+      if (fs.existsSync('/sys/fs/cgroup/memory')) {
+        expect(fs.readFileSync(`/sys/fs/cgroup/memory${cgroupOf('memory')}/memory.limit_in_bytes`, 'utf8').trim()).toBe(String(64 * 1024 * 1024));
+        expect(fs.readFileSync(`/sys/fs/cgroup/pids${cgroupOf('pids')}/pids.max`, 'utf8').trim()).toBe('50');
+      }
+      const stop = await podman(['stop', '-t', '5', name]);
+      expect({ exit: stop.exitCode, err: stop.stderr }).toEqual({ exit: 0, err: '' });
+      const rm = await podman(['rm', name]);
+      expect({ exit: rm.exitCode, err: rm.stderr }).toEqual({ exit: 0, err: '' });
+      expect((await podman(['ps', '-a', '--format', '{{.Names}}'])).stdout).not.toContain(name);
+    }, 120_000 * slow);
   });
 });
