@@ -19,9 +19,11 @@ import { imagesDir } from '../support/images.js';
 import { slow } from '../support/host.js';
 import { CLEAN_PATH } from '../support/engine-sandbox.js';
 import { startPodman, type Podman } from '../support/podman.js';
+import { startContainerd, type Containerd } from '../support/containerd.js';
 
 const installed = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { env: { PATH: CLEAN_PATH } }).status === 0;
 const havePodman = ['podman', 'conmon'].every(installed);
+const haveContainerd = ['containerd', 'ctr', 'containerd-shim-runc-v2'].every(installed);
 
 let work: string;
 let rootfs: string;
@@ -278,6 +280,42 @@ describe('17 oci-runtime', () => {
       const rm = await podman(['rm', name]);
       expect({ exit: rm.exitCode, err: rm.stderr }).toEqual({ exit: 0, err: '' });
       expect((await podman(['ps', '-a', '--format', '{{.Names}}'])).stdout).not.toContain(name);
+    }, 120_000 * slow);
+  });
+
+  (haveContainerd ? describe : describe.skip)(`Under containerd${haveContainerd ? '' : ' (skipped: containerd, ctr or its runc shim not installed)'}`, () => {
+    let c: Containerd | undefined;
+    beforeAll(async () => {
+      c = await startContainerd({ runtime: launcher() });
+    }, 120_000 * slow);
+    afterAll(async () => {
+      const left = await c?.stop();
+      if (left?.length) throw new Error(`containerd's sandbox left: ${left.join(', ')}`);
+    }, 120_000 * slow);
+
+    it('runs ctr run --runc-binary calf-runtime --rm (output and exit code through the shim); a detached task is killed and deleted', async () => {
+      const ctr = (args: readonly string[]) => c!.ctr(args);
+      const word = token();
+      const id = `calf-${token()}`;
+      const [once, detached] = await Promise.all([
+        ctr(['run', '--rm', 'busybox:latest', `r-${id}`, 'sh', '-c', `echo ${word} $(hostname); exit 3`]),
+        ctr(['run', '-d', 'busybox:latest', id, 'sleep', '1000']),
+      ]);
+      expect({ exit: once.exitCode, out: once.stdout.split(' ')[0], err: once.stderr }).toEqual({ exit: 3, out: word, err: '' });
+      expect({ exit: detached.exitCode, err: detached.stderr }).toEqual({ exit: 0, err: '' });
+      expect((await ctr(['task', 'ls'])).stdout).toMatch(new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, 'm'));
+      expect((await ctr(['task', 'kill', '-s', 'KILL', id])).exitCode).toBe(0);
+      let tasks = '';
+      for (const end = Date.now() + 20_000 * slow; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
+        tasks = (await ctr(['task', 'ls'])).stdout;
+        if (new RegExp(`^${id}\\s+\\d+\\s+STOPPED`, 'm').test(tasks)) break;
+      }
+      expect(tasks).toMatch(new RegExp(`^${id}\\s+\\d+\\s+STOPPED`, 'm'));
+      const del = await ctr(['task', 'delete', id]);
+      expect(del.exitCode).toBe(0);
+      expect(del.stderr).toMatch(/exit code 137|^$/); // ctr's warning: the shim saw SIGKILL's 128+9
+      expect((await ctr(['container', 'rm', id])).exitCode).toBe(0);
+      expect((await ctr(['task', 'ls'])).stdout).not.toContain(id);
     }, 120_000 * slow);
   });
 });
