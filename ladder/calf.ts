@@ -37,6 +37,7 @@ import {
   volumeMounts, volumeCommand, type Mount, //@s14
   nameContainer, nameArg, logOptArg, containerCommands, type StartOptions, //@s15
   containerExecCommand, runningContainer, faultPoint, type ExecOptions, //@s16
+  SYNC_STDIO, hasNamespace, applyProcessLimits, joinNamespacePaths, //@s17
 } from '../lib/runtime/index.js';
 import type { ResolvedImage } from '../lib/image/index.js'; //@s01
 import { resolveImage } from '../lib/image/index.js'; // level 13 pulls what the store lacks first //@s01..s13
@@ -48,6 +49,7 @@ import { parseVolume, parseTmpfs, prepareMountPoint, mountOptions, mountFlagsOf,
 import { //@s16
   EXEC_STAGE, execConfig, inPidNamespaceOf, startExecStage, openNamespaces, enterCgroup, joinNamespaces, type ExecConfig, //@s16
 } from './exec.js'; //@s16
+import { runtimeCommands, openExecFifo, awaitStart } from './runtime.js'; //@s17
 //@s07..s08: import { networkMode } from '../lib/network/index.js';
 import { parsePublish, listen, splice, networkCommand, ip, ipIn, type Endpoint, type PortMapping } from '../lib/network/index.js'; //@s08
 import { DEFAULT_NETWORK } from '../lib/network/index.js'; //@s15
@@ -374,11 +376,14 @@ function connectSandbox(endpoint: Endpoint | undefined, pid: number): void {
 // Our job: become the container, then the command (execve). All synchronous: unshare() moves this thread only.
 
 function init(config: Spec): never {
+  const startFifo = openExecFifo(config.execFifo); // calf-runtime's: first, while its path is the host's //@s17
   const rootfs = config.root!.path; // calf's config has a root from level 01 on //@s01
   enterMountNamespace(); // first: every mount below then stays in the container //@s02
   mountOverlay(rootfs, config.root!.overlay); // before the others: they go on top of it //@s04
   enterUtsAndIpcNamespaces(config.hostname!); //@s05
-  if (config.linux?.namespaces?.some((ns) => ns.type === 'network')) enterNetworkNamespace(); // before /sys: it shows its mounter's netns //@s07
+  //@s07..s17: if (config.linux?.namespaces?.some((ns) => ns.type === 'network')) enterNetworkNamespace(); // before /sys: it shows its mounter's netns
+  if (config.linux?.namespaces?.some((ns) => ns.type === 'network' && !ns.path)) enterNetworkNamespace(); // before /sys: it shows its mounter's netns //@s17
+  joinNamespacePaths(config); // calf-runtime's: the namespaces an engine made, by path (podman's network), setns(2): given code //@s17
   syncWithParent(); // sync: our namespaces exist; the parent connects our netns, joins us to our cgroup //@08
   mountProcAndSys(rootfs); //@s02
   maskKernelFiles(rootfs, config.linux ?? {}); // as soon as /proc and /sys exist; the pivot takes them along //@s12
@@ -395,6 +400,8 @@ function init(config: Spec): never {
   switchUser(config); // after the pivot: the user is the image's, from its /etc/passwd //@s11..s16
   filterSyscalls(config.process.noNewPrivileges, config.linux?.seccomp); //@s12..s16
   execCommand(config.process.args, config.process.env); //@..s16
+  applyProcessLimits(config); // calf-runtime's engines' rlimits and umask (given code): execve keeps them //@s17
+  awaitStart(startFifo); // calf-runtime's: "created" until start; last, so that start runs the command at once //@s17
   startProcess(config); // the privileges, the user, the filter, execve: the exec stage ends the same way //@s16
 }
 
@@ -427,6 +434,22 @@ function execStage(config: ExecConfig): never {
   if (config.process.terminal) openTerminal(); // -t: level 15's pty, of the container's devpts: its master goes to calf exec
   linux.chdir(config.process.cwd);
   startProcess(config); // the rest is init's: the same privileges, user and filter as PID 1
+}
+//@}
+
+//@s17 {
+// ─── calf-runtime: calf under podman and containerd (the lesson is in runtime.ts) ─────────────
+
+/** calf-runtime's create, calf.ts's part: the container's cgroup with the spec's limits, its init stage, the handshake. */
+async function createInit(config: Spec, where: { parent: string; name: string }): Promise<ChildProcess> {
+  const cgroup = createCgroup(where.parent, where.name); // the engine's cgroupsPath: podman's libpod_parent/libpod-ID
+  limitCpu(cgroup, config.linux?.resources ?? {});
+  limitMemoryAndPids(cgroup, config.linux?.resources ?? {});
+  limitDevices(cgroup, config.linux?.resources?.devices);
+  const spawnInit = () => startInit(config, SYNC_STDIO); // the runtime's stdio is the container's: the engine's pipes
+  const child = hasNamespace(config, 'pid') ? inNewPidNamespace(spawnInit) : spawnInit();
+  await syncWithInit(child, (pid) => joinCgroup(cgroup, pid)); // false: it failed, and createdInit() says how
+  return child;
 }
 //@}
 
@@ -686,7 +709,7 @@ function filterSyscalls(noNewPrivileges = false, seccomp?: Seccomp): void {
   //@12 {
   if (noNewPrivileges) linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1);
   if (!seccomp) return;
-  const filter = linux.seccomp_init(linux.scmpAction(seccomp.defaultAction));
+  const filter = linux.seccomp_init(linux.scmpAction(seccomp.defaultAction, seccomp.defaultErrnoRet));
   for (const rule of seccomp.syscalls ?? []) {
     for (const nr of rule.names.map(linux.seccomp_syscall_resolve_name).filter((nr) => nr >= 0)) {
       linux.seccomp_rule_add_array(filter, linux.scmpAction(rule.action, rule.errnoRet), nr, rule.args?.map(linux.scmpArgCmp));
@@ -778,10 +801,18 @@ function makeRootReadonly(): void {
 //@s13..s14: main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand] });
 //@s14..s15: main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand, volumeCommand] });
 //@s15..s16: main({ run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand, volumeCommand, containerCommands, monitorCommands], monitor: (dir, mode) => monitor(dir, mode, start) });
-//@s16 {
+//@s16..s17 {
 main({
   run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand, volumeCommand, containerCommands, monitorCommands, containerExecCommand(exec)],
   monitor: (dir, mode) => monitor(dir, mode, start),
   stages: { [EXEC_STAGE]: execStage },
+});
+//@}
+//@s17 {
+main({
+  run, init, flags, commands: [networkCommand, pullCommand(pull), tagCommand, volumeCommand, containerCommands, monitorCommands, containerExecCommand(exec)],
+  monitor: (dir, mode) => monitor(dir, mode, start),
+  stages: { [EXEC_STAGE]: execStage },
+  runtime: runtimeCommands(createInit), // calf-runtime: `calf runtime …`, runc's command line
 });
 //@}

@@ -36,6 +36,7 @@ export const LEVELS: readonly Level[] = [
   { id: '14', name: 'volumes', goal: 'bind mounts, named volumes, tmpfs mounts and a read-only root, resolved inside the rootfs' },
   { id: '15', name: 'detach', goal: 'a monitor per container: run -d, ps, logs, stop, rm, start, commit, -t', files: ['monitor.ts'] },
   { id: '16', name: 'exec', goal: 'calf exec: a process joins a running container\'s namespaces, cgroup, user, capabilities and seccomp filter', files: ['exec.ts'] },
+  { id: '17', name: 'oci-runtime', goal: 'calf-runtime: runc\'s command line over an OCI bundle, so that podman and containerd run their containers on calf', files: ['runtime.ts'] },
 ];
 
 /** `levels/<id>-<name>` or `solutions/<id>-<name>`, relative to the repository root. */

@@ -240,9 +240,9 @@ function procs(dir: string): number[] {
 function removeCgroup(record: CgroupRecord): void {
   const until = Date.now() + 5000;
   for (const dir of record.dirs) {
-    // Never kill in anything but a container's own cgroup (its last component is the id): a
+    // Never kill in anything but a container's own cgroup (its last component is the id, or calf made it: calf-runtime's engine-named ones): a
     // damaged record must not make `calf cleanup` kill the processes of a cgroup it did not make.
-    if (!/\/[0-9a-f]{64}$/.test(dir)) throw new CalfError(`refusing to empty ${dir}: not a container's cgroup`);
+    if (!/\/[0-9a-f]{64}$/.test(dir) && !record.made.includes(dir)) throw new CalfError(`refusing to empty ${dir}: not a container's cgroup`);
     for (;;) {
       const pids = procs(dir);
       if (pids.length) {

@@ -3,7 +3,7 @@
  * and the spec's resources they become, and the v1 device policy.
  * @module
  */
-export { createCgroup, cgroupVersion, cgroupDirsOf, type Cgroup, type CgroupFiles } from './cgroup.js';
+export { createCgroup, cgroupVersion, cgroupDirsOf, removeCgroupOf, type Cgroup, type CgroupFiles } from './cgroup.js';
 export {
   parseMemory, parseMemorySwap, checkMemory, parseCpus, parseCpuShares, parsePidsLimit, sharesToWeight, resourcesOf,
   CPU_PERIOD_US, type ResourceFlags,

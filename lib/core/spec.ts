@@ -22,6 +22,11 @@ export interface Spec {
   mounts?: Mount[];
   linux?: Linux;
   annotations?: Record<string, string>;
+  /**
+   * calf-runtime's (level 17): the exec FIFO in the container's state directory, on which the
+   * init stage blocks before `execve` until `calf-runtime start` opens its other end.
+   */
+  execFifo?: string;
 }
 
 /** The container's first process. */
@@ -35,6 +40,8 @@ export interface Process {
   capabilities?: Capabilities;
   noNewPrivileges?: boolean;
   terminal?: boolean;
+  /** resource limits: `RLIMIT_NOFILE`…, soft and hard (calf-runtime's engines set them) */
+  rlimits?: { type: string; soft: number; hard: number }[];
 }
 
 /**
@@ -47,6 +54,8 @@ export interface User {
   uid: number;
   gid: number;
   additionalGids?: number[];
+  /** the file mode creation mask, umask(2) (podman: 18, i.e. 022) */
+  umask?: number;
   username?: string;
 }
 
@@ -113,6 +122,8 @@ export interface DeviceRule {
 /** A seccomp profile: the default action, and rules that differ from it. */
 export interface Seccomp {
   defaultAction: string;
+  /** the errno of a default action SCMP_ACT_ERRNO (1, EPERM, when absent; podman's: 38, ENOSYS) */
+  defaultErrnoRet?: number;
   architectures?: string[];
   syscalls?: SeccompRule[];
 }

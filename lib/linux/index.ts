@@ -24,3 +24,4 @@ export * from './pty.js';
 export * from './signal.js';
 export * from './pidfd.js';
 export * from './wait.js';
+export * from './resource.js';

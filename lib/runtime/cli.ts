@@ -14,6 +14,7 @@ import type { Command } from 'commander';
 import { CalfError, EXIT_CALF_ERROR, EXIT_ERROR, exitCodeOf, messageOf } from '../core/errors.js';
 import { fail } from '../core/fail.js';
 import { runInitStage, runMonitorStage, type MonitorMode } from './stage.js';
+import { runtimeMain, type RuntimeCommands } from './oci.js';
 import { prepareInitEntry } from './bundle.js';
 import { imageCommands, type ImageUser } from '../image/commands.js';
 
@@ -131,6 +132,8 @@ export interface Stages<Config, F extends Flags> {
    * `exec-stage`): each gets its config as JSON, one argument, and is run as init is.
    */
   stages?: Record<string, (config: never) => never>;
+  /** calf-runtime's subcommands (level 17): `calf runtime ARGS…`, runc's command line (bin/calf-runtime.cjs). */
+  runtime?: RuntimeCommands;
 }
 
 /** Parse `--env-file` the way Docker does: `KEY=VALUE` lines, `#` comments, a bare `KEY` copies the host's value. */
@@ -179,6 +182,11 @@ export function main<Config, F extends Flags = Record<never, never>>(stages: Sta
     runInitStage(stages.stages![hidden]!, process.argv[3]!, `calf:[${hidden.replace(/-stage$/, '')}]`);
   }
   reportUncaught();
+  if (process.argv[2] === 'runtime' && stages.runtime) { // calf-runtime: runc's command line, not Docker's
+    const commands = stages.runtime;
+    void runtimeMain(commands, process.argv.slice(3), prepareInitEntry).then(() => process.exit(0));
+    return;
+  }
   // The monitor too: it stands between `calf run -d` and "running" (level 15).
   if (process.argv[2] === 'monitor') {
     const [dir, mode] = process.argv.slice(3);

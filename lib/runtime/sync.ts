@@ -94,11 +94,30 @@ const failedEarly = new WeakSet<ChildProcess>();
  *   one-line error (it said it on its stderr too), unless it failed before the handshake
  */
 export async function execed(child: ChildProcess): Promise<{ exitCode: number; message?: string } | undefined> {
+  return awaitInit(child, undefined);
+}
+
+/**
+ * Parent side of calf-runtime's create (level 17), after {@link syncWithInit}: wait until the init
+ * stage says "created" (it is set up, and blocks on the exec FIFO until `start`), or has failed.
+ * @returns undefined once it waits; else how it ended, as {@link execed} says
+ */
+export async function createdInit(child: ChildProcess): Promise<{ exitCode: number; message?: string } | undefined> {
+  return awaitInit(child, 'created');
+}
+
+/** Init-stage side of {@link createdInit}: say "created", right before blocking on the exec FIFO. */
+export function notifyCreated(): void {
+  if (connected) fs.writeSync(SYNC_FD, 'created\n');
+}
+
+/** The next message: `expected` (or end-of-file when undefined) means all is well; "error CODE MESSAGE" how the stage failed. */
+async function awaitInit(child: ChildProcess, expected: string | undefined): Promise<{ exitCode: number; message?: string } | undefined> {
   const socket = child.stdio[SYNC_FD] as NodeJS.ReadableStream | null | undefined;
   const message = failedEarly.has(child) || !socket ? 'error' : await readMessage(socket).catch(() => undefined);
-  if (message === undefined) return undefined; // end-of-file: execve closed the socket
-  const error = /^error(?: (\d+) ?(.*))?$/.exec(message);
-  if (!error) throw new CalfError(`sync with the init stage: expected end-of-file or "error CODE MESSAGE", got ${JSON.stringify(message)}`);
+  if (message === expected) return undefined; // end-of-file: execve closed the socket; or the word we wait for
+  const error = /^error(?: (\d+) ?(.*))?$/.exec(message ?? 'error');
+  if (!error) throw new CalfError(`sync with the init stage: expected ${expected ? `"${expected}"` : 'end-of-file'} or "error CODE MESSAGE", got ${JSON.stringify(message)}`);
   if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
   const exitCode = child.exitCode ?? Number(error[1] ?? 125);
   return error[2] ? { exitCode, message: error[2] } : { exitCode };
@@ -159,6 +178,7 @@ function readMessage(socket: NodeJS.ReadableStream): Promise<string | undefined>
     };
     const onEnd = (): void => done(text || undefined);
     socket.on('data', onData).on('end', onEnd).on('error', reject);
+    socket.resume(); // done() paused it after the previous message: an explicitly paused stream stays so
   });
 }
 

@@ -32,7 +32,7 @@ export interface Assertion {
 /** The headers every assertion may use (glibc's where calf calls glibc, the kernel's where it goes raw). */
 const HEADERS = [
   'stddef.h', 'fcntl.h', 'sched.h', 'signal.h', 'poll.h', 'termios.h', 'stdlib.h', 'unistd.h',
-  'sys/file.h', 'sys/ioctl.h', 'sys/mount.h', 'sys/prctl.h', 'sys/socket.h', 'sys/stat.h', 'sys/un.h',
+  'sys/file.h', 'sys/ioctl.h', 'sys/mount.h', 'sys/prctl.h', 'sys/resource.h', 'sys/socket.h', 'sys/stat.h', 'sys/un.h',
   'sys/wait.h', 'net/if.h', 'asm/unistd.h', 'linux/capability.h', 'linux/openat2.h', 'linux/seccomp.h',
 ];
 

@@ -1,0 +1,228 @@
+//@ Level 17's lesson, in a file of its own beside calf.ts: written out as levels/17-oci-runtime/runtime.ts
+//@ (skeleton) and solutions/17-oci-runtime/runtime.ts, with the tags of ladder/calf.ts (only s17, 17
+//@ and todo17: everything here is new in level 17). calf.ts wires it: runtimeCommands(createInit).
+/**
+ * `calf-runtime`: calf as an OCI runtime, the program podman (through conmon) and containerd
+ * (through its shim) run for every step of a container's life, as they run runc or crun.
+ *
+ * Each call is a process of its own, and the engine, not calf, waits for the container's
+ * process: all that passes between the calls is the state directory, `<root>/<id>/`.
+ * ```
+ *   create --bundle B ID                         the init stage (re-executed: calf:[init])
+ *   ────────────────────                         ─────────────────────────────────────────
+ *   read B/config.json; mkfifo <root>/ID/exec.fifo
+ *   cgroup; spawn ─────────────────────────────▶ open exec.fifo (O_PATH: its host path works now)
+ *   handshake: join the cgroup                   namespaces, mounts, pivot_root
+ *                                ◀── "created" ─ open /proc/self/fd/N for writing: blocks
+ *   write the pid file, exit: the engine
+ *   (a subreaper) inherits the init stage
+ *
+ *   start ID: open exec.fifo for reading ──────▶ the open returns: write one byte
+ *   read that byte, remove the FIFO              privileges, user, seccomp; execve(process.args)
+ *
+ *   state ID: created while the FIFO exists, running while the pid lives, stopped after
+ *   kill ID SIG: kill(2) the pid (--all: every process of its cgroup)
+ *   delete ID: once stopped (--force: SIGKILL first); its cgroup and state directory go
+ * ```
+ * @see https://github.com/opencontainers/runtime-spec/blob/main/runtime.md (the lifecycle)
+ * @see https://man7.org/linux/man-pages/man7/fifo.7.html
+ * @module
+ */
+import fs from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
+import * as linux from '../lib/linux/index.js';
+import {
+  CalfError, EXIT_ERROR, alive, processStartTime, createdInit, notifyCreated, readBundle, runtimeContainer, existingContainer,
+  saveRecord, statusOf, ociState, writePidFile, sleep, type RuntimeCommands, type RuntimeContainer, type RuntimeGlobals, type Spec,
+} from '../lib/runtime/index.js';
+import { cgroupDirsOf, removeCgroupOf } from '../lib/cgroup/index.js';
+
+/** calf.ts's part of create: the container's cgroup `where` with the spec's limits, its init stage (SYNC_STDIO), the handshake. */
+export type CreateInit = (config: Spec, where: { parent: string; name: string }) => Promise<ChildProcess>;
+
+/** The subcommands, for lib's runc command line (lib/runtime/oci.ts's runtimeMain). */
+export function runtimeCommands(createInit: CreateInit): RuntimeCommands {
+  return { create: (globals, id, options) => create(globals, id, options, createInit), start, state, kill, delete: remove };
+}
+
+/** Where the container's cgroup goes: the spec's cgroupsPath (`/libpod_parent/libpod-ID`), else calf-runtime/ID. */
+function cgroupOf(config: Spec, id: string): { parent: string; name: string } {
+  const parts = (config.linux?.cgroupsPath ?? `/calf-runtime/${id}`).split('/').filter(Boolean);
+  if (parts.some((p) => p.includes(':'))) throw new CalfError(`linux.cgroupsPath ${config.linux!.cgroupsPath}: systemd's slice:prefix:name is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
+  return { parent: parts.slice(0, -1).join('/') || 'calf-runtime', name: parts.at(-1) ?? id };
+}
+
+// ─── create: everything up to the command, then wait for start ────────────────────────────────
+
+async function create(globals: RuntimeGlobals, id: string, options: { bundle: string; pidFile?: string }, createInit: CreateInit): Promise<void> {
+  const container = runtimeContainer(globals, id);
+  if (container.record || fs.existsSync(container.dir)) throw new CalfError(`container with id ${id} already exists`, { exitCode: EXIT_ERROR });
+  const config = readBundle(options.bundle); // first: a field calf refuses leaves nothing behind
+  const where = cgroupOf(config, id);
+  fs.mkdirSync(globals.root, { recursive: true, mode: 0o700 });
+  fs.mkdirSync(container.dir, { mode: 0o711 }); // EEXIST if another create won the race
+  let child: ChildProcess | undefined;
+  try {
+    //@todo17 {
+    // TODO(17.1): between create and start the init stage must be set up and yet not have
+    // run process.args. runc parks it on a FIFO in the state directory: make one at
+    // container.fifo (mknod(2) with S_IFIFO: fifo(7)) that anyone may write (0622: after
+    // start the container may run as another user), and tell the init stage where it is
+    // (config.execFifo). Once createInit() has spawned it and the handshake is over, wait for
+    // its "created" (createdInit(): undefined, or how it failed), then record the container
+    // (saveRecord: its pid and that pid's start time) and write the pid file the engine asked
+    // for (writePidFile). Why may this process exit now, and who waits for the container then?
+    //@}
+    //@todo17: throw new CalfError('level 17 is not done yet: create the container (TODO 17.1 in runtime.ts)', { exitCode: EXIT_ERROR });
+    //@17 {
+    linux.mknod(container.fifo, linux.S_IFIFO | 0o622);
+    fs.chmodSync(container.fifo, 0o622); // mknod's mode passes through the umask
+    child = await createInit({ ...config, execFifo: container.fifo }, where);
+    const failed = await createdInit(child); // set up, and blocked on the FIFO; or why not
+    if (failed) throw new CalfError(failed.message ?? `the init stage exited with ${failed.exitCode}`, { exitCode: EXIT_ERROR });
+    const pid = child.pid!;
+    saveRecord(container, { id, bundle: options.bundle, pid, startTime: processStartTime(pid)!, created: new Date().toISOString(), annotations: config.annotations ?? {}, cgroup: where });
+    if (options.pidFile) writePidFile(options.pidFile, pid);
+    (child.stdio[3] as Socket | null)?.destroy(); // the sync socket: the init stage's end is close-on-exec
+    child.unref(); // orphaned when we exit: the engine (a subreaper) reaps it
+    //@}
+  } catch (err) {
+    if (child?.pid !== undefined && child.exitCode === null) child.kill('SIGKILL');
+    removeCgroupOf(where.name);
+    fs.rmSync(container.dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Init side, first thing: the FIFO's host path is gone after pivot_root, so keep a handle on it (O_PATH: no open(2) that blocks). None under calf run. */
+export function openExecFifo(fifo: string | undefined): number | undefined {
+  return fifo === undefined ? undefined : fs.openSync(fifo, linux.O_PATH | linux.O_CLOEXEC);
+}
+
+/** Init side, last thing before the privileges and execve: say "created", then block until `start` (calf-runtime's containers only). */
+export function awaitStart(fifo: number | undefined): void {
+  if (fifo === undefined) return; // calf run: no start to wait for
+  notifyCreated(); // create exits: the container is "created"
+  //@todo17 {
+  // TODO(17.2): block here until `calf-runtime start`. Opening a FIFO for writing blocks until
+  // a reader opens it (fifo(7)): open this fd's file for writing through /proc/self/fd/N (the
+  // container's /proc now), write one byte for start to read, close both fds. Node's fs is
+  // synchronous here on purpose: why would an asynchronous open not do, in this stage?
+  //@}
+  //@todo17: throw new CalfError('level 17 is not done yet: wait for start on the exec FIFO (TODO 17.2 in runtime.ts)');
+  //@17 {
+  const writer = fs.openSync(`/proc/self/fd/${fifo}`, fs.constants.O_WRONLY | linux.O_CLOEXEC); // blocks until start opens the other end
+  fs.writeSync(writer, '0');
+  fs.closeSync(writer);
+  fs.closeSync(fifo);
+  //@}
+}
+
+// ─── start, state, kill, delete ────────────────────────────────────────────────────────────────
+
+function start(globals: RuntimeGlobals, id: string): void {
+  const container = existingContainer(globals, id);
+  const status = statusOf(container);
+  if (status !== 'created') throw new CalfError(status === 'running' ? 'cannot start an already running container' : `cannot start a container that has ${status}`, { exitCode: EXIT_ERROR });
+  //@todo17 {
+  // TODO(17.3): let the init stage go on. Open container.fifo for reading: without O_NONBLOCK
+  // that open would block for ever if the init stage had died. Wait until the byte it writes
+  // can be read (poll(2), POLLIN), checking meanwhile that record.pid is alive(); read it,
+  // close, remove the FIFO (from now on statusOf() says running). Why does the spec want
+  // start to return only once the process runs?
+  //@}
+  //@todo17: throw new CalfError('level 17 is not done yet: start the container (TODO 17.3 in runtime.ts)', { exitCode: EXIT_ERROR });
+  //@17 {
+  const reader = fs.openSync(container.fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); // no writer needed to open it
+  try {
+    for (;;) {
+      if (linux.poll(reader, linux.POLLIN, 100) > 0 && readByte(reader)) break;
+      if (!alive(container.record.pid, container.record.startTime)) throw new CalfError(`container ${id} stopped before it started`, { exitCode: EXIT_ERROR });
+    }
+  } finally {
+    fs.closeSync(reader);
+  }
+  fs.rmSync(container.fifo);
+  //@}
+}
+
+//@17 {
+/** One byte from a non-blocking FIFO, if there is one yet. */
+function readByte(fd: number): boolean {
+  try {
+    return fs.readSync(fd, Buffer.alloc(1), 0, 1, null) === 1;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return false;
+    throw err;
+  }
+}
+//@}
+
+function state(globals: RuntimeGlobals, id: string): ReturnType<typeof ociState> {
+  return ociState(existingContainer(globals, id));
+}
+
+/** The container's processes: its first (the init stage, or the command it became), or with `all` every process in its cgroup. */
+function processesOf(container: RuntimeContainer & { record: NonNullable<RuntimeContainer['record']> }, all: boolean): number[] {
+  if (!all || !container.record.cgroup) return [container.record.pid];
+  const pids = cgroupDirsOf(container.record.cgroup.name).flatMap((dir) => {
+    try {
+      return fs.readFileSync(`${dir}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  });
+  return [...new Set(pids)];
+}
+
+function kill(globals: RuntimeGlobals, id: string, signal: number, all: boolean): void {
+  const container = existingContainer(globals, id);
+  if (statusOf(container) === 'stopped') throw new CalfError('container not running', { exitCode: EXIT_ERROR });
+  //@todo17 {
+  // TODO(17.4): send signal to the container's processes (processesOf: its first, or with --all
+  // every process of its cgroup): kill(2). One may have ended meanwhile (ESRCH): that is no
+  // error. Why does a SIGTERM to a created container's init stage, PID 1 of its namespace, not
+  // end it, when SIGKILL does (pid_namespaces(7))?
+  //@}
+  //@17 {
+  for (const pid of processesOf(container, all)) {
+    try {
+      linux.kill(pid, signal);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ESRCH') throw err;
+    }
+  }
+  //@}
+}
+
+async function remove(globals: RuntimeGlobals, id: string, force: boolean): Promise<void> {
+  const container = runtimeContainer(globals, id);
+  if (!container.record) {
+    if (force) return fs.rmSync(container.dir, { recursive: true, force: true }); // engines delete twice, and after every failed create
+    throw new CalfError(`container ${id} does not exist`, { exitCode: EXIT_ERROR });
+  }
+  const found = container as RuntimeContainer & { record: NonNullable<RuntimeContainer['record']> };
+  const status = statusOf(found);
+  if (status === 'running' && !force) throw new CalfError(`cannot delete container ${id} that is not stopped: ${status}`, { exitCode: EXIT_ERROR });
+  //@todo17 {
+  // TODO(17.5): a created container (its init stage waits on the FIFO), or with --force a
+  // running one, is killed first: SIGKILL to every process of its cgroup; then wait until its
+  // first process is gone (alive(), polled: it is the engine's child, not ours). Then remove
+  // its cgroup (removeCgroupOf(record.cgroup.name)) and its state directory. Why must the
+  // processes be gone before the cgroup's rmdir?
+  //@}
+  //@17 {
+  if (status !== 'stopped') {
+    for (const pid of processesOf(found, true)) {
+      try { linux.kill(pid, 9); } catch { /* gone meanwhile */ }
+    }
+    for (let waited = 0; alive(found.record.pid, found.record.startTime); waited += 10) {
+      if (waited > 10_000) throw new CalfError(`container ${id}'s process ${found.record.pid} did not end after SIGKILL`, { exitCode: EXIT_ERROR });
+      sleep(10);
+    }
+  }
+  if (found.record.cgroup) removeCgroupOf(found.record.cgroup.name);
+  fs.rmSync(container.dir, { recursive: true, force: true });
+  //@}
+}

@@ -1,0 +1,366 @@
+/**
+ * What `calf-runtime` (level 17) needs that is not its lesson: runc's command line, the state
+ * directory under `--root`, the OCI state the `state` command prints, and an engine's
+ * `config.json` checked and turned into the config calf's init stage reads.
+ *
+ * An engine (podman through conmon, containerd through its shim) runs the runtime once per
+ * call: `create`, `start`, `state`, `kill`, `delete` are separate processes, and all that passes
+ * between them is in `<root>/<id>/` (state.json and the exec FIFO). docs/notes/oci-engines.md has
+ * every call the engines make.
+ * @see https://github.com/opencontainers/runtime-spec/blob/main/runtime.md
+ * @see https://github.com/opencontainers/runc/blob/main/man/runc.8.md
+ * @module
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { constants } from 'node:os';
+import { CalfError, EXIT_ERROR, messageOf } from '../core/errors.js';
+import { readJson, writeFileAtomic, writeJson } from '../core/record.js';
+import { alive } from '../core/process.js';
+import { OCI_VERSION, type Mount, type Spec } from '../core/spec.js';
+import { DEVICE_RULES } from './security.js';
+import * as linux from '../linux/index.js';
+
+/** Where calf-runtime keeps its containers' state when no `--root` is given (runc: /run/runc). */
+export const DEFAULT_RUNTIME_ROOT = '/run/calf-runtime';
+
+/** The FIFO in a container's state directory that its init stage blocks on until `start`. */
+export const EXEC_FIFO = 'exec.fifo';
+
+/** What calf-runtime keeps of a container between calls: `<root>/<id>/state.json`. */
+export interface RuntimeRecord {
+  id: string;
+  /** the bundle's absolute path */
+  bundle: string;
+  /** the init stage's pid (the command's, after start), as the host sees it, and its start time */
+  pid: number;
+  startTime: number;
+  /** ISO 8601, when create ran */
+  created: string;
+  annotations: Record<string, string>;
+  /** the cgroup calf made for it: `parent` and `name` as createCgroup() took them, and the record's id */
+  cgroup?: { parent: string; name: string };
+}
+
+/** The spec's State, what `calf-runtime state` prints. */
+export interface OciState {
+  ociVersion: string;
+  id: string;
+  status: 'creating' | 'created' | 'running' | 'stopped';
+  pid: number;
+  bundle: string;
+  annotations: Record<string, string>;
+}
+
+/** A container's state directory, with its record and exec FIFO. */
+export interface RuntimeContainer {
+  id: string;
+  dir: string;
+  fifo: string;
+  record: RuntimeRecord | undefined;
+}
+
+/** The global flags every subcommand gets. */
+export interface RuntimeGlobals {
+  root: string;
+  log?: string;
+  logFormat: 'text' | 'json';
+}
+
+/** The container `id` under `root`, whether or not it exists (record undefined then). */
+export function runtimeContainer(globals: RuntimeGlobals, id: string): RuntimeContainer {
+  if (!/^[\w+.-]+$/.test(id) || id === '.' || id === '..') throw new CalfError(`invalid container id ${JSON.stringify(id)}`, { exitCode: EXIT_ERROR });
+  const dir = path.join(globals.root, id);
+  return { id, dir, fifo: path.join(dir, EXEC_FIFO), record: readJson<RuntimeRecord>(path.join(dir, 'state.json')) };
+}
+
+/** The container `id`, which must exist: runc's "container does not exist" otherwise (engines match those words). */
+export function existingContainer(globals: RuntimeGlobals, id: string): RuntimeContainer & { record: RuntimeRecord } {
+  const container = runtimeContainer(globals, id);
+  if (!container.record) throw new CalfError(`container ${id} does not exist`, { exitCode: EXIT_ERROR });
+  return container as RuntimeContainer & { record: RuntimeRecord };
+}
+
+/** Write a container's record. */
+export function saveRecord(container: RuntimeContainer, record: RuntimeRecord): void {
+  writeJson(path.join(container.dir, 'state.json'), record);
+  container.record = record;
+}
+
+/**
+ * The spec's status: `created` while the init stage waits on the exec FIFO (it exists until
+ * `start` has opened it), `running` once it ran on, `stopped` once the process is gone (a
+ * zombie counts as gone: its parent, the engine, has not reaped it yet).
+ */
+export function statusOf(container: RuntimeContainer & { record: RuntimeRecord }): OciState['status'] {
+  if (!alive(container.record.pid, container.record.startTime)) return 'stopped';
+  return fs.existsSync(container.fifo) ? 'created' : 'running';
+}
+
+/** The spec's State of a container. */
+export function ociState(container: RuntimeContainer & { record: RuntimeRecord }): OciState {
+  const status = statusOf(container);
+  const { id, bundle, annotations } = container.record;
+  return { ociVersion: OCI_VERSION, id, status, pid: status === 'stopped' ? 0 : container.record.pid, bundle, annotations };
+}
+
+/** A pid file as the engines read it: decimal, no newline (containerd's Atoi refuses one). */
+export function writePidFile(file: string, pid: number): void {
+  writeFileAtomic(path.resolve(file), String(pid));
+}
+
+/** A signal as `kill` takes it: a number (`15`), a name (`TERM`, `SIGTERM`); SIGTERM by default, as runc. */
+export function parseSignal(text = 'SIGTERM'): number {
+  if (/^\d+$/.test(text)) {
+    const n = Number(text);
+    if (n > 0 && n < 65) return n;
+  }
+  const name = text.toUpperCase().startsWith('SIG') ? text.toUpperCase() : `SIG${text.toUpperCase()}`;
+  const n = (constants.signals as Record<string, number | undefined>)[name];
+  if (n === undefined) throw new CalfError(`unknown signal ${JSON.stringify(text)}`, { exitCode: EXIT_ERROR });
+  return n;
+}
+
+// ─── config.json ──────────────────────────────────────────────────────────────────────────────
+
+/** The fields of config.json calf-runtime implements, per object; anything else is refused by name. */
+const KNOWN: Record<string, readonly string[]> = {
+  '': ['ociVersion', 'process', 'root', 'hostname', 'mounts', 'linux', 'annotations'],
+  process: ['args', 'env', 'cwd', 'user', 'capabilities', 'noNewPrivileges', 'terminal', 'rlimits'],
+  'process.user': ['uid', 'gid', 'additionalGids', 'umask'],
+  root: ['path', 'readonly'],
+  linux: ['namespaces', 'resources', 'cgroupsPath', 'maskedPaths', 'readonlyPaths', 'seccomp'],
+  'linux.resources': ['devices', 'memory', 'pids', 'cpu'],
+};
+
+/** The mounts calf's init stage makes itself (levels 02 and 12): the engines' defaults for them are taken as such. */
+const INIT_MOUNTS: Record<string, string[]> = {
+  '/proc': ['proc'], '/sys': ['sysfs'], '/dev': ['tmpfs'], '/dev/pts': ['devpts'], '/dev/shm': ['tmpfs', 'bind'],
+  '/dev/mqueue': ['mqueue'], '/sys/fs/cgroup': ['cgroup', 'cgroup2'],
+};
+
+function refuseUnknown(value: unknown, where: string): void {
+  if (!value || typeof value !== 'object') return;
+  for (const key of Object.keys(value)) {
+    if (!KNOWN[where]!.includes(key)) throw new CalfError(`config.json: ${where ? `${where}.` : ''}${key} is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
+  }
+}
+
+/**
+ * Read `<bundle>/config.json` and make it the init stage's config: `root.path` resolved against
+ * the bundle, the mounts the init stage makes itself (/proc, /sys, /dev…) left to it, the
+ * others (binds, tmpfs) kept in order; a field calf does not implement is refused, naming it.
+ */
+export function readBundle(bundle: string): Spec {
+  let config: Spec;
+  try {
+    config = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as Spec;
+  } catch (err) {
+    throw new CalfError(`cannot read the bundle's config.json: ${messageOf(err)}`, { exitCode: EXIT_ERROR });
+  }
+  refuseUnknown(config, '');
+  refuseUnknown(config.process, 'process');
+  refuseUnknown(config.process?.user, 'process.user');
+  refuseUnknown(config.root, 'root');
+  refuseUnknown(config.linux, 'linux');
+  refuseUnknown(config.linux?.resources, 'linux.resources');
+  if (!config.process?.args?.length) throw new CalfError('config.json: process.args is empty', { exitCode: EXIT_ERROR });
+  if (!config.root?.path) throw new CalfError('config.json: root.path is missing', { exitCode: EXIT_ERROR });
+  for (const ns of config.linux?.namespaces ?? []) {
+    if (ns.path && ns.type !== 'network') throw new CalfError(`config.json: linux.namespaces: joining a ${ns.type} namespace by path is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
+    if (!['mount', 'uts', 'ipc', 'network', 'pid'].includes(ns.type)) throw new CalfError(`config.json: linux.namespaces: a ${ns.type} namespace is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
+  }
+  for (const ns of ['mount', 'uts', 'ipc'] as const) {
+    if (!config.linux?.namespaces?.some((n) => n.type === ns)) throw new CalfError(`config.json: linux.namespaces: calf-runtime needs a ${ns} namespace of the container's own`, { exitCode: EXIT_ERROR });
+  }
+  const mounts: Mount[] = [];
+  for (const mount of config.mounts ?? []) {
+    if (INIT_MOUNTS[mount.destination]?.includes(mount.type ?? 'bind')) continue; // the init stage's own
+    if (mount.type === 'tmpfs' || mount.type === 'bind' || mount.options?.includes('bind') || mount.options?.includes('rbind')) {
+      mounts.push({ ...mount, type: mount.type === 'tmpfs' ? 'tmpfs' : 'bind' });
+      continue;
+    }
+    throw new CalfError(`config.json: mounts: a ${mount.type ?? 'typeless'} mount on ${mount.destination} is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
+  }
+  const seccomp = config.linux?.seccomp;
+  if (seccomp) {
+    // libseccomp refuses a rule whose action is the default one (EACCES): runc leaves those out too
+    const same = (action: string, errno?: number) => action === seccomp.defaultAction && (action !== 'SCMP_ACT_ERRNO' || (errno ?? 1) === (seccomp.defaultErrnoRet ?? 1));
+    seccomp.syscalls = seccomp.syscalls?.filter((rule) => !same(rule.action, rule.errnoRet));
+  }
+  const devices = config.linux?.resources?.devices;
+  // runc's default devices: what the init stage's /dev holds stays usable under an engine's "deny all"
+  const resources = devices ? { ...config.linux!.resources, devices: [...devices, ...DEVICE_RULES.slice(1)] } : config.linux?.resources;
+  return {
+    ...config,
+    ...(config.linux ? { linux: { ...config.linux, ...(resources ? { resources } : {}) } } : {}),
+    root: { path: path.resolve(bundle, config.root.path), readonly: config.root.readonly ?? false },
+    hostname: config.hostname ?? os.hostname(), // none: the new UTS namespace keeps the host's name
+    mounts,
+    process: { ...config.process, cwd: config.process.cwd || '/', env: config.process.env ?? [] },
+  };
+}
+
+/**
+ * The spec's process.rlimits and process.user.umask, for the init stage to apply before its
+ * `execve` (both are kept across it). An unknown rlimit type is refused by name.
+ */
+export function applyProcessLimits(config: Spec): void {
+  for (const { type, soft, hard } of config.process.rlimits ?? []) {
+    const resource = (linux as unknown as Record<string, unknown>)[type];
+    if (!/^RLIMIT_[A-Z]+$/.test(type) || typeof resource !== 'number') throw new CalfError(`config.json: process.rlimits: ${type} is not a resource limit calf-runtime knows`);
+    linux.setrlimit(resource, BigInt(soft), BigInt(hard));
+  }
+  if (config.process.user?.umask !== undefined) process.umask(config.process.user.umask);
+}
+
+/**
+ * Join the namespaces the config names by `path` (podman's network namespace, which CNI has set
+ * up): setns(2) moves the calling thread, which is all the init stage needs (a network namespace
+ * may be joined by a multithreaded process).
+ */
+export function joinNamespacePaths(config: Spec): void {
+  for (const ns of config.linux?.namespaces ?? []) {
+    if (!ns.path) continue;
+    if (ns.type !== 'network') throw new CalfError(`joining a ${ns.type} namespace by path is not implemented by calf-runtime`);
+    const fd = fs.openSync(ns.path, 'r');
+    try {
+      linux.setns(fd, linux.CLONE_NEWNET);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+// ─── The command line ─────────────────────────────────────────────────────────────────────────
+
+/** What a level gives {@link runtimeMain}: one function per subcommand. */
+export interface RuntimeCommands {
+  create(globals: RuntimeGlobals, id: string, options: { bundle: string; pidFile?: string; consoleSocket?: string }): Promise<void>;
+  start(globals: RuntimeGlobals, id: string): void;
+  state(globals: RuntimeGlobals, id: string): OciState;
+  kill(globals: RuntimeGlobals, id: string, signal: number, all: boolean): void;
+  delete(globals: RuntimeGlobals, id: string, force: boolean): Promise<void>;
+}
+
+/** Flags that take a value, per subcommand ('' for the globals). */
+const VALUE_FLAGS: Record<string, readonly string[]> = {
+  '': ['root', 'log', 'log-format', 'criu', 'rootless'],
+  create: ['bundle', 'b', 'pid-file', 'console-socket', 'preserve-fds'],
+  run: ['bundle', 'b', 'pid-file', 'console-socket', 'preserve-fds'],
+  kill: ['signal', 's'],
+  state: [], start: [], delete: [], features: [],
+};
+
+/** Parse `--flag value`, `--flag=value`, `-f value` and bare words, stopping at the first word when `stop`. */
+function parseArgs(args: readonly string[], valued: readonly string[], stop: boolean): { flags: Map<string, string | true>; rest: string[] } {
+  const flags = new Map<string, string | true>();
+  let i = 0;
+  for (; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') { i++; break; }
+    if (!arg.startsWith('-') || arg === '-') {
+      if (stop) break;
+      continue;
+    }
+    const [name, value] = arg.replace(/^--?/, '').split(/=(.*)/s, 2) as [string, string | undefined];
+    if (valued.includes(name)) {
+      const v = value ?? args[++i];
+      if (v === undefined) throw new CalfError(`flag needs an argument: -${name.length > 1 ? '-' : ''}${name}`, { exitCode: EXIT_ERROR });
+      flags.set(name, v);
+    } else {
+      flags.set(name, value ?? true);
+    }
+  }
+  const rest = stop ? args.slice(i) : args.filter((a, j) => !a.startsWith('-') && !valued.some((v) => args[j - 1] === `--${v}` || args[j - 1] === `-${v}`));
+  return { flags, rest };
+}
+
+/** One error line in `--log` as the engines read it: JSON (`level`, `msg`, RFC 3339 `time`), or text. */
+function logError(globals: RuntimeGlobals | undefined, message: string): void {
+  if (!globals?.log) return;
+  const time = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const line = globals.logFormat === 'json' ? JSON.stringify({ level: 'error', msg: message, time }) : `time="${time}" level=error msg=${JSON.stringify(message)}`;
+  try {
+    fs.appendFileSync(globals.log, `${line}\n`);
+  } catch {
+    // the log is the engine's: stderr still says it
+  }
+}
+
+/**
+ * calf-runtime's command line, runc's: `[--root DIR] [--log FILE] [--log-format text|json]
+ * COMMAND [FLAGS] ID`. Errors: one line on stderr (and in `--log`), exit 1.
+ * @param prepare makes the init stage's bundle current (create spawns it)
+ */
+export async function runtimeMain(commands: RuntimeCommands, argv: readonly string[], prepare: () => Promise<void>): Promise<void> {
+  let globals: RuntimeGlobals | undefined;
+  try {
+    const { flags, rest } = parseArgs(argv, VALUE_FLAGS['']!, true);
+    const format = flags.get('log-format') ?? 'text';
+    if (format !== 'text' && format !== 'json') throw new CalfError(`--log-format: ${JSON.stringify(format)} is neither text nor json`, { exitCode: EXIT_ERROR });
+    globals = { root: path.resolve(String(flags.get('root') ?? DEFAULT_RUNTIME_ROOT)), logFormat: format, ...(typeof flags.get('log') === 'string' ? { log: flags.get('log') as string } : {}) };
+    if (flags.has('systemd-cgroup')) throw new CalfError('--systemd-cgroup is not implemented by calf-runtime: use the cgroupfs cgroup manager', { exitCode: EXIT_ERROR });
+    if (flags.has('version') || flags.has('v')) {
+      process.stdout.write(`calf-runtime version 0.17\nspec: ${OCI_VERSION}\n`);
+      return;
+    }
+    const [command, ...args] = rest;
+    if (command === undefined) throw new CalfError('no command given: create, start, state, kill, delete, features', { exitCode: EXIT_ERROR });
+    const valued = VALUE_FLAGS[command];
+    if (!valued) throw new CalfError(`command ${JSON.stringify(command)} is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
+    const { flags: opts, rest: words } = parseArgs(args, valued, false);
+    if (command === 'features') {
+      process.stdout.write(`${JSON.stringify(features(), null, 2)}\n`);
+      return;
+    }
+    const id = words[0];
+    if (id === undefined || id === '') throw new CalfError(`${command} requires a container id`, { exitCode: EXIT_ERROR });
+    const unknownFlag = [...opts.keys()].find((f) => !valued.includes(f) && !FLAGS_WITHOUT_VALUE[command]?.includes(f));
+    if (unknownFlag) throw new CalfError(`${command}: flag --${unknownFlag} is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
+    const g = globals;
+    switch (command) {
+      case 'create': {
+        const bundle = path.resolve(String(opts.get('bundle') ?? opts.get('b') ?? '.'));
+        const pidFile = opts.get('pid-file');
+        const consoleSocket = opts.get('console-socket');
+        if (consoleSocket !== undefined) throw new CalfError('create: --console-socket (process.terminal, -t) is not implemented by calf-runtime yet', { exitCode: EXIT_ERROR });
+        await prepare(); // the init stage's bundle, current
+        await commands.create(g, id, { bundle, ...(typeof pidFile === 'string' ? { pidFile } : {}), ...(typeof consoleSocket === 'string' ? { consoleSocket } : {}) });
+        break;
+      }
+      case 'start': commands.start(g, id); break;
+      case 'state': process.stdout.write(`${JSON.stringify(commands.state(g, id), null, 2)}\n`); break;
+      case 'kill': commands.kill(g, id, parseSignal(String(opts.get('signal') ?? opts.get('s') ?? words[1] ?? 'SIGTERM')), opts.has('all') || opts.has('a')); break;
+      case 'delete': await commands.delete(g, id, opts.has('force') || opts.has('f')); break;
+      default: throw new CalfError(`command ${JSON.stringify(command)} is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
+    }
+  } catch (err) {
+    const message = messageOf(err);
+    logError(globals, message);
+    fs.writeSync(2, `calf-runtime: ${message}\n`);
+    process.exit(err instanceof CalfError ? err.exitCode : EXIT_ERROR);
+  }
+}
+
+/** Boolean flags each subcommand accepts. */
+const FLAGS_WITHOUT_VALUE: Record<string, readonly string[]> = {
+  create: ['no-pivot', 'no-new-keyring'], kill: ['all', 'a'], delete: ['force', 'f'], state: [], start: [],
+};
+
+/** What `calf-runtime features` prints: the runtime-spec's Features document, as far as calf goes. */
+function features(): object {
+  return {
+    ociVersionMin: '1.0.0',
+    ociVersionMax: OCI_VERSION,
+    hooks: [],
+    mountOptions: ['ro', 'rw', 'nosuid', 'nodev', 'noexec', 'bind', 'rbind', 'relatime', 'strictatime'],
+    linux: {
+      namespaces: ['mount', 'uts', 'ipc', 'network', 'pid'],
+      capabilities: [],
+      cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
+      seccomp: { enabled: true },
+    },
+  };
+}
