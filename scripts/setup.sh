@@ -17,6 +17,9 @@ die() { say "$*"; exit 1; }
 # docker-registry (distribution 2.8) and openssl: level 13's tests run a real registry with token
 # auth (openssl makes the token signing certificate); skopeo pushes the test images to it.
 packages=(busybox-static gcc libc6-dev iproute2 skopeo umoci tar libseccomp2 docker-registry openssl)
+# Level 17 runs calf-runtime under real engines: podman with its conmon and CNI plugins, and
+# containerd (with ctr); runc is what they run otherwise, and what the bench compares with.
+packages+=(podman conmon containernetworking-plugins containerd runc)
 # The other architecture's C headers and compiler proper (cc1, in its cpp package: ~50 MB installed,
 # 13 MB to download, not the 160 MB of the whole cross gcc): test/lib/abi.test.ts checks every
 # syscall number, ioctl and struct layout calf uses against both x86_64's and arm64's headers.
@@ -42,6 +45,12 @@ fi
 if [ -d /run/systemd/system ] && systemctl is-enabled --quiet docker-registry 2>/dev/null; then
   say "disabling the docker-registry service (the tests start their own registries)"
   systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
+# Likewise containerd's package starts a system containerd; level 17's tests start their own, on
+# a socket and root in a directory they made.
+if [ -d /run/systemd/system ] && systemctl is-enabled --quiet containerd 2>/dev/null; then
+  say "disabling the containerd service (level 17's tests start their own)"
+  systemctl disable --now containerd >/dev/null 2>&1 || true
 fi
 
 command -v node >/dev/null || die "Node.js is missing: install a current LTS (the Vagrantfile installs Node 24)"
