@@ -18,7 +18,7 @@ import { writeFileAtomic } from '../core/record.js';
 import { withIndexLock } from './lock.js';
 import { checkConfig, checkIndex, checkManifest, parseDocument } from './validate.js';
 import {
-  createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync,
+  createReadStream, createWriteStream, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync,
   statSync, writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -232,35 +232,55 @@ export function listImages(root = calfRoot()): ImageSummary[] {
 
 /**
  * Create the store's layout (`oci-layout`, an empty `index.json`, `blobs/sha256/`) if it is not
- * there yet. Safe to call every time.
+ * there yet. Safe to call every time, and from calfs running at once: a pull writing its first
+ * blob makes `blobs/sha256/` before any index exists, and another pull may name its image in a
+ * new index meanwhile, so a missing file is only ever created, never written over.
  */
 function initStore(root = calfRoot()): void {
   const dir = imagesDir(root);
   if (existsSync(join(dir, 'index.json'))) return;
-  if (existsSync(dir)) {
-    // A layout some other tool (or an older calf) began: complete it where it is.
-    mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
-    if (!existsSync(join(dir, 'oci-layout'))) writeFileAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    const empty: ImageIndex = { schemaVersion: 2, mediaType: MediaType.index, manifests: [] };
-    writeFileAtomic(join(dir, 'index.json'), JSON.stringify(empty));
-    return;
+  if (!existsSync(dir)) {
+    // Made whole beside it, then renamed into place: a full disk (or a kill) midway leaves a temp
+    // directory, never a layout without its oci-layout or index.json.
+    mkdirSync(root, { recursive: true });
+    const temp = `${dir}.tmp-${process.pid}-${randomBytes(8).toString('hex')}`;
+    try {
+      mkdirSync(join(temp, 'blobs', 'sha256'), { recursive: true });
+      writeFileSync(join(temp, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+      writeFileSync(join(temp, 'index.json'), JSON.stringify(EMPTY_INDEX));
+      renameSync(temp, dir);
+      return;
+    } catch (error) {
+      rmSync(temp, { recursive: true, force: true });
+      const code = (error as NodeJS.ErrnoException).code;
+      // Another calf made the directory meanwhile (its layout, or only the blobs of its first
+      // download): complete it below.
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+    }
   }
-  // Made whole beside it, then renamed into place: a full disk (or a kill) midway leaves a temp
-  // directory, never a layout without its oci-layout or index.json.
-  mkdirSync(root, { recursive: true });
-  const temp = `${dir}.tmp-${process.pid}-${randomBytes(8).toString('hex')}`;
+  // A layout some other tool, an older calf or another calf's first download began: complete it
+  // where it is, each file only if it is still missing.
+  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+  createFileAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  createFileAtomic(join(dir, 'index.json'), JSON.stringify(EMPTY_INDEX));
+}
+
+const EMPTY_INDEX: ImageIndex = { schemaVersion: 2, mediaType: MediaType.index, manifests: [] };
+
+/**
+ * Create `file` with `data` unless it exists, atomically: written under a temp name, then
+ * link(2)ed to its name, which fails with EEXIST where rename(2) would replace what another
+ * calf wrote since (a two-pull race lost an image's name that way: its index replaced by an empty one).
+ */
+function createFileAtomic(file: string, data: string): void {
+  const temp = `${file}.tmp-${process.pid}-${randomBytes(8).toString('hex')}`;
   try {
-    mkdirSync(join(temp, 'blobs', 'sha256'), { recursive: true });
-    writeFileSync(join(temp, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    const empty: ImageIndex = { schemaVersion: 2, mediaType: MediaType.index, manifests: [] };
-    writeFileSync(join(temp, 'index.json'), JSON.stringify(empty));
-    renameSync(temp, dir);
+    writeFileSync(temp, data);
+    linkSync(temp, file);
   } catch (error) {
-    rmSync(temp, { recursive: true, force: true });
-    const code = (error as NodeJS.ErrnoException).code;
-    // Another calf made it meanwhile: its layout is as good as ours.
-    if ((code === 'ENOTEMPTY' || code === 'EEXIST') && existsSync(join(dir, 'index.json'))) return;
-    throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  } finally {
+    rmSync(temp, { force: true });
   }
 }
 
