@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
-import { run, calf, expectExit, calfRoot, calfEnv, CALF_ARGS, calfNode, target, repo } from '../support/target.js';
+import { run, calf, expectExit, calfRoot, calfEnv, CALF_ARGS, calfNode, repo } from '../support/target.js';
 import { waitForOutput } from '../support/background.js';
 import { fsTypeAt, mountAt, mountPoints, mountTable } from '../support/mounts.js';
 import { childrenOf, waitFor } from '../support/procs.js';

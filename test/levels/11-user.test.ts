@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { execa } from 'execa';
-import { run, expectExit, target, calfRoot, calfEnv, CALF_ARGS, calfNode, repo, startContainer } from '../support/target.js';
+import { run, expectExit, calfRoot, calfEnv, CALF_ARGS, calfNode, repo, startContainer } from '../support/target.js';
 import { waitForOutput } from '../support/background.js';
 import { token } from '../support/canary.js';
 import { slow } from '../support/host.js';
