@@ -554,6 +554,11 @@ export async function replay(options: Options): Promise<string[]> {
     .filter((f) => !fs.existsSync(f));
   // Not under a name containing "calf": the transcripts grep the host's mount table for it.
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-root-'));
+  // The session's own TMPDIR. tsx (the transcript's `calf`) listens on $TMPDIR/tsx-UID/PID.pipe,
+  // and the session is a PID namespace of its own: two demos replayed side by side have tsx
+  // processes with the same pid, and the second one's listen failed with EADDRINUSE (demo 09 in
+  // CI's VM printed Node's `node:net` error instead of its cgroup line).
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-tmp-'));
   let shell: Shell | undefined;
   // Paths the transcript gives its own store (`export CALF_ROOT=/tmp/calf-demo`): the demo's store instead.
   const aliases = [...new Set(blocks.flatMap((b) => b.steps.flatMap((st) => [...st.command.matchAll(/\bCALF_ROOT=(\/[\w./-]+)/g)].map((m) => m[1]!))))];
@@ -571,6 +576,7 @@ export async function replay(options: Options): Promise<string[]> {
     for (const f of written) fs.rmSync(f, { recursive: true, force: true });
     unmountUnder(root);
     fs.rmSync(root, { recursive: true, force: true });
+    fs.rmSync(tmp, { recursive: true, force: true });
   };
   const onSignal = (signal: NodeJS.Signals) => {
     cleanup();
@@ -588,6 +594,7 @@ export async function replay(options: Options): Promise<string[]> {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       CALF_ROOT: root,
+      TMPDIR: tmp,
       PATH: `${path.join(repo, 'node_modules/.bin')}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
       TERM: 'dumb',
     };
