@@ -37,7 +37,7 @@ import {
   volumeMounts, volumeCommand, type Mount, //@s14
   nameContainer, nameArg, logOptArg, containerCommands, type StartOptions, //@s15
   containerExecCommand, runningContainer, faultPoint, type ExecOptions, //@s16
-  SYNC_STDIO, hasNamespace, applyProcessLimits, joinNamespacePaths, //@s17
+  SYNC_STDIO, hasNamespace, applyProcessLimits, joinNamespacePaths, mountKernelFilesystems, //@s17
 } from '../lib/runtime/index.js';
 import type { ResolvedImage } from '../lib/image/index.js'; //@s01
 import { resolveImage } from '../lib/image/index.js'; // level 13 pulls what the store lacks first //@s01..s13
@@ -388,6 +388,7 @@ function init(config: Spec): never {
   mountProcAndSys(rootfs); //@s02
   maskKernelFiles(rootfs, config.linux ?? {}); // as soon as /proc and /sys exist; the pivot takes them along //@s12
   populateDev(`${rootfs}/dev`); //@s02
+  mountKernelFilesystems(rootfs, config); // calf-runtime's: a cgroup namespace, /dev/mqueue, /sys/fs/cgroup, as an engine asks (given code) //@s17
   mountVolumes(rootfs, config.mounts ?? []); // last of the mounts: a volume may go anywhere, even under /dev //@s14
   chrootInto(rootfs, config.process.cwd); // after the mounts: they are made through host paths //@s01..s03
   pivotInto(rootfs, config.process.cwd); // after the mounts: they move along with the new root //@s03

@@ -24,7 +24,7 @@ import {
   volumeMounts, volumeCommand, type Mount,
   nameContainer, nameArg, logOptArg, containerCommands, type StartOptions,
   containerExecCommand, runningContainer, faultPoint, type ExecOptions,
-  SYNC_STDIO, hasNamespace, applyProcessLimits, joinNamespacePaths,
+  SYNC_STDIO, hasNamespace, applyProcessLimits, joinNamespacePaths, mountKernelFilesystems,
 } from '../../lib/runtime/index.js';
 import type { ResolvedImage } from '../../lib/image/index.js';
 import { storageDriver, checkDriverName } from '../../lib/storage/index.js';
@@ -222,6 +222,7 @@ function init(config: Spec): never {
   mountProcAndSys(rootfs);
   maskKernelFiles(rootfs, config.linux ?? {}); // as soon as /proc and /sys exist; the pivot takes them along
   populateDev(`${rootfs}/dev`);
+  mountKernelFilesystems(rootfs, config); // calf-runtime's: a cgroup namespace, /dev/mqueue, /sys/fs/cgroup, as an engine asks (given code)
   mountVolumes(rootfs, config.mounts ?? []); // last of the mounts: a volume may go anywhere, even under /dev
   pivotInto(rootfs, config.process.cwd); // after the mounts: they move along with the new root
   if (config.root!.readonly) makeRootReadonly(); // once nothing is made in the root any more

@@ -27,6 +27,12 @@ export interface Spec {
    * init stage blocks before `execve` until `calf-runtime start` opens its other end.
    */
   execFifo?: string;
+  /**
+   * calf-runtime's (level 17): the kernel filesystems an engine's `mounts` ask for that calf's
+   * levels don't make, an mqueue on /dev/mqueue and the cgroup tree on /sys/fs/cgroup, which the
+   * init stage mounts after /dev (lib/runtime/oci.ts, mountKernelFilesystems).
+   */
+  kernelMounts?: Mount[];
 }
 
 /** The container's first process. */

@@ -20,6 +20,9 @@ import { readJson, writeFileAtomic, writeJson } from '../core/record.js';
 import { alive } from '../core/process.js';
 import { OCI_VERSION, type Mount, type Spec } from '../core/spec.js';
 import { DEVICE_RULES } from './security.js';
+import { CGROUP_ROOT, cgroupVersion } from '../cgroup/cgroup.js';
+import { readMountInfo } from '../core/mountinfo.js';
+import { mountOptions } from '../storage/volume-spec.js';
 import * as linux from '../linux/index.js';
 
 /** Where calf-runtime keeps its containers' state when no `--root` is given (runc: /run/runc). */
@@ -137,8 +140,14 @@ const KNOWN: Record<string, readonly string[]> = {
 /** The mounts calf's init stage makes itself (levels 02 and 12): the engines' defaults for them are taken as such. */
 const INIT_MOUNTS: Record<string, string[]> = {
   '/proc': ['proc'], '/sys': ['sysfs'], '/dev': ['tmpfs'], '/dev/pts': ['devpts'], '/dev/shm': ['tmpfs', 'bind'],
-  '/dev/mqueue': ['mqueue'], '/sys/fs/cgroup': ['cgroup', 'cgroup2'],
 };
+
+/**
+ * The kernel filesystems engines ask for that calf's levels don't make, where calf-runtime makes
+ * them ({@link mountKernelFilesystems}): only there, inside a /dev and a /sys the init stage
+ * mounted itself, so no path through the image's own files is followed.
+ */
+const KERNEL_MOUNTS: Record<string, string[]> = { '/dev/mqueue': ['mqueue'], '/sys/fs/cgroup': ['cgroup', 'cgroup2'] };
 
 function refuseUnknown(value: unknown, where: string): void {
   if (!value || typeof value !== 'object') return;
@@ -169,14 +178,19 @@ export function readBundle(bundle: string): Spec {
   if (!config.root?.path) throw new CalfError('config.json: root.path is missing', { exitCode: EXIT_ERROR });
   for (const ns of config.linux?.namespaces ?? []) {
     if (ns.path && ns.type !== 'network') throw new CalfError(`config.json: linux.namespaces: joining a ${ns.type} namespace by path is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
-    if (!['mount', 'uts', 'ipc', 'network', 'pid'].includes(ns.type)) throw new CalfError(`config.json: linux.namespaces: a ${ns.type} namespace is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
+    if (!['mount', 'uts', 'ipc', 'network', 'pid', 'cgroup'].includes(ns.type)) throw new CalfError(`config.json: linux.namespaces: a ${ns.type} namespace is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
   }
   for (const ns of ['mount', 'uts', 'ipc'] as const) {
     if (!config.linux?.namespaces?.some((n) => n.type === ns)) throw new CalfError(`config.json: linux.namespaces: calf-runtime needs a ${ns} namespace of the container's own`, { exitCode: EXIT_ERROR });
   }
   const mounts: Mount[] = [];
+  const kernelMounts: Mount[] = [];
   for (const mount of config.mounts ?? []) {
     if (INIT_MOUNTS[mount.destination]?.includes(mount.type ?? 'bind')) continue; // the init stage's own
+    if (KERNEL_MOUNTS[mount.destination]?.includes(mount.type ?? 'bind')) {
+      kernelMounts.push(mount);
+      continue;
+    }
     if (mount.type === 'tmpfs' || mount.type === 'bind' || mount.options?.includes('bind') || mount.options?.includes('rbind')) {
       mounts.push({ ...mount, type: mount.type === 'tmpfs' ? 'tmpfs' : 'bind' });
       continue;
@@ -198,8 +212,58 @@ export function readBundle(bundle: string): Spec {
     root: { path: path.resolve(bundle, config.root.path), readonly: config.root.readonly ?? false },
     hostname: config.hostname ?? os.hostname(), // none: the new UTS namespace keeps the host's name
     mounts,
+    kernelMounts,
     process: { ...config.process, cwd: config.process.cwd || '/', env: config.process.env ?? [] },
   };
+}
+
+/**
+ * Given code for the init stage (level 17): what an engine asks for beyond calf's own /proc, /sys
+ * and /dev. A cgroup namespace (podman's default on cgroup v2): after the handshake, where the
+ * parent has put this process in its cgroup, which the new namespace makes the root of what it
+ * sees in /proc/self/cgroup and in a cgroup2 mount. Then, as runc makes them: an mqueue on
+ * /dev/mqueue (the POSIX message queues of the IPC namespace this process is in: the one it
+ * unshared), and the cgroup tree on /sys/fs/cgroup, read-only when asked (engines do): on v2 a
+ * cgroup2 mount (the whole tree without a cgroup namespace, the container's cgroup with one), on
+ * v1 a tmpfs holding a bind of the container's own cgroup from each hierarchy, named as the
+ * host's are (`memory`, `cpu,cpuacct`, the host's links beside them).
+ * @see https://man7.org/linux/man-pages/man7/cgroup_namespaces.7.html
+ * @see https://man7.org/linux/man-pages/man7/mq_overview.7.html
+ */
+export function mountKernelFilesystems(rootfs: string, config: Spec): void {
+  if (config.linux?.namespaces?.some((ns) => ns.type === 'cgroup')) linux.unshare(linux.CLONE_NEWCGROUP);
+  for (const mount of config.kernelMounts ?? []) {
+    const target = path.join(rootfs, mount.destination); // inside the init stage's own /dev or /sys (KERNEL_MOUNTS)
+    const { flags } = mountOptions(mount.options);
+    fs.mkdirSync(target, { recursive: true });
+    if (mount.type === 'mqueue') linux.mount('mqueue', target, 'mqueue', flags);
+    else if (cgroupVersion() === 'v2') linux.mount('cgroup2', target, 'cgroup2', flags);
+    else mountCgroupV1(target, flags);
+  }
+}
+
+/** cgroup v1's tree as runc shows it: a tmpfs, and in it the container's cgroup of each hierarchy, bound from the host's. */
+function mountCgroupV1(target: string, flags: number): void {
+  linux.mount('tmpfs', target, 'tmpfs', linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, 'mode=755');
+  // this process's cgroup in each hierarchy, by the hierarchy's controllers ("memory", "cpu,cpuacct", "name=systemd", "" for v2's)
+  const own = new Map(fs.readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n').map((l) => {
+    const [, controllers, where] = /^\d+:([^:]*):(.*)$/.exec(l)!;
+    return [controllers!, where!] as const;
+  }));
+  for (const m of readMountInfo()) {
+    if (path.dirname(m.mountPoint) !== CGROUP_ROOT || (m.fsType !== 'cgroup' && m.fsType !== 'cgroup2')) continue;
+    const controllers = m.fsType === 'cgroup2' ? '' : [...own.keys()].find((c) => c && c.split(',').every((x) => m.superOptions.includes(x)));
+    const where = controllers === undefined ? undefined : own.get(controllers);
+    if (where === undefined) continue;
+    const into = path.join(target, path.basename(m.mountPoint));
+    fs.mkdirSync(into);
+    linux.mount(path.join(m.mountPoint, where), into, null, linux.MS_BIND);
+    if (flags & linux.MS_RDONLY) linux.mount(null, into, null, linux.MS_BIND | linux.MS_REMOUNT | flags);
+  }
+  for (const entry of fs.readdirSync(CGROUP_ROOT, { withFileTypes: true })) {
+    if (entry.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(path.join(CGROUP_ROOT, entry.name)), path.join(target, entry.name));
+  }
+  if (flags & linux.MS_RDONLY) linux.mount(null, target, null, linux.MS_REMOUNT | flags, 'mode=755');
 }
 
 /**

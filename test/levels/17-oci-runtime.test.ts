@@ -281,6 +281,20 @@ describe('17 oci-runtime', () => {
       expect({ exit: rm.exitCode, err: rm.stderr }).toEqual({ exit: 0, err: '' });
       expect((await podman(['ps', '-a', '--format', '{{.Names}}'])).stdout).not.toContain(name);
     }, 120_000 * slow);
+
+    it('mounts the /dev/mqueue and the read-only /sys/fs/cgroup podman asks for: the container reads its own --memory there', async () => {
+      // v1 (podman's cgroupns=host): the container's cgroup of each hierarchy, bound into a tmpfs;
+      // v2 (podman's default cgroupns=private): a cgroup2 mount whose root is the container's cgroup
+      const v1 = fs.existsSync('/sys/fs/cgroup/memory');
+      const limit = v1 ? '/sys/fs/cgroup/memory/memory.limit_in_bytes' : '/sys/fs/cgroup/memory.max';
+      const r = await podman(['run', '--rm', '--network', 'none', '--memory', '64m', p!.image, 'sh', '-c',
+        `awk '$2 == "/dev/mqueue" || $2 == "/sys/fs/cgroup" {print $2, $3}' /proc/self/mounts | sort; cat ${limit}; mkdir ${path.dirname(limit)}/calf-probe 2>&1 || true`]);
+      expect({ exit: r.exitCode, err: r.stderr, out: r.stdout }).toMatchObject({ exit: 0, err: '' });
+      const [mqueue, cgroupMount, read, refused] = r.stdout.trim().split('\n');
+      expect({ mqueue, cgroupMount }).toEqual({ mqueue: '/dev/mqueue mqueue', cgroupMount: `/sys/fs/cgroup ${v1 ? 'tmpfs' : 'cgroup2'}` });
+      expect(read).toBe(String(64 * 1024 * 1024)); // the positive control: its own cgroup, not the host's root
+      expect(refused).toMatch(/Read-only file system/);
+    }, 120_000 * slow);
   });
 
   (haveContainerd ? describe : describe.skip)(`Under containerd${haveContainerd ? '' : ' (skipped: containerd, ctr or its runc shim not installed)'}`, () => {
