@@ -295,6 +295,18 @@ describe('17 oci-runtime', () => {
       expect(read).toBe(String(64 * 1024 * 1024)); // the positive control: its own cgroup, not the host's root
       expect(refused).toMatch(/Read-only file system/);
     }, 120_000 * slow);
+
+    it('runs podman run --read-only -v HOST:/data: the root refuses a write, the bind takes one the host sees', async () => {
+      const host = fs.mkdtempSync(path.join(p!.dir, 'bind-'));
+      const word = token();
+      const r = await podman(['run', '--rm', '--network', 'none', '--read-only', '-v', `${host}:/data`, p!.image, 'sh', '-c',
+        `echo ${word} > /data/f && cat /data/f; touch /probe 2>&1 || true`]);
+      expect({ exit: r.exitCode, err: r.stderr, out: r.stdout }).toMatchObject({ exit: 0, err: '' });
+      const [written, refused] = r.stdout.trim().split('\n');
+      expect(written).toBe(word); // the positive control: the command ran, and wrote through the bind
+      expect(fs.readFileSync(path.join(host, 'f'), 'utf8')).toBe(`${word}\n`);
+      expect(refused).toMatch(/Read-only file system/);
+    }, 120_000 * slow);
   });
 
   (haveContainerd ? describe : describe.skip)(`Under containerd${haveContainerd ? '' : ' (skipped: containerd, ctr or its runc shim not installed)'}`, () => {

@@ -111,7 +111,9 @@ function untrack(name: string): void {
  */
 export async function createEngineSandbox(options: { hideCgroup2?: boolean } = {}): Promise<EngineSandbox> {
   const name = `calf-engines-${token()}`;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${name}-`));
+  // A short directory name: podman refuses a runroot (here `<dir>/podman/run`) longer than 50
+  // characters, which `calf-engines-<token>-XXXXXX` under the test VM's /calf-vm-tmp was.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-e-'));
   const covers = ['/run', '/var/lib', '/var/tmp', '/dev/shm'];
   const hide = options.hideCgroup2 && fs.existsSync('/sys/fs/cgroup/unified/cgroup.procs') ? '/sys/fs/cgroup/unified' : '';
   const script = [
