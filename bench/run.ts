@@ -6,9 +6,11 @@
  * Every command runs with a clean environment (PATH, CALF_ROOT, CALF_CACHE only: no
  * NODE_OPTIONS, no NODE_EXTRA_CA_CERTS, which alone costs each Node start ~37 ms), and the
  * timed cases run interleaved, one round after the other, so a busy neighbour slows all of them
- * alike. Output: a table here, and bench/results/bench.{json,svg}.
+ * alike. Output: a table here, and bench/results/bench.{json,svg}. Then, unless
+ * `--skip-engines`, bench/engines.ts's table: podman and containerd (`ctr run`) running
+ * `busybox true` on runc, crun and calf-runtime (level 17), each engine in a sandbox of its own.
  *
- *   npm run bench -- [--runs 10] [--install-peers] [--baseline REF] [--out bench/results] [--readme]
+ *   npm run bench -- [--runs 10] [--install-peers] [--baseline REF] [--out bench/results] [--readme] [--skip-engines]
  *
  * `--baseline REF` also times `tsx … calf.ts` of a git revision (e.g. the commit before the
  * bundled init stage), extracted with `git archive` into a temp dir. `--readme` puts the table
@@ -35,6 +37,7 @@ const { values: opts } = parseArgs({
     baseline: { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
     readme: { type: 'boolean', default: false },
+    'skip-engines': { type: 'boolean', default: false },
   },
 });
 const runs = Math.max(1, Number(opts.runs));
@@ -194,6 +197,9 @@ try {
   // ── Second container of one image: only a level with overlay mounts layers instead of unpacking them.
   const overlay = /['"]overlay['"]/.test(fs.readFileSync(entry, 'utf8'));
 
+  // ── Engines: podman and containerd running busybox true on runc, crun and calf-runtime (level 17).
+  const engines = opts['skip-engines'] ? [] : enginesTable();
+
   const peer = (name: string) => rows.find((r) => r.name.startsWith(name))?.median;
   const nodeMs = peer('node -e 0')!;
   const machine = `${os.cpus()[0]?.model.trim()} ×${os.cpus().length}, Linux ${os.release()}, Node ${process.version}`;
@@ -217,10 +223,11 @@ try {
     `peak RSS: calf fast entry ${(rss.fast / 1024).toFixed(0)} MB, calf via tsx ${(rss.tsx / 1024).toFixed(0)} MB, node -e 0 ${(rss.node / 1024).toFixed(0)} MB`,
     `layer unpack (busybox, ${(unpack.bytes / 1e6).toFixed(1)} MB): calf ${unpack.calfMBps.toFixed(0)} MB/s, GNU tar ${unpack.tarMBps.toFixed(0)} MB/s (${ratio(unpack.calfMs, unpack.tarMs)} tar's time)`,
     `second container of one image: ${overlay ? 'see the rows above (overlay: nothing to unpack)' : `not measured: level ${level.id} unpacks every container (overlay comes later)`}`,
+    ...(engines.length ? ['', 'engines on each OCI runtime (bench/engines.ts: each engine in a sandbox of its own; calf-runtime is the last solution through the fast entry):', '', ...engines] : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 
-  Object.assign(results, { date, machine, load, node: process.version, runs, level: level.id, env: Object.keys(cleanEnv), rows, batch, rss, unpack, overlay });
+  Object.assign(results, { date, machine, load, node: process.version, runs, level: level.id, env: Object.keys(cleanEnv), rows, batch, rss, unpack, overlay, engines });
   fs.mkdirSync(path.resolve(repo, opts.out), { recursive: true });
   fs.writeFileSync(path.resolve(repo, opts.out, 'bench.json'), `${JSON.stringify(results, null, 1)}\n`);
   fs.writeFileSync(path.resolve(repo, opts.out, 'bench.md'), `${lines.join('\n')}\n`);
@@ -230,6 +237,21 @@ try {
 } finally {
   cleanUp();
   removeStore(root);
+}
+
+/**
+ * bench/engines.ts, with calf-runtime beside runc and crun: the last solution through the fast
+ * entry (bin/calf-runtime.cjs), behind a launcher that names node and calf's store, since the
+ * engines call their runtime without PATH. Its table's lines; a line saying why when it failed
+ * (podman, conmon or containerd missing: `npm run setup` installs them).
+ */
+function enginesTable(): string[] {
+  if (!has('podman') || !has('containerd')) return ['not measured: podman or containerd is not installed (npm run setup installs them)'];
+  const launcher = path.join(tmp, 'calf-runtime');
+  fs.writeFileSync(launcher, `#!/bin/sh\nexport CALF_ROOT='${root}' CALF_CACHE='${cache}' CALF_FAST_ENTRY='${entry}'\nexec '${node}' '${path.join(repo, 'bin/calf-runtime.cjs')}' "$@"\n`, { mode: 0o755 });
+  const r = spawnSync(node, ['--import', 'tsx', 'bench/engines.ts', '--runs', String(runs), '--runtime', `calf-runtime=${launcher}`],
+    { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return r.status === 0 ? r.stdout.trim().split('\n') : [`not measured: bench/engines.ts exited ${r.status ?? r.signal}`];
 }
 
 /** Put the results between README.md's bench markers: the chart, then the table and the notes. */
