@@ -23,19 +23,25 @@
  *   state ID: created while the FIFO exists, running while the pid lives, stopped after
  *   kill ID SIG: kill(2) the pid (--all: every process of its cgroup)
  *   delete ID: once stopped (--force: SIGKILL first); its cgroup and state directory go
+ *   exec --process F --detach ID: level 16's exec stage, in the container; the pid file; exit
+ *   once the stage is the command, which the engine (a subreaper) then inherits and waits for
  * ```
  * @see https://github.com/opencontainers/runtime-spec/blob/main/runtime.md (the lifecycle)
  * @see https://man7.org/linux/man-pages/man7/fifo.7.html
  * @module
  */
 import fs from 'node:fs';
+import { once } from 'node:events';
+import { constants } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import * as linux from '../lib/linux/index.js';
 import {
   CalfError, EXIT_ERROR, alive, processStartTime, createdInit, notifyCreated, readBundle, runtimeContainer, existingContainer,
-  saveRecord, statusOf, ociState, writePidFile, sleep, type RuntimeCommands, type RuntimeContainer, type RuntimeGlobals, type Spec,
+  saveRecord, statusOf, ociState, writePidFile, sleep, runtimeExecConfig, untilExecuted, type RuntimeCommands, type RuntimeContainer,
+  type RuntimeGlobals, type Spec,
 } from '../lib/runtime/index.js';
+import { inPidNamespaceOf, startExecStage } from './exec.js';
 import { cgroupDirsOf, removeCgroupOf } from '../lib/cgroup/index.js';
 
 /** calf.ts's part of create: the container's cgroup `where` with the spec's limits, its init stage (SYNC_STDIO), the handshake. */
@@ -43,7 +49,7 @@ export type CreateInit = (config: Spec, where: { parent: string; name: string })
 
 /** The subcommands, for lib's runc command line (lib/runtime/oci.ts's runtimeMain). */
 export function runtimeCommands(createInit: CreateInit): RuntimeCommands {
-  return { create: (globals, id, options) => create(globals, id, options, createInit), start, state, kill, delete: remove };
+  return { create: (globals, id, options) => create(globals, id, options, createInit), start, state, kill, delete: remove, exec };
 }
 
 /** Where the container's cgroup goes: the spec's cgroupsPath (`/libpod_parent/libpod-ID`), else calf-runtime/ID. */
@@ -224,5 +230,41 @@ async function remove(globals: RuntimeGlobals, id: string, force: boolean): Prom
   }
   if (found.record.cgroup) removeCgroupOf(found.record.cgroup.name);
   fs.rmSync(container.dir, { recursive: true, force: true });
+  //@}
+}
+
+// ─── exec: one more process in the container (podman exec, ctr task exec) ─────────────────────
+
+/**
+ * `exec --process F [--pid-file P] [--detach] ID`: the engine's process.json, run in the container
+ * by level 16's exec stage. With --detach (both engines), return once it runs: the engine waits
+ * for it, not us.
+ */
+async function exec(globals: RuntimeGlobals, id: string, options: { process: string; pidFile?: string; detach: boolean }): Promise<number | undefined> {
+  const container = existingContainer(globals, id);
+  const status = statusOf(container);
+  if (status !== 'running') throw new CalfError(`cannot exec in a ${status} container`, { exitCode: EXIT_ERROR });
+  const cgroup = container.record.cgroup ? cgroupDirsOf(container.record.cgroup.name) : [];
+  const config = runtimeExecConfig(container, options.process, cgroup); // given: process.json, the container's namespaces by path, its filter
+  //@todo17 {
+  // TODO(17.6): podman exec and ctr task exec. Start level 16's exec stage with config, inside
+  // the container's PID namespace (inPidNamespaceOf, startExecStage: the engine's stdio is
+  // the command's, stdin included). Then, as create did for the init stage: write its pid to
+  // the pid file, and with --detach return once the stage has become the command
+  // (untilExecuted), without waiting for it; without --detach, wait and return its exit code.
+  // Once this call has exited, who is the command's parent, and how does the engine learn its
+  // exit code?
+  //@}
+  //@todo17: throw new CalfError('level 17 is not done yet: exec (TODO 17.6 in runtime.ts)', { exitCode: EXIT_ERROR });
+  //@17 {
+  const child = inPidNamespaceOf(config.container, () => startExecStage(config, true));
+  await untilExecuted(child); // a stage that failed says why on the engine's stderr, and this call fails
+  if (options.pidFile) writePidFile(options.pidFile, child.pid!);
+  if (options.detach) {
+    child.unref(); // when we exit, the command is the engine's (conmon and the shim are subreapers)
+    return undefined;
+  }
+  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  return signal ? 128 + constants.signals[signal] : code ?? 0;
   //@}
 }

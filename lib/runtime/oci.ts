@@ -18,7 +18,8 @@ import { constants } from 'node:os';
 import { CalfError, EXIT_ERROR, messageOf } from '../core/errors.js';
 import { readJson, writeFileAtomic, writeJson } from '../core/record.js';
 import { alive } from '../core/process.js';
-import { OCI_VERSION, type Mount, type Spec } from '../core/spec.js';
+import { OCI_VERSION, type Mount, type NamespaceType, type Spec } from '../core/spec.js';
+import type { ChildProcess } from 'node:child_process';
 import { DEVICE_RULES } from './security.js';
 import { CGROUP_ROOT, cgroupVersion } from '../cgroup/cgroup.js';
 import { readMountInfo } from '../core/mountinfo.js';
@@ -280,6 +281,61 @@ export function applyProcessLimits(config: Spec): void {
 }
 
 /**
+ * `exec --process F`'s process (podman's and containerd's exec `process.json`, the spec's Process)
+ * in the container's bundle config: the config exec.ts's exec stage takes, with the container's
+ * namespaces by path (its first process's, `/proc/PID/ns/*`), its seccomp filter and its cgroup.
+ * Given code (level 17); a field calf does not implement is refused by name, as in config.json.
+ */
+export function runtimeExecConfig(container: RuntimeContainer & { record: RuntimeRecord }, file: string, cgroup: string[]): Spec & { container: { id: string; pid: number; startTime: number }; cgroup: string[] } {
+  let proc: Spec['process'];
+  try {
+    proc = JSON.parse(fs.readFileSync(file, 'utf8')) as Spec['process'];
+  } catch (err) {
+    throw new CalfError(`exec: cannot read --process ${file}: ${messageOf(err)}`, { exitCode: EXIT_ERROR });
+  }
+  refuseUnknown(proc, 'process');
+  refuseUnknown(proc.user, 'process.user');
+  if (!proc.args?.length) throw new CalfError('exec: process.args is empty', { exitCode: EXIT_ERROR });
+  if (proc.terminal) throw new CalfError('exec: process.terminal (-t) is not implemented by calf-runtime yet', { exitCode: EXIT_ERROR });
+  const config = readBundle(container.record.bundle);
+  const { pid, startTime } = container.record;
+  const files: Partial<Record<string, string>> = { ipc: 'ipc', uts: 'uts', network: 'net', mount: 'mnt' }; // in exec.ts's order; pid: the stage is born in it
+  return {
+    ociVersion: config.ociVersion,
+    process: { ...proc, cwd: proc.cwd || '/', env: proc.env ?? [] },
+    linux: {
+      namespaces: Object.keys(files).filter((type) => config.linux?.namespaces?.some((ns) => ns.type === type))
+        .map((type) => ({ type: type as NamespaceType, path: `/proc/${pid}/ns/${files[type]}` })),
+      ...(config.linux?.seccomp ? { seccomp: config.linux.seccomp } : {}),
+    },
+    container: { id: container.id, pid, startTime },
+    cgroup,
+  };
+}
+
+/**
+ * Wait until an exec stage this process spawned has become the command (execve: its
+ * /proc/PID/exe is no longer this Node) or has ended, which is an error: runc's `exec --detach`
+ * returns once the process runs, and the engine then waits for it.
+ */
+export async function untilExecuted(child: ChildProcess): Promise<void> {
+  const node = fs.realpathSync(process.execPath);
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new CalfError(`exec: the exec stage ended (${child.signalCode ?? `exit ${child.exitCode}`}) before the command ran`, { exitCode: EXIT_ERROR });
+    }
+    let exe: string | undefined;
+    try {
+      exe = fs.readlinkSync(`/proc/${child.pid}/exe`);
+    } catch {
+      // gone (a zombie has no exe): the exit event says how, next time round
+    }
+    if (exe !== undefined && exe !== node) return;
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/**
  * Join the namespaces the config names by `path` (podman's network namespace, which CNI has set
  * up): setns(2) moves the calling thread, which is all the init stage needs (a network namespace
  * may be joined by a multithreaded process).
@@ -306,6 +362,8 @@ export interface RuntimeCommands {
   state(globals: RuntimeGlobals, id: string): OciState;
   kill(globals: RuntimeGlobals, id: string, signal: number, all: boolean): void;
   delete(globals: RuntimeGlobals, id: string, force: boolean): Promise<void>;
+  /** `exec --process F ID`: the command's exit code, or undefined with `--detach` (the engine waits for it) */
+  exec(globals: RuntimeGlobals, id: string, options: { process: string; pidFile?: string; detach: boolean }): Promise<number | undefined>;
 }
 
 /** Flags that take a value, per subcommand ('' for the globals). */
@@ -314,6 +372,7 @@ const VALUE_FLAGS: Record<string, readonly string[]> = {
   create: ['bundle', 'b', 'pid-file', 'console-socket', 'preserve-fds'],
   run: ['bundle', 'b', 'pid-file', 'console-socket', 'preserve-fds'],
   kill: ['signal', 's'],
+  exec: ['process', 'p', 'pid-file', 'console-socket', 'preserve-fds'],
   state: [], start: [], delete: [], features: [],
 };
 
@@ -371,7 +430,7 @@ export async function runtimeMain(commands: RuntimeCommands, argv: readonly stri
       return;
     }
     const [command, ...args] = rest;
-    if (command === undefined) throw new CalfError('no command given: create, start, state, kill, delete, features', { exitCode: EXIT_ERROR });
+    if (command === undefined) throw new CalfError('no command given: create, start, state, kill, delete, exec, features', { exitCode: EXIT_ERROR });
     const valued = VALUE_FLAGS[command];
     if (!valued) throw new CalfError(`command ${JSON.stringify(command)} is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
     const { flags: opts, rest: words } = parseArgs(args, valued, false);
@@ -398,6 +457,17 @@ export async function runtimeMain(commands: RuntimeCommands, argv: readonly stri
       case 'state': process.stdout.write(`${JSON.stringify(commands.state(g, id), null, 2)}\n`); break;
       case 'kill': commands.kill(g, id, parseSignal(String(opts.get('signal') ?? opts.get('s') ?? words[1] ?? 'SIGTERM')), opts.has('all') || opts.has('a')); break;
       case 'delete': await commands.delete(g, id, opts.has('force') || opts.has('f')); break;
+      case 'exec': {
+        const processFile = opts.get('process') ?? opts.get('p');
+        if (typeof processFile !== 'string') throw new CalfError('exec: --process FILE is required (runc\'s ARGS form is not implemented by calf-runtime)', { exitCode: EXIT_ERROR });
+        if (opts.has('tty') || opts.has('t') || opts.has('console-socket')) throw new CalfError('exec: --tty and --console-socket (process.terminal, -t) are not implemented by calf-runtime yet', { exitCode: EXIT_ERROR });
+        if (Number(opts.get('preserve-fds') ?? 0) > 0) throw new CalfError('exec: --preserve-fds is not implemented by calf-runtime', { exitCode: EXIT_ERROR });
+        const pidFile = opts.get('pid-file');
+        await prepare(); // the exec stage's bundle, current
+        const code = await commands.exec(g, id, { process: processFile, detach: opts.has('detach') || opts.has('d'), ...(typeof pidFile === 'string' ? { pidFile } : {}) });
+        if (code !== undefined) process.exitCode = code;
+        break;
+      }
       default: throw new CalfError(`command ${JSON.stringify(command)} is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
     }
   } catch (err) {
@@ -411,6 +481,7 @@ export async function runtimeMain(commands: RuntimeCommands, argv: readonly stri
 /** Boolean flags each subcommand accepts. */
 const FLAGS_WITHOUT_VALUE: Record<string, readonly string[]> = {
   create: ['no-pivot', 'no-new-keyring'], kill: ['all', 'a'], delete: ['force', 'f'], state: [], start: [],
+  exec: ['detach', 'd', 'tty', 't'],
 };
 
 /** What `calf-runtime features` prints: the runtime-spec's Features document, as far as calf goes. */

@@ -259,6 +259,7 @@ function execStage(config: ExecConfig): never {
   faultPoint('exec-joined'); // a test hook: CALF_FAULT=exec-joined kills the stage here
   if (config.process.terminal) openTerminal(); // -t: level 15's pty, of the container's devpts: its master goes to calf exec
   linux.chdir(config.process.cwd);
+  applyProcessLimits(config); // calf-runtime's engines' rlimits and umask, as init applies them (given code)
   startProcess(config); // the rest is init's: the same privileges, user and filter as PID 1
 }
 

@@ -282,6 +282,29 @@ describe('17 oci-runtime', () => {
       expect((await podman(['ps', '-a', '--format', '{{.Names}}'])).stdout).not.toContain(name);
     }, 120_000 * slow);
 
+    it('runs podman exec in a running container: its host name, its PID 1, its cgroup; the exit code comes back', async () => {
+      const name = `calf-${token()}`;
+      const d = await podman(['run', '-d', '--name', name, '--network', 'none', '--memory', '64m', p!.image,
+        'sh', '-c', 'trap "exit 0" TERM; hostname; echo up; sleep 1000 & wait']);
+      try {
+        expect({ exit: d.exitCode, err: d.stderr }).toEqual({ exit: 0, err: '' });
+        let logs = '';
+        for (const end = Date.now() + 20_000 * slow; !logs.includes('up') && Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
+          logs = (await podman(['logs', name])).stdout;
+        }
+        expect(logs).toContain('up\n');
+        const limit = fs.existsSync('/sys/fs/cgroup/memory') ? '/sys/fs/cgroup/memory/memory.limit_in_bytes' : '/sys/fs/cgroup/memory.max';
+        const e = await podman(['exec', name, 'sh', '-c', `hostname; tr '\\0' ' ' < /proc/1/cmdline; echo; cat ${limit}; exit 7`]);
+        expect({ exit: e.exitCode, err: e.stderr }).toEqual({ exit: 7, err: '' });
+        const [host, pid1, memory] = e.stdout.trim().split('\n');
+        expect(host).toBe(logs.split('\n')[0]); // the container's UTS namespace
+        expect(pid1?.trim()).toBe('sh -c trap "exit 0" TERM; hostname; echo up; sleep 1000 & wait'); // its PID namespace and /proc
+        expect(memory).toBe(String(64 * 1024 * 1024)); // its cgroup (v2: its cgroup namespace too)
+      } finally {
+        await podman(['rm', '-f', '-t', '0', name]);
+      }
+    }, 120_000 * slow);
+
     it('mounts the /dev/mqueue and the read-only /sys/fs/cgroup podman asks for: the container reads its own --memory there', async () => {
       // v1 (podman's cgroupns=host): the container's cgroup of each hierarchy, bound into a tmpfs;
       // v2 (podman's default cgroupns=private): a cgroup2 mount whose root is the container's cgroup
@@ -319,7 +342,7 @@ describe('17 oci-runtime', () => {
       if (left?.length) throw new Error(`containerd's sandbox left: ${left.join(', ')}`);
     }, 120_000 * slow);
 
-    it('runs ctr run --runc-binary calf-runtime --rm (output and exit code through the shim); a detached task is killed and deleted', async () => {
+    it('runs ctr run --runc-binary calf-runtime --rm (output and exit code through the shim); task exec runs in a detached task, which is killed and deleted', async () => {
       const ctr = (args: readonly string[]) => c!.ctr(args);
       const word = token();
       const id = `calf-${token()}`;
@@ -330,6 +353,8 @@ describe('17 oci-runtime', () => {
       expect({ exit: once.exitCode, out: once.stdout.split(' ')[0], err: once.stderr }).toEqual({ exit: 3, out: word, err: '' });
       expect({ exit: detached.exitCode, err: detached.stderr }).toEqual({ exit: 0, err: '' });
       expect((await ctr(['task', 'ls'])).stdout).toMatch(new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, 'm'));
+      const exec = await ctr(['task', 'exec', '--exec-id', `e-${word}`, id, 'sh', '-c', `echo ${word} $(cat /proc/1/cmdline | tr '\\0' ' '); exit 5`]);
+      expect({ exit: exec.exitCode, out: exec.stdout.trim(), err: exec.stderr }).toEqual({ exit: 5, out: `${word} sleep 1000`, err: '' }); // in its PID namespace
       expect((await ctr(['task', 'kill', '-s', 'KILL', id])).exitCode).toBe(0);
       let tasks = '';
       for (const end = Date.now() + 20_000 * slow; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
