@@ -443,12 +443,13 @@ function execStage(config: ExecConfig): never {
 // ─── calf-runtime: calf under podman and containerd (the lesson is in runtime.ts) ─────────────
 
 /** calf-runtime's create, calf.ts's part: the container's cgroup with the spec's limits, its init stage, the handshake. */
-async function createInit(config: Spec, where: { parent: string; name: string }): Promise<ChildProcess> {
+async function createInit(config: Spec, where: { parent: string; name: string }, console?: number): Promise<ChildProcess> {
   const cgroup = createCgroup(where.parent, where.name); // the engine's cgroupsPath: podman's libpod_parent/libpod-ID
   limitCpu(cgroup, config.linux?.resources ?? {});
   limitMemoryAndPids(cgroup, config.linux?.resources ?? {});
   limitDevices(cgroup, config.linux?.resources?.devices);
-  const spawnInit = () => startInit(config, SYNC_STDIO); // the runtime's stdio is the container's: the engine's pipes
+  // the runtime's stdio is the container's (the engine's pipes); with -t, fd 4 is the engine's console socket
+  const spawnInit = () => startInit(config, console === undefined ? SYNC_STDIO : ['inherit', 'inherit', 'inherit', 'pipe', console]); // SYNC_STDIO, and fd 4
   const child = hasNamespace(config, 'pid') ? inNewPidNamespace(spawnInit) : spawnInit();
   await syncWithInit(child, (pid) => joinCgroup(cgroup, pid)); // false: it failed, and createdInit() says how
   return child;

@@ -33,19 +33,20 @@
 import fs from 'node:fs';
 import { once } from 'node:events';
 import { constants } from 'node:os';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import type { Socket } from 'node:net';
 import * as linux from '../lib/linux/index.js';
 import {
   CalfError, EXIT_ERROR, alive, processStartTime, createdInit, notifyCreated, readBundle, runtimeContainer, existingContainer,
-  saveRecord, statusOf, ociState, writePidFile, sleep, runtimeExecConfig, untilExecuted, type RuntimeCommands, type RuntimeContainer,
+  saveRecord, statusOf, ociState, writePidFile, sleep, runtimeExecConfig, untilExecuted, connectConsole, initEntry, initEnv,
+  type RuntimeCommands, type RuntimeContainer,
   type RuntimeGlobals, type Spec,
 } from '../lib/runtime/index.js';
-import { inPidNamespaceOf, startExecStage } from './exec.js';
+import { EXEC_STAGE, inPidNamespaceOf, type ExecConfig } from './exec.js';
 import { cgroupDirsOf, removeCgroupOf } from '../lib/cgroup/index.js';
 
 /** calf.ts's part of create: the container's cgroup `where` with the spec's limits, its init stage (SYNC_STDIO), the handshake. */
-export type CreateInit = (config: Spec, where: { parent: string; name: string }) => Promise<ChildProcess>;
+export type CreateInit = (config: Spec, where: { parent: string; name: string }, console?: number) => Promise<ChildProcess>;
 
 /** The subcommands, for lib's runc command line (lib/runtime/oci.ts's runtimeMain). */
 export function runtimeCommands(createInit: CreateInit): RuntimeCommands {
@@ -61,11 +62,12 @@ function cgroupOf(config: Spec, id: string): { parent: string; name: string } {
 
 // ─── create: everything up to the command, then wait for start ────────────────────────────────
 
-async function create(globals: RuntimeGlobals, id: string, options: { bundle: string; pidFile?: string }, createInit: CreateInit): Promise<void> {
+async function create(globals: RuntimeGlobals, id: string, options: { bundle: string; pidFile?: string; consoleSocket?: string }, createInit: CreateInit): Promise<void> {
   const container = runtimeContainer(globals, id);
   if (container.record || fs.existsSync(container.dir)) throw new CalfError(`container with id ${id} already exists`, { exitCode: EXIT_ERROR });
   const config = readBundle(options.bundle); // first: a field calf refuses leaves nothing behind
   const where = cgroupOf(config, id);
+  const console = connectConsole(config.process.terminal, options.consoleSocket); // -t: the init stage's fd 4, where openTerminal() sends the pty (given)
   fs.mkdirSync(globals.root, { recursive: true, mode: 0o700 });
   fs.mkdirSync(container.dir, { mode: 0o711 }); // EEXIST if another create won the race
   let child: ChildProcess | undefined;
@@ -84,7 +86,7 @@ async function create(globals: RuntimeGlobals, id: string, options: { bundle: st
     //@17 {
     linux.mknod(container.fifo, linux.S_IFIFO | 0o622);
     fs.chmodSync(container.fifo, 0o622); // mknod's mode passes through the umask
-    child = await createInit({ ...config, execFifo: container.fifo }, where);
+    child = await createInit({ ...config, execFifo: container.fifo }, where, console);
     const failed = await createdInit(child); // set up, and blocked on the FIFO; or why not
     if (failed) throw new CalfError(failed.message ?? `the init stage exited with ${failed.exitCode}`, { exitCode: EXIT_ERROR });
     const pid = child.pid!;
@@ -98,6 +100,8 @@ async function create(globals: RuntimeGlobals, id: string, options: { bundle: st
     removeCgroupOf(where.name);
     fs.rmSync(container.dir, { recursive: true, force: true });
     throw err;
+  } finally {
+    if (console !== undefined) linux.close(console); // the init stage has its own copy
   }
 }
 
@@ -240,16 +244,17 @@ async function remove(globals: RuntimeGlobals, id: string, force: boolean): Prom
  * by level 16's exec stage. With --detach (both engines), return once it runs: the engine waits
  * for it, not us.
  */
-async function exec(globals: RuntimeGlobals, id: string, options: { process: string; pidFile?: string; detach: boolean }): Promise<number | undefined> {
+async function exec(globals: RuntimeGlobals, id: string, options: { process: string; pidFile?: string; consoleSocket?: string; detach: boolean }): Promise<number | undefined> {
   const container = existingContainer(globals, id);
   const status = statusOf(container);
   if (status !== 'running') throw new CalfError(`cannot exec in a ${status} container`, { exitCode: EXIT_ERROR });
   const cgroup = container.record.cgroup ? cgroupDirsOf(container.record.cgroup.name) : [];
   const config = runtimeExecConfig(container, options.process, cgroup); // given: process.json, the container's namespaces by path, its filter
+  const console = connectConsole(config.process.terminal, options.consoleSocket); // -t: as for create (given)
   //@todo17 {
   // TODO(17.6): podman exec and ctr task exec. Start level 16's exec stage with config, inside
-  // the container's PID namespace (inPidNamespaceOf, startExecStage: the engine's stdio is
-  // the command's, stdin included). Then, as create did for the init stage: write its pid to
+  // the container's PID namespace (inPidNamespaceOf; spawnExecStage below gives it the
+  // engine's stdio, and the console). Then, as create did for the init stage: write its pid to
   // the pid file, and with --detach return once the stage has become the command
   // (untilExecuted), without waiting for it; without --detach, wait and return its exit code.
   // Once this call has exited, who is the command's parent, and how does the engine learn its
@@ -257,7 +262,8 @@ async function exec(globals: RuntimeGlobals, id: string, options: { process: str
   //@}
   //@todo17: throw new CalfError('level 17 is not done yet: exec (TODO 17.6 in runtime.ts)', { exitCode: EXIT_ERROR });
   //@17 {
-  const child = inPidNamespaceOf(config.container, () => startExecStage(config, true));
+  const child = inPidNamespaceOf(config.container, () => spawnExecStage(config, console));
+  if (console !== undefined) linux.close(console); // the stage has its own copy
   await untilExecuted(child); // a stage that failed says why on the engine's stderr, and this call fails
   if (options.pidFile) writePidFile(options.pidFile, child.pid!);
   if (options.detach) {
@@ -267,4 +273,13 @@ async function exec(globals: RuntimeGlobals, id: string, options: { process: str
   const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
   return signal ? 128 + constants.signals[signal] : code ?? 0;
   //@}
+}
+
+/**
+ * Given: the exec stage (exec.ts's), with the engine's stdin, stdout and stderr as its own, and
+ * with -t the engine's console socket as its fd 4, where openTerminal() sends the pty's master.
+ */
+function spawnExecStage(config: ExecConfig, console: number | undefined): ChildProcess {
+  const stdio: StdioOptions = console === undefined ? 'inherit' : ['inherit', 'inherit', 'inherit', 'ignore', console];
+  return spawn(process.execPath, [initEntry(), EXEC_STAGE, JSON.stringify(config)], { stdio, env: initEnv() });
 }

@@ -28,6 +28,6 @@ export { joinNetwork } from './network.js';
 export { volumeMounts, volumeUsers, volumeCommand } from './volumes.js';
 export { DOCKER_CAPABILITIES, capabilityArg, containerCapabilities, securityConfig } from './security.js';
 export {
-  readBundle, applyProcessLimits, joinNamespacePaths, mountKernelFilesystems, runtimeExecConfig, untilExecuted, runtimeContainer, existingContainer, saveRecord, statusOf, ociState, writePidFile,
+  readBundle, applyProcessLimits, joinNamespacePaths, mountKernelFilesystems, runtimeExecConfig, untilExecuted, connectConsole, runtimeContainer, existingContainer, saveRecord, statusOf, ociState, writePidFile,
   type RuntimeCommands, type RuntimeContainer, type RuntimeGlobals, type RuntimeRecord, type OciState,
 } from './oci.js';

@@ -296,7 +296,6 @@ export function runtimeExecConfig(container: RuntimeContainer & { record: Runtim
   refuseUnknown(proc, 'process');
   refuseUnknown(proc.user, 'process.user');
   if (!proc.args?.length) throw new CalfError('exec: process.args is empty', { exitCode: EXIT_ERROR });
-  if (proc.terminal) throw new CalfError('exec: process.terminal (-t) is not implemented by calf-runtime yet', { exitCode: EXIT_ERROR });
   const config = readBundle(container.record.bundle);
   const { pid, startTime } = container.record;
   const files: Partial<Record<string, string>> = { ipc: 'ipc', uts: 'uts', network: 'net', mount: 'mnt' }; // in exec.ts's order; pid: the stage is born in it
@@ -311,6 +310,29 @@ export function runtimeExecConfig(container: RuntimeContainer & { record: Runtim
     container: { id: container.id, pid, startTime },
     cgroup,
   };
+}
+
+/**
+ * `--console-socket PATH` (`-t`): a connection to the engine's socket, for the stage that opens
+ * the pty (init, or exec) as its fd 4, where level 15's openTerminal() sends the master
+ * (SCM_RIGHTS): the engine then owns the terminal, as calf's monitor did. runc refuses a
+ * terminal without a socket, and so does calf-runtime: the master would have nowhere to go.
+ * @see https://github.com/opencontainers/runc/blob/main/docs/terminals.md
+ */
+export function connectConsole(terminal: boolean | undefined, socketPath: string | undefined): number | undefined {
+  if (!terminal) {
+    if (socketPath !== undefined) throw new CalfError('--console-socket needs process.terminal: true', { exitCode: EXIT_ERROR });
+    return undefined;
+  }
+  if (socketPath === undefined) throw new CalfError('process.terminal needs --console-socket: the engine\'s socket for the pty', { exitCode: EXIT_ERROR });
+  const fd = linux.socket(linux.AF_UNIX, linux.SOCK_STREAM | linux.SOCK_CLOEXEC, 0);
+  try {
+    linux.connect(fd, linux.sockaddr_un(socketPath));
+  } catch (err) {
+    linux.close(fd);
+    throw new CalfError(`--console-socket ${socketPath}: ${messageOf(err)}`, { exitCode: EXIT_ERROR });
+  }
+  return fd;
 }
 
 /**
@@ -363,7 +385,7 @@ export interface RuntimeCommands {
   kill(globals: RuntimeGlobals, id: string, signal: number, all: boolean): void;
   delete(globals: RuntimeGlobals, id: string, force: boolean): Promise<void>;
   /** `exec --process F ID`: the command's exit code, or undefined with `--detach` (the engine waits for it) */
-  exec(globals: RuntimeGlobals, id: string, options: { process: string; pidFile?: string; detach: boolean }): Promise<number | undefined>;
+  exec(globals: RuntimeGlobals, id: string, options: { process: string; pidFile?: string; consoleSocket?: string; detach: boolean }): Promise<number | undefined>;
 }
 
 /** Flags that take a value, per subcommand ('' for the globals). */
@@ -448,7 +470,6 @@ export async function runtimeMain(commands: RuntimeCommands, argv: readonly stri
         const bundle = path.resolve(String(opts.get('bundle') ?? opts.get('b') ?? '.'));
         const pidFile = opts.get('pid-file');
         const consoleSocket = opts.get('console-socket');
-        if (consoleSocket !== undefined) throw new CalfError('create: --console-socket (process.terminal, -t) is not implemented by calf-runtime yet', { exitCode: EXIT_ERROR });
         await prepare(); // the init stage's bundle, current
         await commands.create(g, id, { bundle, ...(typeof pidFile === 'string' ? { pidFile } : {}), ...(typeof consoleSocket === 'string' ? { consoleSocket } : {}) });
         break;
@@ -460,11 +481,14 @@ export async function runtimeMain(commands: RuntimeCommands, argv: readonly stri
       case 'exec': {
         const processFile = opts.get('process') ?? opts.get('p');
         if (typeof processFile !== 'string') throw new CalfError('exec: --process FILE is required (runc\'s ARGS form is not implemented by calf-runtime)', { exitCode: EXIT_ERROR });
-        if (opts.has('tty') || opts.has('t') || opts.has('console-socket')) throw new CalfError('exec: --tty and --console-socket (process.terminal, -t) are not implemented by calf-runtime yet', { exitCode: EXIT_ERROR });
         if (Number(opts.get('preserve-fds') ?? 0) > 0) throw new CalfError('exec: --preserve-fds is not implemented by calf-runtime', { exitCode: EXIT_ERROR });
         const pidFile = opts.get('pid-file');
+        const consoleSocket = opts.get('console-socket');
         await prepare(); // the exec stage's bundle, current
-        const code = await commands.exec(g, id, { process: processFile, detach: opts.has('detach') || opts.has('d'), ...(typeof pidFile === 'string' ? { pidFile } : {}) });
+        const code = await commands.exec(g, id, {
+          process: processFile, detach: opts.has('detach') || opts.has('d'),
+          ...(typeof pidFile === 'string' ? { pidFile } : {}), ...(typeof consoleSocket === 'string' ? { consoleSocket } : {}),
+        });
         if (code !== undefined) process.exitCode = code;
         break;
       }

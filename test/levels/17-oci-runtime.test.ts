@@ -248,14 +248,16 @@ describe('17 oci-runtime', () => {
       if (left?.length) throw new Error(`podman's sandbox left: ${left.join(', ')}`);
     }, 120_000 * slow);
 
-    it('runs podman run --rm busybox echo on calf-runtime, with --network none and on podman\'s default bridge', async () => {
+    it('runs podman run --rm busybox echo on calf-runtime, with --network none and on podman\'s default bridge, and -t with a pty', async () => {
       const word = token();
-      const [none, bridge] = await Promise.all([
+      const [none, bridge, tty] = await Promise.all([
         podman(['run', '--rm', '--network', 'none', p!.image, 'sh', '-c', `echo ${word}; ip -o link | wc -l`]),
         podman(['run', '--rm', p!.image, 'sh', '-c', `echo ${word}; ip -o -4 addr show dev eth0 | wc -l`]),
+        podman(['run', '--rm', '-t', '--network', 'none', p!.image, 'sh', '-c', `echo ${word}; tty`]), // --console-socket
       ]);
       expect({ exit: none.exitCode, out: none.stdout, err: none.stderr }).toEqual({ exit: 0, out: `${word}\n1\n`, err: '' }); // lo only
       expect({ exit: bridge.exitCode, out: bridge.stdout, err: bridge.stderr }).toEqual({ exit: 0, out: `${word}\n1\n`, err: '' }); // an address on eth0
+      expect({ exit: tty.exitCode, out: tty.stdout, err: tty.stderr }).toEqual({ exit: 0, out: `${word}\r\n/dev/pts/0\r\n`, err: '' }); // the container's own devpts, a terminal's line endings
     }, 120_000 * slow);
 
     it('runs podman run -d with --memory and --pids-limit in the cgroup calf-runtime made; ps, logs, stop and rm work', async () => {
@@ -282,7 +284,7 @@ describe('17 oci-runtime', () => {
       expect((await podman(['ps', '-a', '--format', '{{.Names}}'])).stdout).not.toContain(name);
     }, 120_000 * slow);
 
-    it('runs podman exec in a running container: its host name, its PID 1, its cgroup; the exit code comes back', async () => {
+    it('runs podman exec in a running container: its host name, its PID 1, its cgroup; the exit code comes back; exec -t gets a pty', async () => {
       const name = `calf-${token()}`;
       const d = await podman(['run', '-d', '--name', name, '--network', 'none', '--memory', '64m', p!.image,
         'sh', '-c', 'trap "exit 0" TERM; hostname; echo up; sleep 1000 & wait']);
@@ -300,6 +302,8 @@ describe('17 oci-runtime', () => {
         expect(host).toBe(logs.split('\n')[0]); // the container's UTS namespace
         expect(pid1?.trim()).toBe('sh -c trap "exit 0" TERM; hostname; echo up; sleep 1000 & wait'); // its PID namespace and /proc
         expect(memory).toBe(String(64 * 1024 * 1024)); // its cgroup (v2: its cgroup namespace too)
+        const t = await podman(['exec', '-t', name, 'sh', '-c', 'tty; exit 4']); // --console-socket: the pty's master to conmon
+        expect({ exit: t.exitCode, out: t.stdout, err: t.stderr }).toMatchObject({ exit: 4, out: expect.stringMatching(/^\/dev\/pts\/\d+\r\n$/), err: '' });
       } finally {
         await podman(['rm', '-f', '-t', '0', name]);
       }
