@@ -386,6 +386,8 @@ export interface RuntimeCommands {
   delete(globals: RuntimeGlobals, id: string, force: boolean): Promise<void>;
   /** `exec --process F ID`: the command's exit code, or undefined with `--detach` (the engine waits for it) */
   exec(globals: RuntimeGlobals, id: string, options: { process: string; pidFile?: string; consoleSocket?: string; detach: boolean }): Promise<number | undefined>;
+  /** `ps --format json ID`: the pids of the container's processes, as the caller's PID namespace numbers them */
+  ps(globals: RuntimeGlobals, id: string): number[];
 }
 
 /** Flags that take a value, per subcommand ('' for the globals). */
@@ -395,6 +397,7 @@ const VALUE_FLAGS: Record<string, readonly string[]> = {
   run: ['bundle', 'b', 'pid-file', 'console-socket', 'preserve-fds'],
   kill: ['signal', 's'],
   exec: ['process', 'p', 'pid-file', 'console-socket', 'preserve-fds'],
+  ps: ['format', 'f'],
   state: [], start: [], delete: [], features: [],
 };
 
@@ -452,7 +455,7 @@ export async function runtimeMain(commands: RuntimeCommands, argv: readonly stri
       return;
     }
     const [command, ...args] = rest;
-    if (command === undefined) throw new CalfError('no command given: create, start, state, kill, delete, exec, features', { exitCode: EXIT_ERROR });
+    if (command === undefined) throw new CalfError('no command given: create, start, state, kill, delete, exec, ps, features', { exitCode: EXIT_ERROR });
     const valued = VALUE_FLAGS[command];
     if (!valued) throw new CalfError(`command ${JSON.stringify(command)} is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
     const { flags: opts, rest: words } = parseArgs(args, valued, false);
@@ -478,6 +481,12 @@ export async function runtimeMain(commands: RuntimeCommands, argv: readonly stri
       case 'state': process.stdout.write(`${JSON.stringify(commands.state(g, id), null, 2)}\n`); break;
       case 'kill': commands.kill(g, id, parseSignal(String(opts.get('signal') ?? opts.get('s') ?? words[1] ?? 'SIGTERM')), opts.has('all') || opts.has('a')); break;
       case 'delete': await commands.delete(g, id, opts.has('force') || opts.has('f')); break;
+      case 'ps': {
+        const format = opts.get('format') ?? opts.get('f') ?? 'table';
+        if (format !== 'json') throw new CalfError(`ps: --format ${String(format)} is not implemented by calf-runtime: --format json`, { exitCode: EXIT_ERROR });
+        process.stdout.write(`${JSON.stringify(commands.ps(g, id))}\n`);
+        break;
+      }
       case 'exec': {
         const processFile = opts.get('process') ?? opts.get('p');
         if (typeof processFile !== 'string') throw new CalfError('exec: --process FILE is required (runc\'s ARGS form is not implemented by calf-runtime)', { exitCode: EXIT_ERROR });
@@ -505,7 +514,7 @@ export async function runtimeMain(commands: RuntimeCommands, argv: readonly stri
 /** Boolean flags each subcommand accepts. */
 const FLAGS_WITHOUT_VALUE: Record<string, readonly string[]> = {
   create: ['no-pivot', 'no-new-keyring'], kill: ['all', 'a'], delete: ['force', 'f'], state: [], start: [],
-  exec: ['detach', 'd', 'tty', 't'],
+  exec: ['detach', 'd', 'tty', 't'], ps: [],
 };
 
 /** What `calf-runtime features` prints: the runtime-spec's Features document, as far as calf goes. */

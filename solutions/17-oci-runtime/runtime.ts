@@ -55,7 +55,8 @@ export type CreateInit = (config: Spec, where: { parent: string; name: string },
 
 /** The subcommands, for lib's runc command line (lib/runtime/oci.ts's runtimeMain). */
 export function runtimeCommands(createInit: CreateInit): RuntimeCommands {
-  return { create: (globals, id, options) => create(globals, id, options, createInit), start, state, kill, delete: remove, exec };
+  return { create: (globals, id, options) => create(globals, id, options, createInit), start, state, kill, delete: remove, exec,
+    ps: (globals, id) => processesOf(existingContainer(globals, id), true) }; // containerd's `ctr task ps`
 }
 
 /** Where the container's cgroup goes: the spec's cgroupsPath (`/libpod_parent/libpod-ID`), else calf-runtime/ID. */

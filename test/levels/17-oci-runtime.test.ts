@@ -346,7 +346,7 @@ describe('17 oci-runtime', () => {
       if (left?.length) throw new Error(`containerd's sandbox left: ${left.join(', ')}`);
     }, 120_000 * slow);
 
-    it('runs ctr run --runc-binary calf-runtime --rm (output and exit code through the shim); task exec runs in a detached task, which is killed and deleted', async () => {
+    it('runs ctr run --runc-binary calf-runtime --rm (output and exit code through the shim); task exec and ps in a detached task, which kill --all ends and delete removes', async () => {
       const ctr = (args: readonly string[]) => c!.ctr(args);
       const word = token();
       const id = `calf-${token()}`;
@@ -359,7 +359,9 @@ describe('17 oci-runtime', () => {
       expect((await ctr(['task', 'ls'])).stdout).toMatch(new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, 'm'));
       const exec = await ctr(['task', 'exec', '--exec-id', `e-${word}`, id, 'sh', '-c', `echo ${word} $(cat /proc/1/cmdline | tr '\\0' ' '); exit 5`]);
       expect({ exit: exec.exitCode, out: exec.stdout.trim(), err: exec.stderr }).toEqual({ exit: 5, out: `${word} sleep 1000`, err: '' }); // in its PID namespace
-      expect((await ctr(['task', 'kill', '-s', 'KILL', id])).exitCode).toBe(0);
+      const pid = new RegExp(`^${id}\\s+(\\d+)\\s+RUNNING`, 'm').exec((await ctr(['task', 'ls'])).stdout)?.[1];
+      expect((await ctr(['task', 'ps', id])).stdout).toMatch(new RegExp(`^${pid}\\b`, 'm')); // ps --format json: its cgroup's pids
+      expect((await ctr(['task', 'kill', '--all', '-s', 'KILL', id])).exitCode).toBe(0); // kill --all: every process of its cgroup
       let tasks = '';
       for (const end = Date.now() + 20_000 * slow; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
         tasks = (await ctr(['task', 'ls'])).stdout;
