@@ -41,6 +41,8 @@ const { values: opts } = parseArgs({
   },
 });
 const runs = Math.max(1, Number(opts.runs));
+/** The engines table's title line, in the report and in README.md. */
+const ENGINES_TITLE = 'Engines on each OCI runtime (bench/engines.ts, the same runs: each engine in a sandbox of its own, reached through nsenter; calf-runtime is the last solution through the fast entry)';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const node = process.execPath;
 const level = LEVELS.at(-1)!;
@@ -137,7 +139,7 @@ try {
   const initBundle = await ensureBundle(initEntry);
   const initRootfs = path.join(root, 'containers', 'bench-init', 'rootfs');
   await unpackImage(image, initRootfs);
-  const initConfig = JSON.stringify({ argv: ['/bin/true'], env: [`PATH=${PATH}`], rootfs: initRootfs, cwd: '/' });
+  const initConfig = JSON.stringify({ ociVersion: '1.0.2', process: { args: ['/bin/true'], env: [`PATH=${PATH}`], cwd: '/' }, root: { path: initRootfs } }); // lib/core/spec.ts's shape
 
   const oci = path.join(tmp, 'oci');
   await unpackImage(image, path.join(oci, 'rootfs'));
@@ -223,7 +225,7 @@ try {
     `peak RSS: calf fast entry ${(rss.fast / 1024).toFixed(0)} MB, calf via tsx ${(rss.tsx / 1024).toFixed(0)} MB, node -e 0 ${(rss.node / 1024).toFixed(0)} MB`,
     `layer unpack (busybox, ${(unpack.bytes / 1e6).toFixed(1)} MB): calf ${unpack.calfMBps.toFixed(0)} MB/s, GNU tar ${unpack.tarMBps.toFixed(0)} MB/s (${ratio(unpack.calfMs, unpack.tarMs)} tar's time)`,
     `second container of one image: ${overlay ? 'see the rows above (overlay: nothing to unpack)' : `not measured: level ${level.id} unpacks every container (overlay comes later)`}`,
-    ...(engines.length ? ['', 'engines on each OCI runtime (bench/engines.ts: each engine in a sandbox of its own; calf-runtime is the last solution through the fast entry):', '', ...engines] : []),
+    ...(engines.length ? ['', ENGINES_TITLE, '', ...engines] : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 
@@ -251,7 +253,11 @@ function enginesTable(): string[] {
   fs.writeFileSync(launcher, `#!/bin/sh\nexport CALF_ROOT='${root}' CALF_CACHE='${cache}' CALF_FAST_ENTRY='${entry}'\nexec '${node}' '${path.join(repo, 'bin/calf-runtime.cjs')}' "$@"\n`, { mode: 0o755 });
   const r = spawnSync(node, ['--import', 'tsx', 'bench/engines.ts', '--runs', String(runs), '--runtime', `calf-runtime=${launcher}`],
     { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  return r.status === 0 ? r.stdout.trim().split('\n') : [`not measured: bench/engines.ts exited ${r.status ?? r.signal}`];
+  if (r.status !== 0) return [`not measured: bench/engines.ts exited ${r.status ?? r.signal}`];
+  // its rows, `case  median  min  max`, as a table like the one above
+  const rows = r.stdout.trim().split('\n').slice(1).map((l) => /^(.*?)\s{2,}(\d+)\s+(\d+)\s+(\d+)$/.exec(l)).filter((m) => m !== null)
+    .map((m) => [m[1]!, `${m[2]} ms`, m[3]!, m[4]!]);
+  return markdownTable([['', 'median', 'min', 'max'], ...rows]);
 }
 
 /** Put the results between README.md's bench markers: the chart, then the table and the notes. */
@@ -260,12 +266,15 @@ function writeReadme(lines: string[], svg: string): void {
   const text = fs.readFileSync(file, 'utf8');
   const [start, end] = ['<!-- bench:start -->', '<!-- bench:end -->'].map((m) => text.indexOf(m));
   if (start! < 0 || end! < start!) throw new Error('README.md has no <!-- bench:start --> … <!-- bench:end --> markers');
-  const [title, how, , ...rest] = lines;
+  const [title, how, , ...all] = lines;
+  const at = all.indexOf(ENGINES_TITLE);
+  const [rest, engines] = at === -1 ? [all, []] : [all.slice(0, at), all.slice(at + 1)];
   const table = rest.filter((l) => l.startsWith('|'));
   const notes = rest.filter((l) => l && !l.startsWith('|'));
   const body = [
     '<!-- bench:start -->', `![${title}](${svg})`, '', `${title!.replace(/^calf bench · /, 'Measured ')}; ${how}.`, '',
     ...table, '', ...notes.map((n) => `- ${n}`), '',
+    ...(engines.length ? [`${ENGINES_TITLE}:`, '', ...engines, ''] : []),
   ].join('\n');
   fs.writeFileSync(file, text.slice(0, start) + body + text.slice(end!));
   process.stdout.write('wrote the results into README.md\n');

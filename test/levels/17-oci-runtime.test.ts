@@ -350,11 +350,15 @@ describe('17 oci-runtime', () => {
       const ctr = (args: readonly string[]) => c!.ctr(args);
       const word = token();
       const id = `calf-${token()}`;
-      const [once, detached] = await Promise.all([
+      // ctr run -t wants a terminal of its own (it panics on a pipe): script(1) gives it one
+      const tty = ['ctr', '--address', c!.address, '--namespace', c!.namespace, 'run', '--runc-binary', c!.runtime, '--rm', '-t', 'busybox:latest', `t-${id}`, 'sh', '-c', "'tty; exit 2'"].join(' ');
+      const [once, detached, terminal] = await Promise.all([
         ctr(['run', '--rm', 'busybox:latest', `r-${id}`, 'sh', '-c', `echo ${word} $(hostname); exit 3`]),
         ctr(['run', '-d', 'busybox:latest', id, 'sleep', '1000']),
+        c!.sandbox.exec('script', ['-qefc', tty, '/dev/null']), // --console-socket: the shim's
       ]);
       expect({ exit: once.exitCode, out: once.stdout.split(' ')[0], err: once.stderr }).toEqual({ exit: 3, out: word, err: '' });
+      expect({ exit: terminal.exitCode, out: terminal.stdout }).toMatchObject({ exit: 2, out: expect.stringMatching(/\/dev\/pts\/0\r/) });
       expect({ exit: detached.exitCode, err: detached.stderr }).toEqual({ exit: 0, err: '' });
       expect((await ctr(['task', 'ls'])).stdout).toMatch(new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, 'm'));
       const exec = await ctr(['task', 'exec', '--exec-id', `e-${word}`, id, 'sh', '-c', `echo ${word} $(cat /proc/1/cmdline | tr '\\0' ' '); exit 5`]);
