@@ -346,7 +346,7 @@ describe('17 oci-runtime', () => {
       if (left?.length) throw new Error(`containerd's sandbox left: ${left.join(', ')}`);
     }, 120_000 * slow);
 
-    it('runs ctr run --runc-binary calf-runtime --rm (output and exit code through the shim); task exec and ps in a detached task, which kill --all ends and delete removes', async () => {
+    it('runs ctr run --runc-binary calf-runtime --rm (output and exit code through the shim), -t with a pty; task exec and ps in a detached task, which kill --all ends and delete removes', async () => {
       const ctr = (args: readonly string[]) => c!.ctr(args);
       const word = token();
       const id = `calf-${token()}`;
