@@ -22,6 +22,7 @@ import { shortDigest, splitDigest } from './digest.js';
 import { CalfError } from '../core/errors.js';
 import { calfRoot } from '../core/root.js';
 import type { LeftoverKind } from '../core/leftovers.js';
+import { initStore } from './store.js';
 
 /** What a blob must be: its digest and size from the descriptor that named it. */
 export interface ExpectedBlob {
@@ -79,7 +80,8 @@ export async function writeBlob(
 ): Promise<void> {
   const root = options.root ?? calfRoot();
   const final = storedBlobPath(expected.digest, root); // also rejects a malformed digest, before any byte
-  fs.mkdirSync(blobsDir(root), { recursive: true });
+  initStore(root); // the whole layout first, atomically: never a blobs/ without its oci-layout
+  fs.mkdirSync(blobsDir(root), { recursive: true }); // a layout another tool made may lack it
   const temp = path.join(blobsDir(root), `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   const hash = createHash('sha256');
   let size = 0;

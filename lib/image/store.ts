@@ -232,11 +232,13 @@ export function listImages(root = calfRoot()): ImageSummary[] {
 
 /**
  * Create the store's layout (`oci-layout`, an empty `index.json`, `blobs/sha256/`) if it is not
- * there yet. Safe to call every time, and from calfs running at once: a pull writing its first
- * blob makes `blobs/sha256/` before any index exists, and another pull may name its image in a
- * new index meanwhile, so a missing file is only ever created, never written over.
+ * there yet. Safe to call every time, and from calfs running at once: another pull may name its
+ * image in a new index meanwhile, so a missing file is only ever created, never written over.
+ * Every writer into the store calls it first (blob-writer.ts too: a pull killed after making
+ * `blobs/sha256/` by itself, before any layout, left a store without its oci-layout, which the
+ * 1,000-run soak found).
  */
-function initStore(root = calfRoot()): void {
+export function initStore(root = calfRoot()): void {
   const dir = imagesDir(root);
   if (existsSync(join(dir, 'index.json'))) return;
   if (!existsSync(dir)) {

@@ -15,6 +15,7 @@ import { getFollowing, isLoopback, readLimited, registryBase, registryError } fr
 import { BlobMismatchError, hasBlob, removeDeadDownloads, storedBlobPath, writeBlob } from '../../lib/image/blob-writer.js';
 import { withIndexLock, withStoreLock, withStoreLockSync } from '../../lib/image/lock.js';
 import { readIndex, REF_NAME } from '../../lib/image/store.js';
+import { checkStore } from '../../lib/image/check.js';
 import { findLeftovers } from '../../lib/runtime/leftovers.js';
 import { repo } from '../support/paths.js';
 
@@ -156,6 +157,19 @@ describe('the blob writer', () => {
     }
     const dir = path.join(r, 'images', 'blobs', 'sha256');
     expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('makes the whole layout (oci-layout, index.json) before its first byte: a pull killed mid-download leaves a store that passes the check', async () => {
+    const r = root();
+    let sawLayout: boolean[] = [];
+    async function* stalls() {
+      sawLayout = ['oci-layout', 'index.json'].map((f) => fs.existsSync(path.join(r, 'images', f))); // while the first download runs
+      yield content.subarray(0, 100);
+      throw new Error('killed'); // where a SIGKILL would stop it
+    }
+    await expect(writeBlob(stalls(), expected, { root: r })).rejects.toThrow('killed');
+    expect(sawLayout).toEqual([true, true]); // before 2026-12-04: blobs/sha256/ alone (the 1,000-run soak found it)
+    expect(checkStore(r)).toEqual([]);
   });
 
   it('stops reading a source that sends more than the descriptor says, at the first byte too many', async () => {
