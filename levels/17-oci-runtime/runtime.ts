@@ -172,11 +172,11 @@ async function remove(globals: RuntimeGlobals, id: string, force: boolean): Prom
 // ─── exec: one more process in the container (podman exec, ctr task exec) ─────────────────────
 
 /**
- * `exec --process F [--pid-file P] [--detach] ID`: the engine's process.json, run in the container
- * by level 16's exec stage. With --detach (both engines), return once it runs: the engine waits
+ * `exec --process F [--pid-file P] [--detach] ID` (or `exec ID COMMAND…` by hand): the engine's
+ * process.json, run in the container by level 16's exec stage. With --detach (both engines), return once it runs: the engine waits
  * for it, not us.
  */
-async function exec(globals: RuntimeGlobals, id: string, options: { process: string; pidFile?: string; consoleSocket?: string; detach: boolean }): Promise<number | undefined> {
+async function exec(globals: RuntimeGlobals, id: string, options: { process: string | string[]; pidFile?: string; consoleSocket?: string; detach: boolean }): Promise<number | undefined> {
   const container = existingContainer(globals, id);
   const status = statusOf(container);
   if (status !== 'running') throw new CalfError(`cannot exec in a ${status} container`, { exitCode: EXIT_ERROR });

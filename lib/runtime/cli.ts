@@ -184,7 +184,7 @@ export function main<Config, F extends Flags = Record<never, never>>(stages: Sta
   reportUncaught();
   if (process.argv[2] === 'runtime' && stages.runtime) { // calf-runtime: runc's command line, not Docker's
     const commands = stages.runtime;
-    void runtimeMain(commands, process.argv.slice(3), prepareInitEntry).then(() => process.exit(0));
+    void runtimeMain(commands, process.argv.slice(3), prepareInitEntry).then(() => process.exit()); // process.exitCode: exec's command's
     return;
   }
   // The monitor too: it stands between `calf run -d` and "running" (level 15).

@@ -281,22 +281,27 @@ export function applyProcessLimits(config: Spec): void {
 }
 
 /**
- * `exec --process F`'s process (podman's and containerd's exec `process.json`, the spec's Process)
+ * `exec --process F`'s process (podman's and containerd's exec `process.json`, the spec's Process),
+ * or `exec ID COMMAND…`'s (the container's own process with that command, runc's by-hand form),
  * in the container's bundle config: the config exec.ts's exec stage takes, with the container's
  * namespaces by path (its first process's, `/proc/PID/ns/*`), its seccomp filter and its cgroup.
  * Given code (level 17); a field calf does not implement is refused by name, as in config.json.
  */
-export function runtimeExecConfig(container: RuntimeContainer & { record: RuntimeRecord }, file: string, cgroup: string[]): Spec & { container: { id: string; pid: number; startTime: number }; cgroup: string[] } {
-  let proc: Spec['process'];
-  try {
-    proc = JSON.parse(fs.readFileSync(file, 'utf8')) as Spec['process'];
-  } catch (err) {
-    throw new CalfError(`exec: cannot read --process ${file}: ${messageOf(err)}`, { exitCode: EXIT_ERROR });
-  }
-  refuseUnknown(proc, 'process');
-  refuseUnknown(proc.user, 'process.user');
-  if (!proc.args?.length) throw new CalfError('exec: process.args is empty', { exitCode: EXIT_ERROR });
+export function runtimeExecConfig(container: RuntimeContainer & { record: RuntimeRecord }, source: string | string[], cgroup: string[]): Spec & { container: { id: string; pid: number; startTime: number }; cgroup: string[] } {
   const config = readBundle(container.record.bundle);
+  let proc: Spec['process'];
+  if (Array.isArray(source)) {
+    proc = { ...config.process, args: source, terminal: false };
+  } else {
+    try {
+      proc = JSON.parse(fs.readFileSync(source, 'utf8')) as Spec['process'];
+    } catch (err) {
+      throw new CalfError(`exec: cannot read --process ${source}: ${messageOf(err)}`, { exitCode: EXIT_ERROR });
+    }
+    refuseUnknown(proc, 'process');
+    refuseUnknown(proc.user, 'process.user');
+  }
+  if (!proc.args?.length) throw new CalfError('exec: process.args is empty', { exitCode: EXIT_ERROR });
   const { pid, startTime } = container.record;
   const files: Partial<Record<string, string>> = { ipc: 'ipc', uts: 'uts', network: 'net', mount: 'mnt' }; // in exec.ts's order; pid: the stage is born in it
   return {
@@ -385,7 +390,7 @@ export interface RuntimeCommands {
   kill(globals: RuntimeGlobals, id: string, signal: number, all: boolean): void;
   delete(globals: RuntimeGlobals, id: string, force: boolean): Promise<void>;
   /** `exec --process F ID`: the command's exit code, or undefined with `--detach` (the engine waits for it) */
-  exec(globals: RuntimeGlobals, id: string, options: { process: string; pidFile?: string; consoleSocket?: string; detach: boolean }): Promise<number | undefined>;
+  exec(globals: RuntimeGlobals, id: string, options: { process: string | string[]; pidFile?: string; consoleSocket?: string; detach: boolean }): Promise<number | undefined>;
   /** `ps --format json ID`: the pids of the container's processes, as the caller's PID namespace numbers them */
   ps(globals: RuntimeGlobals, id: string): number[];
 }
@@ -458,7 +463,8 @@ export async function runtimeMain(commands: RuntimeCommands, argv: readonly stri
     if (command === undefined) throw new CalfError('no command given: create, start, state, kill, delete, exec, ps, features', { exitCode: EXIT_ERROR });
     const valued = VALUE_FLAGS[command];
     if (!valued) throw new CalfError(`command ${JSON.stringify(command)} is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
-    const { flags: opts, rest: words } = parseArgs(args, valued, false);
+    // exec's command follows its id (`exec ID sh -c …`): its flags stop at the first word, as runc's
+    const { flags: opts, rest: words } = parseArgs(args, valued, command === 'exec');
     if (command === 'features') {
       process.stdout.write(`${JSON.stringify(features(), null, 2)}\n`);
       return;
@@ -489,13 +495,14 @@ export async function runtimeMain(commands: RuntimeCommands, argv: readonly stri
       }
       case 'exec': {
         const processFile = opts.get('process') ?? opts.get('p');
-        if (typeof processFile !== 'string') throw new CalfError('exec: --process FILE is required (runc\'s ARGS form is not implemented by calf-runtime)', { exitCode: EXIT_ERROR });
+        const command = words.slice(1);
+        if (typeof processFile !== 'string' && command.length === 0) throw new CalfError('exec: --process FILE, or a command after the id', { exitCode: EXIT_ERROR });
         if (Number(opts.get('preserve-fds') ?? 0) > 0) throw new CalfError('exec: --preserve-fds is not implemented by calf-runtime', { exitCode: EXIT_ERROR });
         const pidFile = opts.get('pid-file');
         const consoleSocket = opts.get('console-socket');
         await prepare(); // the exec stage's bundle, current
         const code = await commands.exec(g, id, {
-          process: processFile, detach: opts.has('detach') || opts.has('d'),
+          process: typeof processFile === 'string' ? processFile : command, detach: opts.has('detach') || opts.has('d'),
           ...(typeof pidFile === 'string' ? { pidFile } : {}), ...(typeof consoleSocket === 'string' ? { consoleSocket } : {}),
         });
         if (code !== undefined) process.exitCode = code;

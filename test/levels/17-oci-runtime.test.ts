@@ -139,7 +139,7 @@ afterAll(async () => {
 
 describe('17 oci-runtime', () => {
   describe('create and start', () => {
-    it('create leaves the command waiting (state "created", its marker file absent) until start runs it', async () => {
+    it('create leaves the command waiting (state "created", its marker file absent) until start runs it; exec ID COMMAND runs beside it', async () => {
       const id = `c-${token()}`;
       const marker = path.join(rootfs, 'tmp', `marker-${id}`);
       const b = bundle(id, `touch /tmp/marker-${id}; echo started $(hostname); exec sleep 1000`);
@@ -158,6 +158,8 @@ describe('17 oci-runtime', () => {
       expect(c.output()).toBe(`started h-${id}\n`);
       expect(await state(id)).toMatchObject({ status: 'running', pid });
       expect(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toBe('sleep\u00001000\u0000'); // the pid file's process became the command
+      const e = await runtime(['exec', id, 'sh', '-c', 'echo in $(hostname) $(tr "\\0" " " < /proc/1/cmdline); exit 3']); // runc's by-hand form
+      expect({ exit: e.exitCode, out: e.stdout, err: e.stderr }).toEqual({ exit: 3, out: `in h-${id} sleep 1000`, err: '' });
     }, 90_000 * slow);
   });
 
