@@ -6,7 +6,7 @@
  * and never kept. Runs interleave (calf, skopeo, calf again, skopeo again), each from an empty
  * store or directory, with a clean environment.
  *
- *   npx tsx bench/pull.ts [--runs 5] [--megabytes 100] [--entry ladder-draft/solution/13-pull/calf.ts]
+ *   npx tsx bench/pull.ts [--runs 5] [--megabytes 100] [--entry solutions/NN-name/calf.ts]   (default: the last solution)
  *
  * The goal (issue 17): calf at 0.8× skopeo's speed or better.
  * @module
@@ -19,12 +19,13 @@ import { parseArgs } from 'node:util';
 import { startTestRegistry, REGISTRY, type TestRegistry } from '../test/support/registry.js';
 import { bigLayout } from '../test/support/registry-images.js';
 import { repo } from '../test/support/paths.js';
+import { LEVELS, levelDir } from '../ladder/ladder.js';
 
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '5' },
     megabytes: { type: 'string', default: '100' },
-    entry: { type: 'string', default: 'ladder-draft/solution/13-pull/calf.ts' },
+    entry: { type: 'string', default: path.join(levelDir(LEVELS.at(-1)!, 'solutions'), 'calf.ts') },
   },
 });
 const runs = Number(values.runs);

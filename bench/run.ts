@@ -7,10 +7,11 @@
  * NODE_OPTIONS, no NODE_EXTRA_CA_CERTS, which alone costs each Node start ~37 ms), and the
  * timed cases run interleaved, one round after the other, so a busy neighbour slows all of them
  * alike. Output: a table here, and bench/results/bench.{json,svg}. Then, unless
- * `--skip-engines`, bench/engines.ts's table: podman and containerd (`ctr run`) running
- * `busybox true` on runc, crun and calf-runtime (level 17), each engine in a sandbox of its own.
+ * `--skip-pull`, bench/pull.ts (`calf pull` from a local registry next to `skopeo copy`, at most 5
+ * runs), and unless `--skip-engines`, bench/engines.ts's table: podman and containerd (`ctr run`)
+ * running `busybox true` on runc, crun and calf-runtime (level 17), each engine in a sandbox of its own.
  *
- *   npm run bench -- [--runs 10] [--install-peers] [--baseline REF] [--out bench/results] [--readme] [--skip-engines]
+ *   npm run bench -- [--runs 10] [--install-peers] [--baseline REF] [--out bench/results] [--readme] [--skip-pull] [--skip-engines]
  *
  * `--baseline REF` also times `tsx … calf.ts` of a git revision (e.g. the commit before the
  * bundled init stage), extracted with `git archive` into a temp dir. `--readme` puts the table
@@ -38,9 +39,12 @@ const { values: opts } = parseArgs({
     out: { type: 'string', default: 'bench/results' },
     readme: { type: 'boolean', default: false },
     'skip-engines': { type: 'boolean', default: false },
+    'skip-pull': { type: 'boolean', default: false },
   },
 });
 const runs = Math.max(1, Number(opts.runs));
+/** The pull section's title line, in the report and in README.md. */
+const PULL_TITLE = 'Pulling from a local registry (bench/pull.ts, the same run: Debian\'s docker-registry with token auth, in a network namespace of its own; calf through the fast entry)';
 /** The engines table's title line, in the report and in README.md. */
 const ENGINES_TITLE = 'Engines on each OCI runtime (bench/engines.ts, the same runs: each engine in a sandbox of its own, reached through nsenter; calf-runtime is the last solution through the fast entry)';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -201,6 +205,8 @@ try {
 
   // ── Engines: podman and containerd running busybox true on runc, crun and calf-runtime (level 17).
   const engines = opts['skip-engines'] ? [] : enginesTable();
+  // ── Pull throughput from a local registry, next to skopeo (issue 17's goal: ≥ 0.8× its speed).
+  const pulls = opts['skip-pull'] ? [] : pullLines();
 
   const peer = (name: string) => rows.find((r) => r.name.startsWith(name))?.median;
   const nodeMs = peer('node -e 0')!;
@@ -225,11 +231,12 @@ try {
     `peak RSS: calf fast entry ${(rss.fast / 1024).toFixed(0)} MB, calf via tsx ${(rss.tsx / 1024).toFixed(0)} MB, node -e 0 ${(rss.node / 1024).toFixed(0)} MB`,
     `layer unpack (busybox, ${(unpack.bytes / 1e6).toFixed(1)} MB): calf ${unpack.calfMBps.toFixed(0)} MB/s, GNU tar ${unpack.tarMBps.toFixed(0)} MB/s (${ratio(unpack.calfMs, unpack.tarMs)} tar's time)`,
     `second container of one image: ${overlay ? 'see the rows above (overlay: nothing to unpack)' : `not measured: level ${level.id} unpacks every container (overlay comes later)`}`,
+    ...(pulls.length ? ['', PULL_TITLE, '', ...pulls] : []),
     ...(engines.length ? ['', ENGINES_TITLE, '', ...engines] : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 
-  Object.assign(results, { date, machine, load, node: process.version, runs, level: level.id, env: Object.keys(cleanEnv), rows, batch, rss, unpack, overlay, engines });
+  Object.assign(results, { date, machine, load, node: process.version, runs, level: level.id, env: Object.keys(cleanEnv), rows, batch, rss, unpack, overlay, pulls, engines });
   fs.mkdirSync(path.resolve(repo, opts.out), { recursive: true });
   fs.writeFileSync(path.resolve(repo, opts.out, 'bench.json'), `${JSON.stringify(results, null, 1)}\n`);
   fs.writeFileSync(path.resolve(repo, opts.out, 'bench.md'), `${lines.join('\n')}\n`);
@@ -239,6 +246,19 @@ try {
 } finally {
   cleanUp();
   removeStore(root);
+}
+
+/**
+ * bench/pull.ts against the last solution: its lines (a title, the registry's start, a table, a
+ * note), or one saying why not (docker-registry or skopeo missing: `npm run setup` installs them).
+ */
+function pullLines(): string[] {
+  if (!has('skopeo') || !has('docker-registry')) return ['not measured: skopeo or docker-registry is not installed (npm run setup installs them)'];
+  const r = spawnSync(node, ['--import', 'tsx', 'bench/pull.ts', '--runs', String(Math.min(runs, 5)), '--entry', entry],
+    { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) return [`not measured: bench/pull.ts exited ${r.status ?? r.signal}`];
+  const out = r.stdout.trim().split('\n');
+  return [...out.filter((l) => !l.startsWith('|')).slice(0, 2), '', ...out.filter((l) => l.startsWith('|')), '', ...out.filter((l) => !l.startsWith('|')).slice(2)];
 }
 
 /**
@@ -267,14 +287,15 @@ function writeReadme(lines: string[], svg: string): void {
   const [start, end] = ['<!-- bench:start -->', '<!-- bench:end -->'].map((m) => text.indexOf(m));
   if (start! < 0 || end! < start!) throw new Error('README.md has no <!-- bench:start --> … <!-- bench:end --> markers');
   const [title, how, , ...all] = lines;
-  const at = all.indexOf(ENGINES_TITLE);
-  const [rest, engines] = at === -1 ? [all, []] : [all.slice(0, at), all.slice(at + 1)];
+  // the start-up table and its notes, then each section (pull, engines) as the report has it
+  const at = all.findIndex((l) => l === PULL_TITLE || l === ENGINES_TITLE);
+  const [rest, sections] = at === -1 ? [all, []] : [all.slice(0, at), all.slice(at)];
   const table = rest.filter((l) => l.startsWith('|'));
   const notes = rest.filter((l) => l && !l.startsWith('|'));
   const body = [
     '<!-- bench:start -->', `![${title}](${svg})`, '', `${title!.replace(/^calf bench · /, 'Measured ')}; ${how}.`, '',
     ...table, '', ...notes.map((n) => `- ${n}`), '',
-    ...(engines.length ? [`${ENGINES_TITLE}:`, '', ...engines, ''] : []),
+    ...sections.map((l) => (l === PULL_TITLE || l === ENGINES_TITLE ? `${l}:` : l)), '',
   ].join('\n');
   fs.writeFileSync(file, text.slice(0, start) + body + text.slice(end!));
   process.stdout.write('wrote the results into README.md\n');
