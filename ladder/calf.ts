@@ -713,6 +713,7 @@ function filterSyscalls(noNewPrivileges = false, seccomp?: Seccomp): void {
   if (noNewPrivileges) linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1);
   if (!seccomp) return;
   const filter = linux.seccomp_init(linux.scmpAction(seccomp.defaultAction, seccomp.defaultErrnoRet));
+  linux.seccompAddArchitectures(filter, seccomp.architectures ?? []); // calf-runtime's engines name the ABIs their profile covers (given code) //@s17
   for (const rule of seccomp.syscalls ?? []) {
     for (const nr of rule.names.map(linux.seccomp_syscall_resolve_name).filter((nr) => nr >= 0)) {
       linux.seccomp_rule_add_array(filter, linux.scmpAction(rule.action, rule.errnoRet), nr, rule.args?.map(linux.scmpArgCmp));

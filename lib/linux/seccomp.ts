@@ -30,6 +30,8 @@ function load() {
     load: lib.func('int seccomp_load(void *ctx)'),
     release: lib.func('void seccomp_release(void *ctx)'),
     resolveName: lib.func('int seccomp_syscall_resolve_name(const char *name)'),
+    archAdd: lib.func('int seccomp_arch_add(void *ctx, uint32_t arch_token)'),
+    archResolveName: lib.func('uint32_t seccomp_arch_resolve_name(const char *arch_name)'),
   };
 }
 const loaded = load();
@@ -154,4 +156,45 @@ export function seccomp_release(ctx: ScmpFilterCtx): void {
  */
 export function seccomp_syscall_resolve_name(name: string): number {
   return seccomp().resolveName(name) as number;
+}
+
+/**
+ * The token of the architecture `name` (`x86_64`, `x86`, `x32`, `aarch64`, `arm`…), or 0 when
+ * libseccomp knows no such architecture.
+ * @see https://man7.org/linux/man-pages/man3/seccomp_arch_add.3.html
+ */
+export function seccomp_arch_resolve_name(name: string): number {
+  return seccomp().archResolveName(name) as number;
+}
+
+/**
+ * Make the filter cover another architecture's ABI too (a 32-bit x86 binary on x86_64, say): its
+ * rules then apply to that ABI's syscalls, translated by name. A new filter has the native one
+ * only; adding it again fails with EEXIST, as in C.
+ * @see https://man7.org/linux/man-pages/man3/seccomp_arch_add.3.html
+ */
+export function seccomp_arch_add(ctx: ScmpFilterCtx, archToken: number): void {
+  checkNegative(seccomp().archAdd(ctx, archToken) as number, 'seccomp_arch_add', [archToken]);
+}
+
+/**
+ * An OCI seccomp profile's architecture (`SCMP_ARCH_X86_64`, `SCMP_ARCH_X86`, `SCMP_ARCH_X32`,
+ * `SCMP_ARCH_AARCH64`…) as libseccomp's token; 0 when it names none.
+ */
+export function scmpArch(name: string): number {
+  return seccomp_arch_resolve_name(name.replace(/^SCMP_ARCH_/, '').toLowerCase());
+}
+
+/**
+ * Add each of an OCI profile's `architectures` to the filter; the native one, already there, is
+ * no error (runc and crun add them the same way, before the rules).
+ */
+export function seccompAddArchitectures(ctx: ScmpFilterCtx, names: readonly string[]): void {
+  for (const name of names) {
+    try {
+      seccomp_arch_add(ctx, scmpArch(name));
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EEXIST') throw err;
+    }
+  }
 }

@@ -199,6 +199,8 @@ export function readBundle(bundle: string): Spec {
     throw new CalfError(`config.json: mounts: a ${mount.type ?? 'typeless'} mount on ${mount.destination} is not implemented by calf-runtime`, { exitCode: EXIT_ERROR });
   }
   const seccomp = config.linux?.seccomp;
+  const unknownArch = seccomp?.architectures?.find((arch) => linux.scmpArch(arch) === 0);
+  if (unknownArch !== undefined) throw new CalfError(`config.json: linux.seccomp.architectures: ${unknownArch} is not an architecture libseccomp knows`, { exitCode: EXIT_ERROR });
   if (seccomp) {
     // libseccomp refuses a rule whose action is the default one (EACCES): runc leaves those out too
     const same = (action: string, errno?: number) => action === seccomp.defaultAction && (action !== 'SCMP_ACT_ERRNO' || (errno ?? 1) === (seccomp.defaultErrnoRet ?? 1));

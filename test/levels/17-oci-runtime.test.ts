@@ -230,6 +230,10 @@ describe('17 oci-runtime', () => {
       expect(c.exitCode).toBe(1);
       expect(c.output()).toMatch(/hooks/);
       expect(fs.existsSync(path.join(stateRoot, id))).toBe(false);
+      const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+      const arch = await create(bundle(`${id}-a`, 'true', { linux: { namespaces, seccomp: { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_NOPE'] } } }), `${id}-a`);
+      expect({ exit: arch.exitCode, said: arch.output() }).toEqual({ exit: 1, said: expect.stringMatching(/SCMP_ARCH_NOPE/) }); // a profile's architecture libseccomp lacks
+      expect(fs.existsSync(path.join(stateRoot, `${id}-a`))).toBe(false);
       const ok = await create(bundle(`${id}-ok`, 'true'), `${id}-ok`); // the positive control: without it, created
       expect(ok.exitCode).toBe(0);
       expect(await state(`${id}-ok`)).toMatchObject({ status: 'created' });
