@@ -95,7 +95,7 @@ function calfLine(run: RunRecord): string | undefined {
  * Jest's own output goes to `log`; the outcome is read from its JSON report.
  * It never throws: a jest that could not run becomes an `error` on every level.
  */
-export async function runChecks(options: { target: string; levels: readonly Level[]; root: string; log: string; env?: Record<string, string>; checks?: string; workers?: number }): Promise<LevelOutcome[]> {
+export async function runChecks(options: { target: string; levels: readonly Level[]; root: string; log: string; env?: Record<string, string>; checks?: string }): Promise<LevelOutcome[]> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'calf-jest-'));
   const report = path.join(tmp, 'report.json');
   const runsLog = path.join(tmp, 'runs.jsonl');
@@ -104,7 +104,6 @@ export async function runChecks(options: { target: string; levels: readonly Leve
       '--experimental-vm-modules', path.join(repo, 'node_modules/jest/bin/jest.js'),
       '--config', path.join(repo, 'jest.config.js'), '--json', '--outputFile', report, '--colors=false',
       ...(options.checks ? ['--testNamePattern', options.checks] : []),
-      ...(options.workers ? ['--maxWorkers', String(options.workers)] : []),
       ...options.levels.map(testFile),
     ], {
       cwd: repo, reject: false, all: true,
