@@ -44,8 +44,7 @@ import * as linux from '../../lib/linux/index.js';
 import {
   CalfError, EXIT_ERROR, alive, processStartTime, createdInit, notifyCreated, readBundle, runtimeContainer, existingContainer,
   saveRecord, statusOf, ociState, writePidFile, sleep, runtimeExecConfig, untilExecuted, connectConsole, initEntry, initEnv,
-  type RuntimeCommands, type RuntimeContainer,
-  type RuntimeGlobals, type Spec,
+  type RuntimeCommands, type RuntimeContainer, type RuntimeGlobals, type Spec,
 } from '../../lib/runtime/index.js';
 import { EXEC_STAGE, inPidNamespaceOf, type ExecConfig } from './exec.js';
 import { cgroupDirsOf, removeCgroupOf } from '../../lib/cgroup/index.js';
@@ -173,8 +172,8 @@ async function remove(globals: RuntimeGlobals, id: string, force: boolean): Prom
 
 /**
  * `exec --process F [--pid-file P] [--detach] ID` (or `exec ID COMMAND…` by hand): the engine's
- * process.json, run in the container by level 16's exec stage. With --detach (both engines), return once it runs: the engine waits
- * for it, not us.
+ * process.json, run in the container by level 16's exec stage. With --detach (both engines),
+ * return once it runs: the engine waits for it, not us.
  */
 async function exec(globals: RuntimeGlobals, id: string, options: { process: string | string[]; pidFile?: string; consoleSocket?: string; detach: boolean }): Promise<number | undefined> {
   const container = existingContainer(globals, id);
