@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { execa } from 'execa';
 import { LEVELS, levelDir, findLevel, type Level } from '../ladder/ladder.js';
 import { runChecks, passed, pointer, sharedCause, nodeCrashes, type LevelOutcome, type Check } from './support/checks.js';
@@ -43,7 +44,7 @@ const yellow = paint('33');
 const dim = paint('2');
 
 function usage(message: string): never {
-  console.error(`${message}\nusage: npm run level [N] [-- --solution] [--only 0,4,…] [--checks REGEX]   (N is one of ${LEVELS.map((l) => Number(l.id)).join(' ')}; or a directory NN-name/ with a calf.ts)`);
+  console.error(`${message}\nusage: npm run level [N] [-- --solution] [--tsx] [--only 0,4,…] [--checks REGEX]   (N is one of ${LEVELS.map((l) => Number(l.id)).join(' ')}; or a directory NN-name/ with a calf.ts)`);
   process.exit(2);
 }
 
@@ -75,9 +76,16 @@ if (names !== undefined) {
 const taken = new Set([onlyAt, namesAt].filter((at) => at !== -1).flatMap((at) => [at, at + 1]));
 const args = argv.filter((_, i) => !taken.has(i));
 const solution = args.includes('--solution') || process.env.npm_config_solution === 'true';
+// How the checks start calf: through the fast entry (bin/calf.cjs runs the level file bundled by
+// esbuild, plain node: ~2.5× faster a start, so a level's verdict comes in seconds), or with
+// `--tsx` as `tsx levels/NN-*/calf.ts` does (TypeScript compiled at every start). Same code,
+// same checks; CI runs both ways.
+const viaTsx = args.includes('--tsx') || process.env.npm_config_tsx === 'true' || process.env.CALF_ENTRY === 'tsx';
+const entryEnv: Record<string, string> = viaTsx ? {} : { CALF_ENTRY: 'fast' };
+const bundled = new Set<string>(); // the targets bundleOnce() has bundled
 // `npm run level -1` reaches us as npm_config_1=true (npm takes -1 for one of its own flags).
 const swallowed = Object.keys(process.env).map((k) => /^npm_config_(\d+)$/.exec(k)?.[1]).filter((n) => n !== undefined);
-const refs = [...args.filter((a) => a !== '--solution'), ...swallowed.map((n) => `-${n}`)];
+const refs = [...args.filter((a) => a !== '--solution' && a !== '--tsx'), ...swallowed.map((n) => `-${n}`)];
 if (refs.some((a) => a.startsWith('-') && !/^-\d+$/.test(a)) || refs.length > 1) usage(`unknown arguments: ${args.join(' ')}`);
 const kind = solution ? 'solutions' : 'levels';
 
@@ -97,9 +105,15 @@ const chosen = refs[0] === undefined ? undefined : choose(refs[0]);
 const why = cannotRun() ?? unexpectedCgroup();
 if (why) cannotStart(why);
 
-/** One jest run: levels 0…N against one directory, or (whole board) each level against its own. */
+/**
+ * The jest runs, in order. Levels 0…N against one directory: level N's own checks first, alone,
+ * and its verdict printed as soon as they end (what the attendee is working on: seconds, not the
+ * whole board), then levels 0…N-1 in one run (a level never breaks what came before; the exit
+ * code covers both). The whole board: each level against its own directory.
+ */
 const runs: { target: string; levels: Level[] }[] = chosen
-  ? [{ target: chosen.target, levels: LEVELS.slice(0, LEVELS.indexOf(chosen.level) + 1).filter((l) => !only || only.includes(l)) }]
+  ? ((levels) => [levels.slice(-1), levels.slice(0, -1)].filter((l) => l.length).map((l) => ({ target: chosen.target, levels: l })))(
+      LEVELS.slice(0, LEVELS.indexOf(chosen.level) + 1).filter((l) => !only || only.includes(l)))
   : LEVELS.map((l) => ({ target: levelDir(l, kind), levels: [l] }));
 
 // One log per board, so two boards at once don't write over each other's; calf-board.log links
@@ -114,7 +128,7 @@ try {
   // a shared /tmp where the link isn't ours to replace: the header names the log anyway
 }
 console.log(`calf test board · ${chosen ? runs[0]!.target : `every level against its own ${kind}/ directory`}`);
-console.log(dim(`Linux ${os.release()} · ${process.arch} · Node ${process.version} · cgroup ${cgroupVersion()} · jest log: ${log}`));
+console.log(dim(`Linux ${os.release()} · ${process.arch} · Node ${process.version} · cgroup ${cgroupVersion()} · calf ${viaTsx ? 'through tsx' : 'bundled (--tsx: through tsx)'} · jest log: ${log}`));
 
 let root: string;
 try {
@@ -133,7 +147,10 @@ try {
     if (piped) break; // nobody reads the board any more
     const which = r.levels.length === 1 ? `level ${r.levels[0]!.id}` : only ? `levels ${r.levels.map((l) => l.id).join(', ')}` : `levels 00–${r.levels.at(-1)!.id}`;
     process.stderr.write(dim(`running ${which} against ${r.target}…\n`));
-    for (const outcome of await runChecks({ ...r, root, log, ...(names ? { checks: names } : {}) })) outcomes.push({ target: r.target, run: i, outcome });
+    if (!viaTsx) bundleOnce(r.target);
+    const mine = await runChecks({ ...r, root, log, env: entryEnv, ...(names ? { checks: names } : {}) });
+    for (const outcome of mine) outcomes.push({ target: r.target, run: i, outcome });
+    report(mine, chosen?.level ?? r.levels.at(-1)!);
   }
 } finally {
   // what calf left is seen before the store (and everything mounted in it) is removed
@@ -146,42 +163,7 @@ try {
 }
 const leftovers = [...after, ...notRemoved.map((m) => `mount ${m} (could not be detached)`).filter((m) => !after.some((a) => m.startsWith(a)))];
 
-let allPassed = leftovers.length === 0;
-// A node process killed by SIGSEGV fails the checks it was in, yet says nothing about calf (the
-// test VM's emulated CPU has done it): said first, so that it is not read as calf's behaviour.
-const crashes = nodeCrashes(outcomes.map((o) => o.outcome));
-if (crashes.length) {
-  console.log(`${red('✗')} Node itself crashed in ${crashes.length} run${crashes.length === 1 ? '' : 's'}: not calf's behaviour, run the board again (a crash that repeats in the same check is calf's: a native call)`);
-  for (const crash of crashes.slice(0, 5)) console.log(`    ${crash}`);
-  if (crashes.length > 5) console.log(`    … ${crashes.length} in all`);
-}
-for (const [i, r] of runs.entries()) {
-  const mine = outcomes.filter((o) => o.run === i).map((o) => o.outcome);
-  // When most failures share one calf error, it is the cause: say it once, at the top, and point
-  // at the Pitfalls of the level being worked on (not at the earlier levels whose checks tripped).
-  const shared = sharedCause(mine);
-  const current = r.levels.at(-1)!;
-  if (shared) {
-    const n = mine.flatMap((o) => o.checks).filter((c) => c.status === 'failed').length;
-    console.log(`${red('✗')} calf fails in ${shared.checks.length} of the ${n} failing checks, with:`);
-    console.log(`    ${shared.line}`);
-    console.log(`    → ${levelDir(current, 'levels')}/README.md#pitfalls`);
-  }
-  for (const outcome of mine) {
-    const { level, checks } = outcome;
-    const ok = passed(outcome);
-    allPassed &&= ok;
-    const counted = checks.filter((c) => c.status !== 'skipped');
-    const score = `${counted.filter((c) => c.status === 'passed').length}/${counted.length}`;
-    const took = outcome.seconds === undefined ? '' : ` (${Math.round(outcome.seconds)} s)`;
-    console.log(`${ok ? green('✓') : red('✗')} ${level.id} ${level.name.padEnd(18)} ${score.padStart(5)}  ${dim(level.goal + took)}`);
-    if (outcome.error) {
-      console.log(`    ${red('✗')} the tests could not run:\n${indent(outcome.error, 8)}`);
-      console.log(`      → ${levelDir(level, 'levels')}/README.md`);
-    }
-    for (const check of checks) printCheck(level, check, shared?.checks.includes(check) ?? false);
-  }
-}
+let allPassed = leftovers.length === 0 && outcomes.every((o) => passed(o.outcome));
 if (leftovers.length) {
   const target = chosen ? runs[0]!.target : levelDir(LEVELS.at(-1)!, kind);
   console.log(`${red('✗')} left behind after the run: calf must clean up after itself`);
@@ -213,6 +195,55 @@ const checks = outcomes.flatMap((o) => o.outcome.checks).filter((c) => c.status 
 const broken = outcomes.filter((o) => o.outcome.error).length + (leftovers.length ? 1 : 0);
 console.log(`${checks.filter((c) => c.status === 'passed').length} passed, ${checks.filter((c) => c.status === 'failed').length + broken} failed`);
 process.exit(allPassed ? 0 : 1);
+
+/**
+ * Print one jest run's levels and checks, as soon as it ends. A node process killed by SIGSEGV
+ * fails the checks it was in, yet says nothing about calf (the test VM's emulated CPU has done
+ * it): said first, so that it is not read as calf's behaviour. When most failures share one calf
+ * error, it is the cause: said once, on top, with the Pitfalls of `current`, the level being
+ * worked on (not those of the earlier levels whose checks tripped).
+ */
+function report(mine: readonly LevelOutcome[], current: Level): void {
+  const crashes = nodeCrashes(mine);
+  if (crashes.length) {
+    console.log(`${red('✗')} Node itself crashed in ${crashes.length} run${crashes.length === 1 ? '' : 's'}: not calf's behaviour, run the board again (a crash that repeats in the same check is calf's: a native call)`);
+    for (const crash of crashes.slice(0, 5)) console.log(`    ${crash}`);
+    if (crashes.length > 5) console.log(`    … ${crashes.length} in all`);
+  }
+  const shared = sharedCause(mine);
+  if (shared) {
+    const n = mine.flatMap((o) => o.checks).filter((c) => c.status === 'failed').length;
+    console.log(`${red('✗')} calf fails in ${shared.checks.length} of the ${n} failing checks, with:`);
+    console.log(`    ${shared.line}`);
+    console.log(`    → ${levelDir(current, 'levels')}/README.md#pitfalls`);
+  }
+  for (const outcome of mine) {
+    const { level, checks } = outcome;
+    const counted = checks.filter((c) => c.status !== 'skipped');
+    const score = `${counted.filter((c) => c.status === 'passed').length}/${counted.length}`;
+    const took = outcome.seconds === undefined ? '' : ` (${Math.round(outcome.seconds)} s)`;
+    console.log(`${passed(outcome) ? green('✓') : red('✗')} ${level.id} ${level.name.padEnd(18)} ${score.padStart(5)}  ${dim(level.goal + took)}`);
+    if (outcome.error) {
+      console.log(`    ${red('✗')} the tests could not run:\n${indent(outcome.error, 8)}`);
+      console.log(`      → ${levelDir(level, 'levels')}/README.md`);
+    }
+    for (const check of checks) printCheck(level, check, shared?.checks.includes(check) ?? false);
+  }
+}
+
+/**
+ * Bundle `target`'s calf.ts before its checks start, once (else the first checks, side by side,
+ * each bundle it). A level file esbuild cannot compile is said here, once: every check would
+ * fail with it.
+ */
+function bundleOnce(target: string): void {
+  if (bundled.has(target)) return;
+  bundled.add(target);
+  const r = spawnSync(process.execPath, [path.join(repo, 'bin/calf.cjs'), '--help'], {
+    cwd: repo, encoding: 'utf8', timeout: 120_000, env: { ...process.env, CALF_FAST_ENTRY: path.join(repo, target, 'calf.ts') },
+  });
+  if (r.status !== 0 && /could not bundle/.test(r.stderr)) console.log(`${red('✗')} ${target}/calf.ts does not compile:\n${indent(r.stderr.trim(), 4)}`);
+}
 
 /** `calf cleanup --force` of `target` on the test store `root`: the lines it printed. Never throws. */
 async function cleanupWith(target: string, root: string): Promise<string[]> {
