@@ -25,7 +25,8 @@ import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { pack as tarPack, type Header } from 'tar-stream';
+import type { pack as tarPack, Header } from 'tar-stream';
+import { tarStream } from './unpack.js';
 import { lgetxattr } from '../linux/xattr.js';
 import { CalfError } from '../core/errors.js';
 import { calfRoot } from '../core/root.js';
@@ -99,7 +100,7 @@ function platformManifestOrUndefined(entry: Parameters<typeof platformManifest>[
  * @returns its diff_id: the sha256 of the tar before compression
  */
 export async function writeLayer(upper: string, file: string): Promise<string> {
-  const pack = tarPack();
+  const pack = (await tarStream()).pack();
   const hash = createHash('sha256');
   const hashing = new Transform({
     transform(chunk: Buffer, _encoding, done) {

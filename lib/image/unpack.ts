@@ -21,7 +21,7 @@ import { basename, dirname, join, posix } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { extract as tarExtract, type Header } from 'tar-stream';
+import type { extract as tarExtract, Header } from 'tar-stream';
 import type { ResolvedImage } from './store.js';
 import { shortDigest, sniffCompression } from './digest.js';
 import { zstdDecompressor, zstdRefusal } from './media-types.js';
@@ -130,7 +130,7 @@ async function extractInto(path: string, target: string, options: Options): Prom
     root: realpathSync(target), options, touched: new Set(), whiteouts: [], opaque: [], dirTimes: [],
   };
   try {
-    const extract = tarExtract();
+    const extract = (await tarStream()).extract();
     const hash = createHash('sha256');
     const feeding = pipeline([
       createReadStream(path),
@@ -464,4 +464,12 @@ function lstatOrUndefined(path: string): Stats | undefined {
     // Missing, or a component is not a directory: either way there is nothing to follow.
     return undefined;
   }
+}
+
+/**
+ * tar-stream, loaded on first use: it is ~20 ms of every calf start (streamx and friends), and
+ * most commands (a run of an image already unpacked, ps, pull) never read a tar.
+ */
+export function tarStream(): Promise<typeof import('tar-stream')> {
+  return import('tar-stream');
 }

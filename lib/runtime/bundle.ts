@@ -133,6 +133,7 @@ export async function buildBundle(entry: string): Promise<string> {
     target: `node${process.versions.node}`,
     supported: { 'dynamic-import': false }, // import() of an external becomes require(): still no ESM loader
     define: { CALF_BUNDLE_FILE: '__filename' },
+    banner: { js: '"use strict"; globalThis.CALF_BUNDLE_T0 = performance.now(); // lib/core/timing.ts: the directive first, or the bundle is not strict' },
     write: false,
     logLevel: 'silent',
     legalComments: 'none',
@@ -142,7 +143,7 @@ export async function buildBundle(entry: string): Promise<string> {
   for (const file of [resolve('esbuild/package.json'), findUp(path.dirname(path.resolve(entry)), 'tsconfig.json')]) {
     if (file) inputs.set(file, hashFile(file) ?? '');
   }
-  const code = result.outputFiles[0]!.contents;
+  const code = Buffer.from(sharedInterop(result.outputFiles[0]!.text));
   const hash = sha256(code);
   const dir = entryDir(entry);
   fs.mkdirSync(dir, { recursive: true });
@@ -152,6 +153,27 @@ export async function buildBundle(entry: string): Promise<string> {
   writeAtomic(path.join(dir, 'manifest.json'), `${JSON.stringify({ ...manifest, esbuild: version }, null, 1)}\n`);
   removeOldBundles(dir, bundle);
   return bundle;
+}
+
+/**
+ * esbuild's CommonJS output wraps every `import fs from 'node:fs'` of every module in a new
+ * object with a getter per export (`__toESM`): calf's ~80 such imports cost ~10 ms and garbage
+ * on each start. One wrapper per module serves them all (the getters read the module live, so
+ * sharing changes nothing). A bundle whose helper reads differently is left as it is.
+ */
+function sharedInterop(code: string): string {
+  const helper = 'var __toESM = (mod, isNodeMode, target) => (';
+  if (!code.includes(helper)) return code;
+  return code.replace(helper, [
+    'var __toESMs = new WeakMap();',
+    'var __toESM = (mod, isNodeMode) => {',
+    '  if (!mod || typeof mod !== "object" && typeof mod !== "function") return __toESMOnce(mod, isNodeMode);',
+    '  let both = __toESMs.get(mod);',
+    '  if (!both) __toESMs.set(mod, both = []);',
+    '  return both[isNodeMode ? 1 : 0] ??= __toESMOnce(mod, isNodeMode);',
+    '};',
+    'var __toESMOnce = (mod, isNodeMode, target) => (',
+  ].join('\n'));
 }
 
 /** Bundles superseded more than an hour ago: a run that validated one just before has long started it. */
