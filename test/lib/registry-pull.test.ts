@@ -159,6 +159,21 @@ describe('the blob writer', () => {
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
+  it('flushes a big blob to disk on the way, and still stores nothing when its last byte is wrong', async () => {
+    // 20 MiB in 64 KiB chunks, as a socket gives them: two background flushes happen before the end
+    const r = root();
+    const big = Buffer.alloc(20 << 20, 7);
+    const chunks = (bytes: Buffer) => Readable.from(Array.from({ length: bytes.length / 65536 }, (_, i) => bytes.subarray(i * 65536, (i + 1) * 65536)));
+    const wanted = { digest: sha(big), size: big.length, what: 'layer' };
+    const wrong = Buffer.from(big);
+    wrong[wrong.length - 1] = 8;
+    await expect(writeBlob(chunks(wrong), wanted, { root: r })).rejects.toThrow(BlobMismatchError);
+    expect(fs.readdirSync(path.join(r, 'images', 'blobs', 'sha256'))).toEqual([]);
+    await writeBlob(chunks(big), wanted, { root: r });
+    expect(fs.readFileSync(storedBlobPath(wanted.digest, r)).equals(big)).toBe(true);
+    expect(fs.readdirSync(path.join(r, 'images', 'blobs', 'sha256'))).toEqual([wanted.digest.slice(7)]);
+  });
+
   it('makes the whole layout (oci-layout, index.json) before its first byte: a pull killed mid-download leaves a store that passes the check', async () => {
     const r = root();
     let sawLayout: boolean[] = [];
