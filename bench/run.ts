@@ -12,6 +12,7 @@
  * running `busybox true` on runc, crun and calf-runtime (level 17), each engine in a sandbox of its own.
  *
  *   npm run bench -- [--runs 10] [--install-peers] [--baseline REF] [--out bench/results] [--readme] [--skip-pull] [--skip-engines]
+ *   npm run bench -- --breakdown [--runs 10] [--readme]   (bench/breakdown.ts: a level-12 start, phase by phase)
  *
  * `--baseline REF` also times `tsx … calf.ts` of a git revision (e.g. the commit before the
  * bundled init stage), extracted with `git archive` into a temp dir. `--readme` puts the table
@@ -40,9 +41,20 @@ const { values: opts } = parseArgs({
     readme: { type: 'boolean', default: false },
     'skip-engines': { type: 'boolean', default: false },
     'skip-pull': { type: 'boolean', default: false },
+    breakdown: { type: 'boolean', default: false },
   },
 });
 const runs = Math.max(1, Number(opts.runs));
+
+// `--breakdown`: only where a level-12 start goes, phase by phase (bench/breakdown.ts); with
+// `--readme`, into README.md between its breakdown markers.
+if (opts.breakdown) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/breakdown.ts', '--runs', String(runs), '--out', opts.out],
+    { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  process.stdout.write(r.stdout);
+  if (r.status === 0 && opts.readme) replaceBetween('<!-- breakdown:start -->', '<!-- breakdown:end -->', r.stdout.trim().split('\n'));
+  process.exit(r.status ?? 1);
+}
 /** The pull section's title line, in the report and in README.md. */
 const PULL_TITLE = 'Pulling from a local registry (bench/pull.ts, the same run: Debian\'s docker-registry with token auth, in a network namespace of its own; calf through the fast entry)';
 /** The engines table's title line, in the report and in README.md. */
@@ -278,6 +290,15 @@ function enginesTable(): string[] {
   const rows = r.stdout.trim().split('\n').slice(1).map((l) => /^(.*?)\s{2,}(\d+)\s+(\d+)\s+(\d+)$/.exec(l)).filter((m) => m !== null)
     .map((m) => [m[1]!, `${m[2]} ms`, m[3]!, m[4]!]);
   return markdownTable([['', 'median', 'min', 'max'], ...rows]);
+}
+
+/** Put `lines` between README.md's markers `start` and `end`, as a paragraph of their own. */
+function replaceBetween(start: string, end: string, lines: string[]): void {
+  const file = path.join(repo, 'README.md');
+  const text = fs.readFileSync(file, 'utf8');
+  const [a, b] = [start, end].map((m) => text.indexOf(m));
+  if (a! < 0 || b! < a!) throw new Error(`README.md has no ${start} … ${end} markers`);
+  fs.writeFileSync(file, `${text.slice(0, a)}${start}\n${lines.join('\n')}\n${text.slice(b!)}`);
 }
 
 /** Put the results between README.md's bench markers: the chart, then the table and the notes. */

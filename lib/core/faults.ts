@@ -6,6 +6,8 @@
  * @module
  */
 
+import { mark } from './timing.js';
+
 /** The points calf passes on a run, in order, then the one of `calf exec`. */
 export const FAULT_POINTS = [
   'before-cgroup', // the container directory and record exist; its cgroup does not yet
@@ -22,5 +24,6 @@ const armed = process.env.CALF_FAULT;
 
 /** SIGKILL this process here when `CALF_FAULT` names this point. */
 export function faultPoint(point: FaultPoint): void {
+  mark(point);
   if (armed === point) process.kill(process.pid, 'SIGKILL');
 }

@@ -17,6 +17,7 @@ import { runInitStage, runMonitorStage, type MonitorMode } from './stage.js';
 import { runtimeMain, type RuntimeCommands } from './oci.js';
 import { prepareInitEntry } from './bundle.js';
 import { imageCommands, type ImageUser } from '../image/commands.js';
+import { mark } from '../core/timing.js';
 
 /**
  * A `calf run` option a level adds (`--hostname`, `--memory`…): its spelling as Docker's, a help
@@ -173,6 +174,7 @@ function collect(value: string, previous: string[] = []): string[] {
  * and a Docker exit code; nothing of calf's goes to stdout during `run`.
  */
 export function main<Config, F extends Flags = Record<never, never>>(stages: Stages<Config, F>): void {
+  mark('main'); // CALF_TIMINGS: the modules are loaded (bench/breakdown.ts)
   // The init stage is on every container's critical path: it reads its one argument itself,
   // without loading commander (nor anything else the other commands need).
   const hidden = process.argv[2];
@@ -246,6 +248,7 @@ async function commandLine<Config, F extends Flags>(stages: Stages<Config, F>): 
       const flags = Object.fromEntries(levelFlags.map(({ name, option }) => [name, opts[option.attributeName()]])) as FlagValues<F>;
       await prepareInitEntry(); // esbuild's API is async, the level's spawn of the init stage is not
       const docker = { tty: opts.tty === true, interactive: opts.interactive === true, rm: opts.rm === true };
+      mark('run');
       process.exitCode = await stages.run({ image, command, env, flags, ...docker });
     });
   for (const { option } of levelFlags) runCommand.addOption(option);
