@@ -169,7 +169,7 @@ describe('08 networking', () => {
         expectExit(r, 0);
         expect(r.stdout.trim()).toBe(answer);
       } finally {
-        await server.end(); // not stop(): its PID 1 ignores SIGTERM, and that 3 s wait proves nothing here
+        await server.stop();
       }
     });
   });
@@ -204,7 +204,7 @@ describe('08 networking', () => {
       } finally {
         host.kill('SIGKILL');
         await host;
-        await server.end();
+        await server.stop();
       }
     }, 120_000 * slow); // two networks, three containers and a listener
   });
