@@ -20,7 +20,7 @@ let first = true;
 /** Note that this process got to `name` now, when `CALF_TIMINGS` names a file. */
 export function mark(name: string): void {
   if (!file) return;
-  const lines = [];
+  const lines: string[] = [];
   if (first && typeof globalThis.CALF_BUNDLE_T0 === 'number') lines.push(`${process.pid} ${(performance.timeOrigin + globalThis.CALF_BUNDLE_T0).toFixed(3)} bundle`);
   first = false;
   lines.push(`${process.pid} ${(performance.timeOrigin + performance.now()).toFixed(3)} ${name}`);
