@@ -1,7 +1,7 @@
 /**
  * Where a container's start goes: `calf run busybox true` through the fast entry, cut into its
  * phases. Two sources, merged on one clock: the system calls that begin each phase, as strace(1)
- * sees them from outside (`--seccomp-bpf`: it stops only at the ~15 calls listed, not at the
+ * sees them from outside (`--seccomp-bpf`: it stops only at the seven calls listed, not at the
  * thousands of reads and opens), and, for what no system call shows (where Node's own work
  * ends), calf's marks (`CALF_TIMINGS`, lib/core/timing.ts: a line per mark, nothing without it).
  * The traced total is a little over the untraced one; the table shows both.
@@ -37,7 +37,7 @@ const runs = Math.max(1, Number(opts.runs));
 const level = findLevel(opts.level!) ?? LEVELS.at(-1)!;
 const entry = path.join(repo, levelDir(level, 'solutions'), 'calf.ts');
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-const TRACED = 'execve,rmdir,unshare,umount2,pivot_root,seccomp,prctl,exit_group';
+const TRACED = 'execve,rmdir,unshare,umount2,seccomp,prctl,exit_group';
 
 /** One system call strace printed: who, when (seconds), which, and its first argument's text. */
 interface Event { pid: number; t: number; call: string; args: string }
