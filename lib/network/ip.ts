@@ -31,13 +31,16 @@ export function linkExists(name: string): boolean {
 /**
  * Delete interface `name` (a veth goes with its peer); already gone is success. A veth also
  * vanishes on its own when the network namespace of its peer dies, at any moment: so no "does
- * it exist?" first, which would race with that; ip's "Cannot find device" is the answer instead.
+ * it exist?" first, which would race with that. ip looks the name up, then asks the kernel to
+ * delete that interface: gone before the lookup, ip says "Cannot find device"; gone in between
+ * (a container that has just died), the kernel's ENODEV, "RTNETLINK answers: No such device".
+ * Both mean done.
  */
 export function deleteLink(name: string): void {
   try {
     ip(['link', 'delete', name]);
   } catch (err) {
-    if (!/Cannot find device/.test((err as Error).message)) throw err;
+    if (!/Cannot find device|No such device/.test((err as Error).message)) throw err;
   }
 }
 
