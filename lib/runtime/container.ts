@@ -197,7 +197,8 @@ export function listContainerDirs(root = calfRoot()): ContainerDir[] {
  * held (a directory without a readable record: a calf killed inside createContainer).
  *
  * A stopped container that nobody is in charge of is not a leftover (level 15): it is kept, its
- * exit recorded, until `calf rm`, as Docker keeps it (but a `--rm` one). Only the steps of its stop moment that failed
+ * exit recorded, until `calf rm`, as Docker keeps it (but a `--rm` one, or a dead one: its removal
+ * failed halfway, lib/runtime/teardown.ts). Only the steps of its stop moment that failed
  * (a cgroup that stayed busy) are. A container whose monitor died without recording an exit (killed
  * with -9, a reboot) is: nobody else would ever tear it down.
  */
@@ -207,7 +208,7 @@ export const containerLeftovers: LeftoverKind = {
     const id = state ? state.id.slice(0, 12) : path.basename(dir);
     // A `--rm` container is never kept (Docker's daemon removes one it finds stopped on restart):
     // stopped with its calf gone, it is one killed between its end and its removal, a leftover.
-    if (state && conditionOf(state) === 'exited' && !state.options?.rm) {
+    if (state && conditionOf(state) === 'exited' && !state.options?.rm && !state.dead) {
       const pending = state.teardown.filter((s) => momentOf(s.step) === 'stopped');
       if (!pending.length) return [];
       return [{

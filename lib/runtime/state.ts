@@ -51,6 +51,12 @@ export interface ContainerState {
   endpoint?: Endpoint | null;
   /** why it could not start, or why its monitor failed: `calf inspect`'s State.Error */
   error?: string;
+  /**
+   * Its removal began and a step of it failed (Docker's `dead`): its directory had gone, and came
+   * back only to hold this record of what is left to undo. Never a stopped container to keep:
+   * `calf cleanup` finishes its removal.
+   */
+  dead?: true;
 }
 
 /**

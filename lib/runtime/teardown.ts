@@ -141,8 +141,12 @@ export function runTeardown(dir: string, { until = 'removed' }: { until?: Moment
     faultPoint('during-teardown');
   }
   if (failed.length && !fs.existsSync(stateFile(dir))) {
+    // The directory went and a step failed: the record comes back to keep that step for `calf
+    // cleanup`, and the directory's own removal with it (it is back); dead, so that nothing takes
+    // it for a stopped container to keep (an endpoint's failed step had that happen: the
+    // container's directory stayed for good, record only).
     fs.mkdirSync(dir, { recursive: true });
-    rewrite(dir, state, failed.map((f) => f.step));
+    rewrite(dir, { ...state, dead: true }, [{ step: 'removeContainerDir', args: [dir] }, ...failed.map((f) => f.step)]);
   }
   return failed;
 }

@@ -1,7 +1,8 @@
 /**
  * Containers that outlive `calf run` (level 15), as lib sees their records: the teardown list's
  * two moments, what a record and the processes it names make of a container (its condition),
- * which containers `calf cleanup` takes for leftovers, names, and the json-file log's rotation.
+ * which containers `calf cleanup` takes for leftovers, a removal that fails halfway, names, and
+ * the json-file log's rotation.
  * Records are written by hand in a temp calf root; no container runs.
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
@@ -90,6 +91,28 @@ describe('a container’s condition, and calf cleanup', () => {
     leftover!.remove();
     expect({ kept: fs.existsSync(c.dir), steps: readState(c.dir)!.teardown.map((s) => s.step) }).toEqual({ kept: true, steps: ['removeContainerDir'] });
     fs.rmSync(c.dir, { recursive: true });
+  });
+});
+
+describe('a removal that fails halfway', () => {
+  it('brings the record back dead, with the failed step and the directory’s removal, and calf cleanup finishes it', () => {
+    const c = container({ status: 'stopped', owner: null, exitCode: 0 });
+    const teardown = teardownOf(c.dir);
+    teardown.add('removeContainerDir', c.dir);
+    // runs first (last registered) and fails: `ip link delete` refuses a name with a space
+    const endpoint = { network: 'n', bridge: 'b', veth: 'veth bad', address: '10.0.0.2', prefix: 24, gateway: '10.0.0.1' };
+    teardown.add('removeEndpoint', endpoint);
+    const failed = runTeardown(c.dir);
+    expect(failed.map((f) => f.step.step)).toEqual(['removeEndpoint']);
+    const record = readState(c.dir);
+    expect({ dead: record?.dead, steps: record?.teardown.map((s) => s.step), files: fs.readdirSync(c.dir) })
+      .toEqual({ dead: true, steps: ['removeContainerDir', 'removeEndpoint'], files: ['state.json'] });
+    // not a stopped container to keep: a leftover, whose removal takes the directory too once the step succeeds
+    writeState(c.dir, { ...record!, teardown: record!.teardown.map((s) => (s.step === 'removeEndpoint' ? { ...s, args: [{ ...endpoint, veth: 'vethcalfgone0' }] } : s)) });
+    const found = containerLeftovers.find(root).filter((f) => f.what.includes(c.id.slice(0, 12)));
+    expect(found.map((f) => f.what)).toEqual([`container ${c.id.slice(0, 12)} (${c.dir})`]);
+    found[0]!.remove();
+    expect(fs.existsSync(c.dir)).toBe(false);
   });
 });
 
