@@ -13,4 +13,8 @@ export default {
   // CALF_TEST_SLOW stretches it under emulation (see test/support/host.ts).
   testTimeout: 60_000 * (Number(process.env.CALF_TEST_SLOW) || 1),
   maxWorkers: 2,
+  // Checks a level marks `it.concurrent` (each looks only at what it made) run this many at a time
+  // within their section: one, unless CALF_CHECKS_AT_ONCE says more. The board sets it for the
+  // level being worked on while that level's checks run alone (test/board.ts).
+  maxConcurrency: Number(process.env.CALF_CHECKS_AT_ONCE) || 1,
 };
