@@ -3,6 +3,11 @@
  * in overlayfs's format), and a storage driver makes each container's root out of those
  * directories: `overlay` stacks them under a per-container upper directory, `vfs` copies them.
  * Most checks run once per driver (CALF_STORAGE_DRIVER), as the board must pass on both.
+ *
+ * `it.concurrent`: a check that looks only at its own containers and images, and at layers no
+ * other check changes, may run beside the others of its section (jest's maxConcurrency:
+ * jest.config.js). The container's own layer is checked alone: its checks compare the host's
+ * mount table and run `calf cleanup`, which sees every container of the store.
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import fs from 'node:fs';
@@ -54,7 +59,7 @@ async function load(image: MadeImage): Promise<void> {
 
 describe('04 overlay', () => {
   describe('The layer graph', () => {
-    it('unpacks each layer into layers/<diff_id>, with overlay whiteouts and opaque directories', async () => {
+    it.concurrent('unpacks each layer into layers/<diff_id>, with overlay whiteouts and opaque directories', async () => {
       const r = await run(['layered', 'cat', '/etc/motd'], using('overlay'));
       expectExit(r, 0);
       expect(r.stdout).toBe('layered image, layer 3\n');
@@ -69,7 +74,7 @@ describe('04 overlay', () => {
     });
 
     for (const driver of DRIVERS) {
-      it(`unpacks nothing for a second container of an image (${driver})`, async () => {
+      it.concurrent(`unpacks nothing for a second container of an image (${driver})`, async () => {
         expectExit(await run(['busybox', 'true'], using(driver)), 0);
         const dirs = testImageLayers('busybox');
         const before = dirs.map((d) => `${identity(d)} ${identity(path.join(d, 'bin/busybox'))}`);
@@ -81,8 +86,9 @@ describe('04 overlay', () => {
       });
     }
 
-    it('shows unpack progress on a terminal, and nothing when stderr is not one', async () => {
-      const [a, b] = [bigImage(token()), bigImage(token())];
+    it.concurrent('shows unpack progress on a terminal, and nothing when stderr is not one', async () => {
+      // new images (their first unpack), small: the line is drawn when the unpack starts
+      const [a, b] = [bigImage(token(), 4), bigImage(token(), 4)];
       try {
         await load(a);
         await load(b);
@@ -107,7 +113,7 @@ describe('04 overlay', () => {
 
   describe('The overlay mount', () => {
     for (const driver of DRIVERS) {
-      it(driver === 'overlay' ? 'makes / an overlay of the image’s layers, top layer first' : 'makes / a copy of the image’s layers with vfs', async () => {
+      it.concurrent(driver === 'overlay' ? 'makes / an overlay of the image’s layers, top layer first' : 'makes / a copy of the image’s layers with vfs', async () => {
         const r = await run(['layered', 'sh', '-c', 'cat /etc/motd; cat /proc/self/mountinfo'], using(driver));
         expectExit(r, 0);
         expect(r.stdout.startsWith('layered image, layer 3\n')).toBe(true);
@@ -122,7 +128,7 @@ describe('04 overlay', () => {
         }
       });
 
-      it(`keeps the container’s writes out of the layer directories (${driver})`, async () => {
+      it.concurrent(`keeps the container’s writes out of the layer directories (${driver})`, async () => {
         expectExit(await run(['layered', 'true'], using(driver)), 0);
         const layers = testImageLayers('layered');
         const before = layers.map(treeHash);
@@ -138,7 +144,7 @@ describe('04 overlay', () => {
         expect(layers.map(treeHash)).toEqual(before);
       });
 
-      it(`keeps two containers of one image from seeing each other’s writes (${driver})`, async () => {
+      it.concurrent(`keeps two containers of one image from seeing each other’s writes (${driver})`, async () => {
         const [ta, tb] = [token(), token()];
         const a = run(['busybox', 'sh', '-c', `echo ${ta} > /shared; echo written; read x; cat /shared`], using(driver));
         try {
@@ -170,7 +176,7 @@ describe('04 overlay', () => {
     const listing = 'ls -a /data; echo --; ls -a /data/opaque; echo --; cat /data/keep.txt';
 
     for (const driver of DRIVERS) {
-      it(`hides what the layered test image deletes (${driver})`, async () => {
+      it.concurrent(`hides what the layered test image deletes (${driver})`, async () => {
         const r = await run(['layered', 'sh', '-c', `${listing}; cat /etc/motd`], using(driver));
         expectExit(r, 0);
         expect(r.stdout).toBe('.\n..\nkeep.txt\nopaque\n--\n.\n..\nnew.txt\n--\nthis file survives every layer\nlayered image, layer 3\n');
@@ -178,7 +184,7 @@ describe('04 overlay', () => {
         expect(fs.lstatSync(path.join(top, 'data/gone.txt')).isCharacterDevice()).toBe(true);
       });
 
-      it(`hides what an image made by umoci deletes (${driver})`, async () => {
+      it.concurrent(`hides what an image made by umoci deletes (${driver})`, async () => {
         const r = await run([umoci.name, 'sh', '-c', listing], using(driver));
         expectExit(r, 0);
         const keep = fs.readFileSync(path.join(layerDir(diffIds(umoci.layout)[1]!), 'data/keep.txt'), 'utf8');
@@ -270,7 +276,7 @@ describe('04 overlay', () => {
   });
 
   describe('Removing images', () => {
-    it('removes an image with calf rmi, and the layers only it used', async () => {
+    it.concurrent('removes an image with calf rmi, and the layers only it used', async () => {
       const image = umociImage(token());
       try {
         await load(image);
@@ -295,8 +301,8 @@ describe('04 overlay', () => {
       }
     });
 
-    it('refuses to remove an image a running container uses', async () => {
-      const image = umociImage(token());
+    it.concurrent('refuses to remove an image a running container uses', async () => {
+      const image = bigImage(token(), 1); // not a second umoci image: the two could share a layer, which rmi rightly keeps
       try {
         await load(image);
         const proc = run([image.name, 'sh', '-c', 'echo ready; read x']);
@@ -318,7 +324,7 @@ describe('04 overlay', () => {
   });
 
   describe('Choosing a driver', () => {
-    it('takes the driver from --storage-driver, else from CALF_STORAGE_DRIVER', async () => {
+    it.concurrent('takes the driver from --storage-driver, else from CALF_STORAGE_DRIVER', async () => {
       const mounts = 'grep " / " /proc/self/mountinfo';
       const flagWins = await run(['--storage-driver', 'overlay', 'busybox', 'sh', '-c', mounts], using('vfs'));
       expectExit(flagWins, 0);
@@ -333,7 +339,7 @@ describe('04 overlay', () => {
       expect(fsTypeAt(env.stdout, '/')).not.toBe('overlay');
     });
 
-    it('refuses an unknown driver in one line, with exit code 125', async () => {
+    it.concurrent('refuses an unknown driver in one line, with exit code 125', async () => {
       const t = token();
       const good = await run(['--storage-driver', 'vfs', 'busybox', 'echo', t]);
       expectExit(good, 0);
