@@ -3,6 +3,10 @@
  * namespace, an address, a route), published ports. Every check runs calf inside a network
  * namespace the test made (its throwaway "host"): the bridges, veths and addresses exist only
  * there, and every packet is between that namespace and the containers it holds.
+ *
+ * `it.concurrent`: a check on networks and containers of its own may run beside the others of its
+ * section (jest's maxConcurrency: jest.config.js). A check that counts the namespace's bridges or
+ * veths, or runs `calf cleanup`, runs alone: another check's would be in its count.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -37,6 +41,14 @@ async function network(subnet?: string): Promise<string> {
   networks.push(name);
   return name;
 }
+
+let shared: Promise<string> | undefined;
+/**
+ * One network for the checks that need a network but look at nothing of it (each at its own
+ * containers, veths and ports): a network less to create per check. A check that reads the
+ * network's addresses or leases makes its own.
+ */
+const sharedNetwork = () => (shared ??= network());
 
 /** A random /24 in 10.100.0.0–10.199.255.0, for a test that names its subnet. */
 function randomSubnet(): { subnet: string; prefix: string } {
@@ -104,7 +116,7 @@ describe('08 networking', () => {
         .toEqual({ bridges: 1, listed: true, relisted: false, left: [] });
     });
 
-    it('refuses a bad subnet, an overlapping one and a taken name with one line and exit 1', async () => {
+    it.concurrent('refuses a bad subnet, an overlapping one and a taken name with one line and exit 1', async () => {
       const { subnet, prefix } = randomSubnet();
       const name = await network(subnet);
       const tries = await Promise.all([
@@ -117,7 +129,7 @@ describe('08 networking', () => {
       ]);
     });
 
-    it('makes the default network calf0 on first use, with a bridge of that name', async () => {
+    it.concurrent('makes the default network calf0 on first use, with a bridge of that name', async () => {
       const r = await ns.calf(['run', '--network', 'calf0', 'busybox', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
       expectExit(r, 0);
       expect(eth0Address(r.stdout)).toMatch(/^10\.88\./);
@@ -126,7 +138,7 @@ describe('08 networking', () => {
   });
 
   describe('Endpoints and the sandbox', () => {
-    it('gives the container eth0 with an address of the subnet, and a default route via its gateway', async () => {
+    it.concurrent('gives the container eth0 with an address of the subnet, and a default route via its gateway', async () => {
       const { subnet, prefix } = randomSubnet();
       const name = await network(subnet);
       const r = await ns.calf(['run', '--network', name, 'busybox', 'sh', '-c', 'ip -o -4 addr show dev eth0; ip route']);
@@ -138,7 +150,7 @@ describe('08 networking', () => {
     });
 
     it('lets the host and the container reach each other over TCP, and removes the veth after', async () => {
-      const name = await network();
+      const name = await sharedNetwork();
       const hostAnswer = token();
       const port = randomPort();
       const host = ns.exec(['busybox', 'nc', '-ll', '-p', String(port), '-e', 'echo', hostAnswer]);
@@ -162,9 +174,9 @@ describe('08 networking', () => {
     });
   });
 
-  describe('Two containers, one network', () => {
-    it('lets two containers on one network reach each other by address over TCP', async () => {
-      const name = await network();
+  describe('Two containers: one network, and two', () => {
+    it.concurrent('lets two containers on one network reach each other by address over TCP', async () => {
+      const name = await sharedNetwork();
       const answer = token();
       const server = await startContainer(['--network', name, ...SERVE(answer)]);
       try {
@@ -175,11 +187,9 @@ describe('08 networking', () => {
         await server.stop();
       }
     });
-  });
 
-  describe('Isolation between networks', () => {
-    it('keeps containers on two networks from reaching each other', async () => {
-      const [one, two] = [await network(), await network()];
+    it.concurrent('keeps containers on two networks from reaching each other', async () => {
+      const [one, two] = await Promise.all([network(), network()]);
       const answer = token();
       const server = await startContainer(['--network', one, ...SERVE(answer)]);
       // The host answers on network one's gateway too: a container of network two reaches it
@@ -239,8 +249,8 @@ describe('08 networking', () => {
   });
 
   describe('Published ports', () => {
-    it('answers on the host’s 127.0.0.1 at the published port, and calf still ends with its container', async () => {
-      const name = await network();
+    it.concurrent('answers on the host’s 127.0.0.1 at the published port, and calf still ends with its container', async () => {
+      const name = await sharedNetwork();
       const answer = token();
       const port = randomPort();
       const c = await startContainer(['--network', name, '-p', `${port}:8080`, ...SERVE(answer)]);
@@ -258,8 +268,8 @@ describe('08 networking', () => {
       expect(seen.stdout.trim()).toBe(answer);
     }, 120_000 * slow);
 
-    it('refuses a malformed -p with 125 and one line', async () => {
-      const name = await network();
+    it.concurrent('refuses a malformed -p with 125 and one line', async () => {
+      const name = await sharedNetwork();
       const [ok, ...bad] = await Promise.all([`${randomPort()}:80`, '8080', 'a:80', '80:70000'].map((p) =>
         ns.calf(['run', '--network', name, '-p', p, 'busybox', 'echo', 'ran'])));
       expectExit(ok!, 0, 'a well-formed -p (the positive control)');
@@ -268,8 +278,8 @@ describe('08 networking', () => {
         .toEqual(Array(3).fill({ exit: 125, stdout: '', lines: 1 }));
     });
 
-    it('refuses a host port that is taken with 125, and runs nothing', async () => {
-      const name = await network();
+    it.concurrent('refuses a host port that is taken with 125, and runs nothing', async () => {
+      const name = await sharedNetwork();
       const port = randomPort();
       const taker = ns.exec(['busybox', 'nc', '-ll', '-p', String(port), '-e', 'true']);
       try {
@@ -289,9 +299,10 @@ describe('08 networking', () => {
     });
   });
 
+
   describe('The sync handshake', () => {
     it('has the network ready before the command’s first instruction', async () => {
-      const name = await network();
+      const name = await sharedNetwork();
       // No waiting, no retry: what the command sees at once (eth0, its address, its routes) is
       // what it sees a second later. (Whether the routes are right is the endpoint's check.)
       const look = 'ip -o -4 addr show dev eth0; ip route';
