@@ -202,8 +202,10 @@ describe('08 networking', () => {
       try {
         const [same, other] = await Promise.all([
           ns.calf(['run', '--network', one, 'busybox', 'sh', '-c', connect(server.address, 8080)]),
+          // a server it can reach answers within milliseconds (the container on network one shows
+          // it answers): a second's timeout (× the machine's slowness) is ample
           ns.calf(['run', '--network', two, 'busybox', 'sh', '-c',
-            `ip -o -4 addr show dev eth0; (${connect(gatewayOfOne, port)}); nc -w 2 ${server.address} 8080 </dev/null; echo "exit $?"`]),
+            `ip -o -4 addr show dev eth0; (${connect(gatewayOfOne, port)}); nc -w ${Math.ceil(slow)} ${server.address} 8080 </dev/null; echo "exit $?"`]),
         ]);
         expectExit(same, 0, 'a container on the server’s own network');
         expectExit(other, 0, 'a container on the other network');
@@ -304,9 +306,10 @@ describe('08 networking', () => {
     it('has the network ready before the command’s first instruction', async () => {
       const name = await sharedNetwork();
       // No waiting, no retry: what the command sees at once (eth0, its address, its routes) is
-      // what it sees a second later. (Whether the routes are right is the endpoint's check.)
+      // what it sees half a second later, when calf's few `ip` calls (tens of ms) are long done.
+      // (Whether the routes are right is the endpoint's check.)
       const look = 'ip -o -4 addr show dev eth0; ip route';
-      const r = await ns.calf(['run', '--network', name, 'busybox', 'sh', '-c', `${look}; echo ---; sleep 1; ${look}`]);
+      const r = await ns.calf(['run', '--network', name, 'busybox', 'sh', '-c', `${look}; echo ---; sleep ${slow / 2}; ${look}`]);
       expectExit(r, 0);
       const [first = '', later = ''] = r.stdout.split('---\n');
       expect({ address: eth0Address(first) !== undefined, first }).toEqual({ address: true, first: later });
