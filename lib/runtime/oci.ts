@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { constants } from 'node:os';
-import { CalfError, EXIT_ERROR, messageOf } from '../core/errors.js';
+import { CalfError, EXIT_CALF_ERROR, EXIT_CANNOT_EXECUTE, EXIT_ERROR, EXIT_NOT_FOUND, messageOf } from '../core/errors.js';
 import { readJson, writeFileAtomic, writeJson } from '../core/record.js';
 import { alive } from '../core/process.js';
 import { OCI_VERSION, type Mount, type NamespaceType, type Spec } from '../core/spec.js';
@@ -131,7 +131,7 @@ export function parseSignal(text = 'SIGTERM'): number {
 /** The fields of config.json calf-runtime implements, per object; anything else is refused by name. */
 const KNOWN: Record<string, readonly string[]> = {
   '': ['ociVersion', 'process', 'root', 'hostname', 'mounts', 'linux', 'annotations'],
-  process: ['args', 'env', 'cwd', 'user', 'capabilities', 'noNewPrivileges', 'terminal', 'rlimits'],
+  process: ['args', 'env', 'cwd', 'user', 'capabilities', 'noNewPrivileges', 'terminal', 'consoleSize', 'rlimits'],
   'process.user': ['uid', 'gid', 'additionalGids', 'umask'],
   root: ['path', 'readonly'],
   linux: ['namespaces', 'resources', 'cgroupsPath', 'maskedPaths', 'readonlyPaths', 'seccomp'],
@@ -342,15 +342,22 @@ export function connectConsole(terminal: boolean | undefined, socketPath: string
   return fd;
 }
 
+/** The exit codes of a stage that failed before execve: its errors' (1 for calf-runtime's), Docker's 125, 126 and 127. */
+const STAGE_FAILURES: readonly number[] = [EXIT_ERROR, EXIT_CALF_ERROR, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND];
+
 /**
  * Wait until an exec stage this process spawned has become the command (execve: its
  * /proc/PID/exe is no longer this Node) or has ended, which is an error: runc's `exec --detach`
- * returns once the process runs, and the engine then waits for it.
+ * returns once the process runs, and the engine then waits for it. A stage that fails before
+ * execve exits with one of {@link STAGE_FAILURES} (lib/runtime/stage.ts); any other exit code is
+ * the command's own, one that ran and ended between two looks (`sh -c '…; exit 3'` takes a few
+ * ms, and a busy machine can keep this loop from looking for longer than that).
  */
 export async function untilExecuted(child: ChildProcess): Promise<void> {
   const node = fs.realpathSync(process.execPath);
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
+      if (child.exitCode !== null && !STAGE_FAILURES.includes(child.exitCode)) return; // ran, and ended already
       throw new CalfError(`exec: the exec stage ended (${child.signalCode ?? `exit ${child.exitCode}`}) before the command ran`, { exitCode: EXIT_ERROR });
     }
     let exe: string | undefined;
