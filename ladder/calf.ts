@@ -35,7 +35,7 @@ import {
   lookupUser, //@s11
   securityConfig, capabilityArg, type Capabilities, type Seccomp, //@s12
   volumeMounts, volumeCommand, type Mount, //@s14
-  nameContainer, nameArg, logOptArg, containerCommands, type StartOptions, //@s15
+  nameContainer, nameArg, logOptArg, containerCommands, consoleSizeOf, type StartOptions, //@s15
   containerExecCommand, runningContainer, faultPoint, type ExecOptions, //@s16
   SYNC_STDIO, hasNamespace, applyProcessLimits, joinNamespacePaths, mountKernelFilesystems, //@s17
 } from '../lib/runtime/index.js';
@@ -244,6 +244,7 @@ function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage
       user: { uid: 0, gid: 0, username: options.flags.user || defaults.User || '0' }, // looked up in the image by init //@s11
       ...security.process, // capabilities, noNewPrivileges //@s12
       terminal: options.tty, // -t: openTerminal() gives the command one //@s15
+      ...(options.tty ? consoleSizeOf() : {}), // -t: calf's terminal's size, the pty's from the start //@s15
     },
     //@..s04: root: { path: container.rootfs },
     //@s04..s14: root: { path: container.rootfs, overlay },
@@ -393,7 +394,7 @@ function init(config: Spec): never {
   chrootInto(rootfs, config.process.cwd); // after the mounts: they are made through host paths //@s01..s03
   pivotInto(rootfs, config.process.cwd); // after the mounts: they move along with the new root //@s03
   if (config.root!.readonly) makeRootReadonly(); // once nothing is made in the root any more //@s14
-  if (config.process.terminal) openTerminal(); // -t, after the pivot: a pty of the container's devpts //@s15
+  if (config.process.terminal) openTerminal(config.process.consoleSize); // -t, after the pivot: a pty of the container's devpts //@s15
   //@s12..s16 {
   // Privileges last (the mounts need them), in runc's order: capabilities, the user, the filter right before execve
   dropCapabilities(config.process.capabilities);
@@ -432,7 +433,7 @@ function execStage(config: ExecConfig): never {
   enterCgroup(config.cgroup); // while /sys/fs/cgroup is still the host's
   joinNamespaces(namespaces); // ipc, uts, net, then mnt: from here on, / is the container's
   faultPoint('exec-joined'); // a test hook: CALF_FAULT=exec-joined kills the stage here
-  if (config.process.terminal) openTerminal(); // -t: level 15's pty, of the container's devpts: its master goes to calf exec
+  if (config.process.terminal) openTerminal(config.process.consoleSize); // -t: level 15's pty, of the container's devpts: its master goes to calf exec
   linux.chdir(config.process.cwd);
   applyProcessLimits(config); // calf-runtime's engines' rlimits and umask, as init applies them (given code) //@s17
   startProcess(config); // the rest is init's: the same privileges, user and filter as PID 1

@@ -12,6 +12,7 @@ import {
   initEntry, initEnv, execed, takeOver, openContainer, readConfig, runTeardown, releaseContainer, keepOptions, openLog, passOn,
   HANDOVER_STDIO, awaitHandover, handOver, eachContainer, isRunning, signalContainer, waitForExit, CalfError,
   type Container, type Spec, type Flags, type RunOptions, type StartOptions, type MonitorMode, type LogWriter, type LogOptions, type Found,
+  type ConsoleSize,
 } from '../lib/runtime/index.js';
 
 // ─── A monitor per container ───────────────────────────────────────────────────────────────────
@@ -176,22 +177,26 @@ const CONSOLE_FD = 4;
 
 /**
  * Init-stage side of `-t`, after the pivot: a pseudo-terminal from the container's own devpts as
- * the command's stdin, stdout, stderr and controlling terminal; its master end to the monitor.
+ * the command's stdin, stdout, stderr and controlling terminal, `size` big (calf's terminal's:
+ * the config's consoleSize); its master end to the monitor.
  */
-export function openTerminal(): void {
+export function openTerminal(size?: ConsoleSize): void {
   //@todo15 {
   // TODO(15.4): open a pty master through /dev/ptmx (posix_openpt(3): after the pivot, the
   // container's devpts), unlock its slave (unlockpt) and open it from the master (ioctl
   // TIOCGPTPEER: no path to resolve). Make the slave the controlling terminal of a new session
   // (setsid(2), ioctl TIOCSCTTY) and the command's 0, 1 and 2 (dup2(2)); send the master to the
   // monitor over CONSOLE_FD (sendmsg(2) with scm_rights: one byte of data at least), then close
-  // both here. Why a pty of the container's devpts, and not one of the host's /dev/pts?
+  // both here. Give it `size` first (ioctl TIOCSWINSZ): the monitor resizes it too, but only once
+  // it has the master, and the command's first `stty size` may come sooner. Why a pty of the
+  // container's devpts, and not one of the host's /dev/pts?
   //@}
   //@todo15: throw new CalfError('level 15 is not done yet: -t needs a pseudo-terminal (TODO 15.4 in monitor.ts)');
   //@15 {
   const master = linux.posix_openpt(); // /dev/ptmx → pts/ptmx: the container's own devpts
   linux.unlockpt(master);
   const slave = linux.ioctl(master, linux.TIOCGPTPEER, linux.O_RDWR | linux.O_NOCTTY); // /dev/pts/N, in here
+  if (size) linux.ioctl(master, linux.TIOCSWINSZ, linux.winsize({ ws_row: size.height, ws_col: size.width })); // before the command can ask
   linux.setsid(); // a session of our own, with no terminal yet…
   linux.ioctl(slave, linux.TIOCSCTTY, 0); // …now this one: ^C on it is SIGINT to the command
   for (const fd of [0, 1, 2]) linux.dup2(slave, fd);

@@ -22,7 +22,7 @@ import {
   lookupUser,
   securityConfig, capabilityArg, type Capabilities, type Seccomp,
   volumeMounts, volumeCommand, type Mount,
-  nameContainer, nameArg, logOptArg, containerCommands, type StartOptions,
+  nameContainer, nameArg, logOptArg, containerCommands, consoleSizeOf, type StartOptions,
 } from '../../lib/runtime/index.js';
 import type { ResolvedImage } from '../../lib/image/index.js';
 import { storageDriver, checkDriverName } from '../../lib/storage/index.js';
@@ -132,6 +132,7 @@ function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage
       user: { uid: 0, gid: 0, username: options.flags.user || defaults.User || '0' }, // looked up in the image by init
       ...security.process, // capabilities, noNewPrivileges
       terminal: options.tty, // -t: openTerminal() gives the command one
+      ...(options.tty ? consoleSizeOf() : {}), // -t: calf's terminal's size, the pty's from the start
     },
     root: { path: container.rootfs, overlay, readonly: options.flags.readOnly },
     hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id
@@ -217,7 +218,7 @@ function init(config: Spec): never {
   mountVolumes(rootfs, config.mounts ?? []); // last of the mounts: a volume may go anywhere, even under /dev
   pivotInto(rootfs, config.process.cwd); // after the mounts: they move along with the new root
   if (config.root!.readonly) makeRootReadonly(); // once nothing is made in the root any more
-  if (config.process.terminal) openTerminal(); // -t, after the pivot: a pty of the container's devpts
+  if (config.process.terminal) openTerminal(config.process.consoleSize); // -t, after the pivot: a pty of the container's devpts
   // Privileges last (the mounts need them), in runc's order: capabilities, the user, the filter right before execve
   dropCapabilities(config.process.capabilities);
   switchUser(config); // after the pivot: the user is the image's, from its /etc/passwd

@@ -35,7 +35,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import * as linux from '../../lib/linux/index.js';
 import {
-  CalfError, EXIT_ERROR, alive, processStartTime, initEntry, initEnv, mergeEnv, readConfig, hasNamespace,
+  CalfError, EXIT_ERROR, alive, processStartTime, initEntry, initEnv, mergeEnv, readConfig, hasNamespace, consoleSizeOf,
   type ExecOptions, type Found, type NamespaceType, type ProcessRef, type Spec,
 } from '../../lib/runtime/index.js';
 import { cgroupDirsOf } from '../../lib/cgroup/index.js';
@@ -90,6 +90,7 @@ export function execConfig(container: Found & { process: ProcessRef }, options: 
       cwd: options.workdir ?? config.process.cwd,
       ...(options.user === undefined ? {} : { user: { uid: 0, gid: 0, username: options.user } }),
       terminal: options.tty,
+      ...(options.tty ? consoleSizeOf() : {}), // calf's terminal's: the stage sizes the pty before the command starts
     },
     linux: {
       namespaces: NAMESPACES.filter((ns) => hasNamespace(config, ns.type)).map((ns) => ({ type: ns.type, path: `/proc/${pid}/ns/${ns.file}` })),

@@ -46,8 +46,25 @@ export interface Process {
   capabilities?: Capabilities;
   noNewPrivileges?: boolean;
   terminal?: boolean;
+  /**
+   * The terminal's size in characters (with `terminal`): the stage that opens the pty sets it
+   * before the command starts, whose first `stty size` would otherwise race with calf's own
+   * resize (runc does the same; Docker sends its client's size).
+   */
+  consoleSize?: ConsoleSize;
   /** resource limits: `RLIMIT_NOFILE`…, soft and hard (calf-runtime's engines set them) */
   rlimits?: { type: string; soft: number; hard: number }[];
+}
+
+/** `process.consoleSize`: rows and columns. */
+export interface ConsoleSize {
+  height: number;
+  width: number;
+}
+
+/** `consoleSize` for a config, from a terminal calf writes to: none when `stream` is not one. */
+export function consoleSizeOf(stream: NodeJS.WriteStream = process.stdout): { consoleSize?: ConsoleSize } {
+  return stream.isTTY ? { consoleSize: { height: stream.rows, width: stream.columns } } : {};
 }
 
 /**

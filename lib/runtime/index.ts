@@ -20,7 +20,7 @@ export { readConfig, isRunning, runningContainer, signalContainer, waitForExit, 
 export { CalfError, EXIT_ERROR } from '../core/errors.js';
 export { alive, processStartTime, sleep, type ProcessRef } from '../core/process.js';
 export { faultPoint } from '../core/faults.js';
-export { OCI_VERSION, hasNamespace, type Spec, type Root, type Mount, type Capabilities, type Resources, type Seccomp, type NamespaceType } from '../core/spec.js';
+export { OCI_VERSION, hasNamespace, consoleSizeOf, type ConsoleSize, type Spec, type Root, type Mount, type Capabilities, type Resources, type Seccomp, type NamespaceType } from '../core/spec.js';
 export { lookupUser, type ExecUser } from './user.js';
 export { initEntry, initEnv } from './bundle.js';
 export { hostnameArg } from './hostname.js';

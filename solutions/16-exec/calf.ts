@@ -22,7 +22,7 @@ import {
   lookupUser,
   securityConfig, capabilityArg, type Capabilities, type Seccomp,
   volumeMounts, volumeCommand, type Mount,
-  nameContainer, nameArg, logOptArg, containerCommands, type StartOptions,
+  nameContainer, nameArg, logOptArg, containerCommands, consoleSizeOf, type StartOptions,
   containerExecCommand, runningContainer, faultPoint, type ExecOptions,
 } from '../../lib/runtime/index.js';
 import type { ResolvedImage } from '../../lib/image/index.js';
@@ -136,6 +136,7 @@ function containerConfig(options: RunOptions<typeof flags>, image: ResolvedImage
       user: { uid: 0, gid: 0, username: options.flags.user || defaults.User || '0' }, // looked up in the image by init
       ...security.process, // capabilities, noNewPrivileges
       terminal: options.tty, // -t: openTerminal() gives the command one
+      ...(options.tty ? consoleSizeOf() : {}), // -t: calf's terminal's size, the pty's from the start
     },
     root: { path: container.rootfs, overlay, readonly: options.flags.readOnly },
     hostname: options.flags.hostname ?? container.id.slice(0, 12), // Docker's default: the short id
@@ -221,7 +222,7 @@ function init(config: Spec): never {
   mountVolumes(rootfs, config.mounts ?? []); // last of the mounts: a volume may go anywhere, even under /dev
   pivotInto(rootfs, config.process.cwd); // after the mounts: they move along with the new root
   if (config.root!.readonly) makeRootReadonly(); // once nothing is made in the root any more
-  if (config.process.terminal) openTerminal(); // -t, after the pivot: a pty of the container's devpts
+  if (config.process.terminal) openTerminal(config.process.consoleSize); // -t, after the pivot: a pty of the container's devpts
   startProcess(config); // the privileges, the user, the filter, execve: the exec stage ends the same way
 }
 
@@ -250,7 +251,7 @@ function execStage(config: ExecConfig): never {
   enterCgroup(config.cgroup); // while /sys/fs/cgroup is still the host's
   joinNamespaces(namespaces); // ipc, uts, net, then mnt: from here on, / is the container's
   faultPoint('exec-joined'); // a test hook: CALF_FAULT=exec-joined kills the stage here
-  if (config.process.terminal) openTerminal(); // -t: level 15's pty, of the container's devpts: its master goes to calf exec
+  if (config.process.terminal) openTerminal(config.process.consoleSize); // -t: level 15's pty, of the container's devpts: its master goes to calf exec
   linux.chdir(config.process.cwd);
   startProcess(config); // the rest is init's: the same privileges, user and filter as PID 1
 }

@@ -16,6 +16,7 @@ import {
   initEntry, initEnv, execed, takeOver, openContainer, readConfig, runTeardown, releaseContainer, keepOptions, openLog, passOn,
   HANDOVER_STDIO, awaitHandover, handOver, eachContainer, isRunning, signalContainer, waitForExit, CalfError,
   type Container, type Spec, type Flags, type RunOptions, type StartOptions, type MonitorMode, type LogWriter, type LogOptions, type Found,
+  type ConsoleSize,
 } from '../../lib/runtime/index.js';
 
 // ─── A monitor per container ───────────────────────────────────────────────────────────────────
@@ -150,12 +151,14 @@ const CONSOLE_FD = 4;
 
 /**
  * Init-stage side of `-t`, after the pivot: a pseudo-terminal from the container's own devpts as
- * the command's stdin, stdout, stderr and controlling terminal; its master end to the monitor.
+ * the command's stdin, stdout, stderr and controlling terminal, `size` big (calf's terminal's:
+ * the config's consoleSize); its master end to the monitor.
  */
-export function openTerminal(): void {
+export function openTerminal(size?: ConsoleSize): void {
   const master = linux.posix_openpt(); // /dev/ptmx → pts/ptmx: the container's own devpts
   linux.unlockpt(master);
   const slave = linux.ioctl(master, linux.TIOCGPTPEER, linux.O_RDWR | linux.O_NOCTTY); // /dev/pts/N, in here
+  if (size) linux.ioctl(master, linux.TIOCSWINSZ, linux.winsize({ ws_row: size.height, ws_col: size.width })); // before the command can ask
   linux.setsid(); // a session of our own, with no terminal yet…
   linux.ioctl(slave, linux.TIOCSCTTY, 0); // …now this one: ^C on it is SIGINT to the command
   for (const fd of [0, 1, 2]) linux.dup2(slave, fd);
