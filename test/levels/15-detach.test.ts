@@ -15,7 +15,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
-import { calf, calfRoot, calfEnv, CALF_ARGS, calfNode, expectExit, target, repo } from '../support/target.js';
+import { calf, calfRoot, calfEnv, calfShellCommand, CALF_ARGS, calfNode, expectExit, target, repo } from '../support/target.js';
 import { token } from '../support/canary.js';
 import { waitFor } from '../support/procs.js';
 import { cgroupPathOf, hostDirs } from '../support/cgroups.js';
@@ -304,6 +304,19 @@ describe('15 detach', () => {
   });
 
   describe('A terminal: -t', () => {
+    it('gives a -d -t container’s pty the size of the terminal calf run started on, with no monitor attached to pass it on', async () => {
+      // Detached, the monitor has no terminal to copy a size from: only the config's consoleSize,
+      // applied by openTerminal() before the command starts, gives the pty one. (tty: it ran on one.)
+      const name = `tty-${token()}`;
+      toRemove(name);
+      const { command, env } = calfShellCommand(['run', '-d', '-t', '--name', name, 'busybox', 'sh', '-c', 'tty; stty size']);
+      const started = await execa('script', ['-qefc', `stty rows 33 cols 111; exec ${command}`, '/dev/null'], { env, reject: false, timeout: 45_000 * slow });
+      expect({ exit: started.exitCode, said: started.stderr }).toEqual({ exit: 0, said: '' });
+      expectExit(await calf(['wait', name]), 0);
+      const logs = await calf(['logs', name]);
+      expect(logs.stdout.replaceAll('\r', '').split('\n').slice(0, 2)).toEqual(['/dev/pts/0', '33 111']);
+    });
+
     it('gives -t a pty of the container’s own devpts, calf’s terminal raw and its size passed on, and keeps the exit code', async () => {
       // a terminal of the test's own: calf's controlling terminal (setsid -c), 30 rows, 100 columns
       const master = linux.posix_openpt();
