@@ -5,21 +5,10 @@
 import { describe, it, expect } from '@jest/globals';
 import fs from 'node:fs';
 import { run, calf, expectExit, startContainer } from '../support/target.js';
-import { waitFor, childrenOf } from '../support/procs.js';
+import { waitFor, childrenOf, pidsInNamespace, holdPidNamespace, type HeldPidNamespace } from '../support/procs.js';
 import { waitForOutput } from '../support/background.js';
 
 const hostNamespace = fs.readlinkSync('/proc/self/ns/pid');
-
-/** Host pids of the processes in the PID namespace `ns` (`pid:[4026…]`), from the host's /proc. */
-function inNamespace(ns: string): number[] {
-  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).filter((pid) => {
-    try {
-      return fs.readlinkSync(`/proc/${pid}/ns/pid`) === ns;
-    } catch {
-      return false;
-    }
-  });
-}
 
 /** `pid` and every process below it, children first. */
 function tree(pid: number): number[] {
@@ -50,11 +39,18 @@ async function withContainer(script: string, body: (child: ReturnType<typeof run
   const seen = new Map<number, string | undefined>(); // pid → start time, so a reused pid is left alone
   const look = () => { for (const pid of tree(child.pid!).slice(0, -1)) if (!seen.has(pid)) seen.set(pid, startTime(pid)); };
   const watch = setInterval(look, 50);
+  let held: HeldPidNamespace | undefined;
   try {
     const ns = await namespaceOf(child);
     expect(ns).not.toBe(hostNamespace); // a namespace of its own, or the checks below prove nothing
+    // held open while the check looks: once it ends, a namespace another test file makes could get its name
+    const members = pidsInNamespace(ns);
+    const inside = tree(child.pid!).find((pid) => members.includes(pid));
+    if (inside === undefined) throw new Error(`no process below calf is in ${ns}, the PID namespace the container printed`);
+    held = holdPidNamespace(inside);
     await body(child, ns);
   } finally {
+    held?.release();
     clearInterval(watch);
     look();
     child.kill('SIGKILL');
@@ -104,7 +100,7 @@ describe('06 pid-namespace', () => {
     it('shows the host the container’s processes under host pids, in another PID namespace', async () => {
       await withContainer('sleep 300 & readlink /proc/self/ns/pid; read line; kill $!', async (child, ns) => {
         const pids = await waitFor('both container processes', () => {
-          const found = inNamespace(ns);
+          const found = pidsInNamespace(ns);
           return found.length === 2 ? found : undefined;
         });
         // NSpid: the host pid, then the pid inside; the shell is 1 inside, neither is 1 outside
@@ -118,10 +114,10 @@ describe('06 pid-namespace', () => {
 
     it('ends every process in the container when PID 1 exits', async () => {
       await withContainer('sleep 300 & readlink /proc/self/ns/pid; read line', async (child, ns) => {
-        await waitFor('the background sleep', () => (inNamespace(ns).length === 2 ? true : undefined));
+        await waitFor('the background sleep', () => (pidsInNamespace(ns).length === 2 ? true : undefined));
         child.stdin!.end('\n');
         expectExit(await child, 0);
-        expect(await waitFor('the namespace to empty', () => (inNamespace(ns).length === 0 ? [] : undefined), 5_000)).toEqual([]);
+        expect(await waitFor('the namespace to empty', () => (pidsInNamespace(ns).length === 0 ? [] : undefined), 5_000)).toEqual([]);
       });
     });
   });
@@ -142,7 +138,7 @@ describe('06 pid-namespace', () => {
     it('exits 128+9 when the container’s PID 1 is killed by SIGKILL', async () => {
       await withContainer('readlink /proc/self/ns/pid; read line', async (child, ns) => {
         // one look at /proc, not two: the namespace may change between them
-        const [pid1] = await waitFor('PID 1', () => { const found = inNamespace(ns); return found.length === 1 ? found : undefined; });
+        const [pid1] = await waitFor('PID 1', () => { const found = pidsInNamespace(ns); return found.length === 1 ? found : undefined; });
         process.kill(pid1!, 'SIGKILL');
         expectExit(await child, 137);
       });
@@ -153,14 +149,14 @@ describe('06 pid-namespace', () => {
     it('lets calf cleanup end the container’s processes and remove its directory after a SIGKILL of calf', async () => {
       // `wait`, not `read`: calf's death must not end the container by closing its input
       await withContainer('sleep 300 & readlink /proc/self/ns/pid; wait', async (child, ns) => {
-        await waitFor('the background sleep', () => (inNamespace(ns).length === 2 ? true : undefined));
+        await waitFor('the background sleep', () => (pidsInNamespace(ns).length === 2 ? true : undefined));
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGKILL'); // calf itself: its exit handlers never run
         await exited; // (not `await child`: the container still holds calf's stdout open)
-        expect(inNamespace(ns)).toHaveLength(2); // the container outlived calf
+        expect(pidsInNamespace(ns)).toHaveLength(2); // the container outlived calf
         const r = await calf(['cleanup']);
         expectExit(r, 0); // (what it reports may have been done by a cleanup in a parallel test file)
-        expect(await waitFor('the container’s processes to end', () => (inNamespace(ns).length === 0 ? [] : undefined), 5_000)).toEqual([]);
+        expect(await waitFor('the container’s processes to end', () => (pidsInNamespace(ns).length === 0 ? [] : undefined), 5_000)).toEqual([]);
       });
     });
   });

@@ -16,6 +16,7 @@ import { waitForOutput } from '../support/background.js';
 import { createTestNetns, eth0Address, type TestNetns } from '../support/netns.js';
 import { hostCanary, token } from '../support/canary.js';
 import { slow } from '../support/host.js';
+import { holdPidNamespace, type HeldPidNamespace } from '../support/procs.js';
 
 let netns: TestNetns;
 /** The shared container: `calf run` in the test's netns, until afterAll lets it end. */
@@ -235,13 +236,12 @@ describe('16 exec', () => {
   describe('Nothing left after', () => {
     it('leaves nothing of an ended command in the container, and a command still running ends with the container', async () => {
       let other: Running | undefined;
+      let pidNs: HeldPidNamespace | undefined;
       try {
         other = await secondContainer(); // this check ends it
-        const pidNs = fs.readlinkSync(`/proc/${other.pid}/ns/pid`);
+        pidNs = holdPidNamespace(other.pid); // held: its name could go to a namespace made after it ends
         /** The host's pids of the processes in that container's PID namespace, seen from the host. */
-        const inContainer = () => fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-          try { return fs.readlinkSync(`/proc/${p}/ns/pid`) === pidNs; } catch { return false; }
-        }).map(Number);
+        const inContainer = pidNs.members;
         const id = idOf(other.pid);
 
         const done = await calf(['exec', id, 'sh', '-c', 'ls / >/dev/null; true']);
@@ -260,6 +260,7 @@ describe('16 exec', () => {
         expect({ exitCode: r.exitCode, left: inContainer(), alive: during.filter((p) => fs.existsSync(`/proc/${p}`)) })
           .toEqual({ exitCode: 137, left: [], alive: [] }); // the kernel killed it (SIGKILL) when PID 1 ended
       } finally {
+        pidNs?.release();
         await other?.finish();
       }
     });

@@ -26,6 +26,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { execa, type ResultPromise } from 'execa';
 import { token } from './canary.js';
 import { slow } from './host.js';
+import { holdPidNamespace } from './procs.js';
 
 /** The PATH every engine command gets, and nothing else from the test's environment. */
 export const CLEAN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -151,6 +152,8 @@ export async function createEngineSandbox(options: { hideCgroup2?: boolean } = {
     fs.rmSync(dir, { recursive: true, force: true });
     throw new Error('engine sandbox: unshare said ready but has no child');
   }
+  // Held until teardown has seen it empty: the name of a namespace that ended goes to the next one made.
+  const pidNs = holdPidNamespace(pid1);
   const enter = ['--target', String(pid1), '--pid', '--mount', '--net', '--'];
   const envOf = (extra: Record<string, string> = {}) => ['env', '-i', `PATH=${CLEAN_PATH}`, ...Object.entries(extra).map(([k, v]) => `${k}=${v}`)];
 
@@ -168,13 +171,14 @@ export async function createEngineSandbox(options: { hideCgroup2?: boolean } = {
         // gone already
       }
       const until = Date.now() + 15_000 * slow;
-      while (processesIn(pid1, true).length) {
+      while (processesIn(pid1, pidNs.name, true).length) {
         if (Date.now() > until) {
-          left.push(`processes of sandbox ${name} still running: ${processesIn(pid1, true).join(' ')}`);
+          left.push(`processes of sandbox ${name} still running: ${processesIn(pid1, pidNs.name, true).join(' ')}`);
           break;
         }
         pause(20);
       }
+      pidNs.release();
     }
     // 2. The cgroups the engines made, deepest first; one whose last process is still exiting
     //    is busy for a moment.
@@ -232,7 +236,7 @@ export async function createEngineSandbox(options: { hideCgroup2?: boolean } = {
         fs.closeSync(log);
       }
     },
-    processes: () => processesIn(pid1),
+    processes: () => processesIn(pid1, pidNs.name),
     mounts: () => {
       try {
         return fs.readFileSync(`/proc/${pid1}/mountinfo`, 'utf8').trim().split('\n').map((l) => l.split(' ')[4]!);
@@ -259,25 +263,16 @@ function childrenOf(pid: number): number[] {
   return kids;
 }
 
-const pidNsOf = new Map<number, string>();
 
 /**
  * Host pids of the processes in PID 1's PID namespace, nested namespaces (the containers')
  * included: NSpid in /proc/PID/status lists a process's pid in each namespace from the host's
  * down, so a process is inside when one of those levels is the sandbox's.
  * @param pid1 the sandbox's PID 1
+ * @param ns its PID namespace's name, held open (see {@link holdPidNamespace})
  * @param andPid1 count PID 1 itself
  */
-function processesIn(pid1: number, andPid1 = false): number[] {
-  let ns = pidNsOf.get(pid1);
-  if (!ns) {
-    try {
-      ns = fs.readlinkSync(`/proc/${pid1}/ns/pid`);
-    } catch {
-      return [];
-    }
-    pidNsOf.set(pid1, ns);
-  }
+function processesIn(pid1: number, ns: string, andPid1 = false): number[] {
   const found: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
