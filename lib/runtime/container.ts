@@ -70,10 +70,13 @@ export function createContainer(image?: { name: string; id: string }, root = cal
  * of it (a monitor, level 15). As this process exits still in charge (it failed), it ends what
  * runs of the container, and removes it as `calf run` would have, or with `keep` (a `calf start`)
  * runs only the stop moment of its teardown list and leaves it stopped, in charge of nobody.
- * @throws CalfError when `dir` holds no container record
+ * @throws CalfError when `dir` holds no container record, or a dead one (exit 1)
  */
 export function takeOver(dir: string, { keep = false } = {}): Container & { state: ContainerState } {
-  if (!readState(dir)) throw new CalfError(`no container in ${dir}`);
+  const found = readState(dir);
+  if (!found) throw new CalfError(`no container in ${dir}`);
+  // Docker's words: its removal failed halfway (lib/runtime/teardown.ts), only rm or cleanup finish it
+  if (found.dead) throw new CalfError(`container ${found.id.slice(0, 12)} is marked for removal and cannot be started`, { exitCode: 1 });
   takeCharge(dir);
   process.on('exit', () => tearDown(dir, keep ? 'stopped' : 'removed'));
   const state = readState(dir)!;
@@ -208,7 +211,7 @@ export const containerLeftovers: LeftoverKind = {
     const id = state ? state.id.slice(0, 12) : path.basename(dir);
     // A `--rm` container is never kept (Docker's daemon removes one it finds stopped on restart):
     // stopped with its calf gone, it is one killed between its end and its removal, a leftover.
-    if (state && conditionOf(state) === 'exited' && !state.options?.rm && !state.dead) {
+    if (state && conditionOf(state) === 'exited' && !state.options?.rm) {
       const pending = state.teardown.filter((s) => momentOf(s.step) === 'stopped');
       if (!pending.length) return [];
       return [{

@@ -57,7 +57,7 @@ export function humanDuration(ms: number): string {
 
 const since = (iso: string | null, now: number) => humanDuration(now - Date.parse(iso ?? new Date(now).toISOString()));
 
-/** `docker ps`'s STATUS column: `Up 3 seconds`, `Exited (137) 2 minutes ago`, `Created`. */
+/** `docker ps`'s STATUS column: `Up 3 seconds`, `Exited (137) 2 minutes ago`, `Created`, `Dead`. */
 export function statusText(state: ContainerState, condition: Condition = conditionOf(state), now = Date.now()): string {
   switch (condition) {
     case 'created': return 'Created';
@@ -65,6 +65,7 @@ export function statusText(state: ContainerState, condition: Condition = conditi
     case 'orphaned': return `Up ${since(state.started ?? state.created, now)} (monitor gone)`;
     case 'lost': return 'Exited (unknown)';
     case 'exited': return state.exitCode === null ? 'Exited (unknown)' : `Exited (${state.exitCode}) ${since(state.finished, now)} ago`;
+    case 'dead': return 'Dead';
   }
 }
 
@@ -160,7 +161,7 @@ export function waitForExit(dir: string, timeoutMs = Infinity): { state: Contain
   for (;;) {
     const state = readState(dir);
     const condition = state && conditionOf(state);
-    if (!state || condition === 'exited' || condition === 'lost') return { state, stopped: true };
+    if (!state || condition === 'exited' || condition === 'lost' || condition === 'dead') return { state, stopped: true };
     if (Date.now() >= until) return { state, stopped: false };
     sleep(Math.min(50, until - Date.now()));
   }
@@ -222,7 +223,7 @@ export function inspectContainer({ dir, state }: Found): Record<string, unknown>
       Paused: false,
       Restarting: false,
       OOMKilled: false,
-      Dead: false,
+      Dead: condition === 'dead',
       Pid: running ? state.process?.pid ?? 0 : 0,
       ExitCode: running ? 0 : exitCode,
       Error: error,

@@ -32,7 +32,7 @@ export function showLog(dir: string, options: { follow: boolean; tail: number; t
   }
   for (;;) {
     const state = readState(dir);
-    const done = !state || ['exited', 'lost'].includes(conditionOf(state));
+    const done = !state || ['exited', 'lost', 'dead'].includes(conditionOf(state));
     if (fd !== undefined) {
       const size = fs.fstatSync(fd).size;
       const text = readRange(fd, offset, size);

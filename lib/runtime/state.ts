@@ -136,12 +136,15 @@ export function inCharge(state: ContainerState | undefined): boolean {
  *   will record its exit or tear it down, `calf rm -f` (or `calf cleanup`) must;
  * - `exited`: stopped, its exit code recorded (or null: unknown), kept until `calf rm`;
  * - `lost`: the record says it runs, but its process and its owner are gone without recording an
- *   exit (a reboot, or both killed): exited, with an unknown exit code.
+ *   exit (a reboot, or both killed): exited, with an unknown exit code;
+ * - `dead`: its removal failed halfway ({@link ContainerState.dead}, Docker's `Dead`): never
+ *   started again, only removed (`calf rm`, `calf cleanup`).
  */
-export type Condition = 'created' | 'running' | 'orphaned' | 'exited' | 'lost';
+export type Condition = 'created' | 'running' | 'orphaned' | 'exited' | 'lost' | 'dead';
 
 /** The {@link Condition} of the container whose record is `state`. */
 export function conditionOf(state: ContainerState): Condition {
+  if (state.dead) return 'dead'; // its processes ended before its removal began
   // `!= null`: a record written by hand, or by an older calf, may lack the field altogether
   const owner = state.owner != null && alive(state.owner.pid, state.owner.startTime);
   if (state.status === 'stopped' && !owner) return 'exited';

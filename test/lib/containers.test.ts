@@ -1,7 +1,7 @@
 /**
  * Containers that outlive `calf run` (level 15), as lib sees their records: the teardown list's
  * two moments, what a record and the processes it names make of a container (its condition),
- * which containers `calf cleanup` takes for leftovers, a removal that fails halfway, names, and
+ * which containers `calf cleanup` takes for leftovers, a removal that fails halfway (Docker's Dead), names, and
  * the json-file log's rotation.
  * Records are written by hand in a temp calf root; no container runs.
  */
@@ -14,7 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { processRef } from '../../lib/core/process.js';
 import { writeState, readState, conditionOf, type ContainerState } from '../../lib/runtime/state.js';
 import { runTeardown, teardownOf } from '../../lib/runtime/teardown.js';
-import { containerLeftovers, findContainer } from '../../lib/runtime/container.js';
+import { containerLeftovers, findContainer, takeOver } from '../../lib/runtime/container.js';
+import { psRows, inspectContainer } from '../../lib/runtime/containers.js';
 import { nameContainer, holderOf } from '../../lib/runtime/names.js';
 import { openLog, readLog, parseRecords, logFiles } from '../../lib/runtime/log.js';
 
@@ -107,6 +108,13 @@ describe('a removal that fails halfway', () => {
     const record = readState(c.dir);
     expect({ dead: record?.dead, steps: record?.teardown.map((s) => s.step), files: fs.readdirSync(c.dir) })
       .toEqual({ dead: true, steps: ['removeContainerDir', 'removeEndpoint'], files: ['state.json'] });
+    // Docker's Dead: shown by ps -a, not ps; never started again
+    const row = (all: boolean) => psRows({ all, root }).find((r) => r[0] === c.id.slice(0, 12));
+    const state = inspectContainer({ dir: c.dir, state: record! }).State as Record<string, unknown>;
+    expect({ condition: conditionOf(record!), all: row(true)?.[4], running: row(false), status: state.Status, dead: state.Dead })
+      .toEqual({ condition: 'dead', all: 'Dead', running: undefined, status: 'dead', dead: true });
+    expect(() => takeOver(c.dir, { keep: true })).toThrow(`container ${c.id.slice(0, 12)} is marked for removal and cannot be started`);
+    expect(readState(c.dir)!.owner).toBeNull(); // refused before taking charge
     // not a stopped container to keep: a leftover, whose removal takes the directory too once the step succeeds
     writeState(c.dir, { ...record!, teardown: record!.teardown.map((s) => (s.step === 'removeEndpoint' ? { ...s, args: [{ ...endpoint, veth: 'vethcalfgone0' }] } : s)) });
     const found = containerLeftovers.find(root).filter((f) => f.what.includes(c.id.slice(0, 12)));
