@@ -18,7 +18,7 @@ import { runChecks, passed, pointer, sharedCause, nodeCrashes, type LevelOutcome
 import { prepareStore, removeStore } from './support/store.js';
 import { snapshot, newSince, removalCommand, settled } from './support/leftovers.js';
 import { descendants } from './support/background.js';
-import { cgroupVersion, cannotRun, unexpectedCgroup } from './support/host.js';
+import { cgroupVersion, cannotRun, unexpectedCgroup, runLog } from './support/host.js';
 import { repo } from './support/paths.js';
 
 // `npm run level 6 | head -1`: once the reader has gone, a write fails with EPIPE. Stop as Ctrl-C
@@ -116,10 +116,8 @@ const runs: { target: string; levels: Level[] }[] = chosen
       LEVELS.slice(0, LEVELS.indexOf(chosen.level) + 1).filter((l) => !only || only.includes(l)))
   : LEVELS.map((l) => ({ target: levelDir(l, kind), levels: [l] }));
 
-// One log per board, so two boards at once don't write over each other's; calf-board.log links
-// to the latest (the VM runner copies it from there).
-const log = path.join(os.tmpdir(), `calf-board-${process.pid}.log`);
-fs.writeFileSync(log, '');
+// One log per board (the last ten kept); calf-board.log links to the latest (the VM runner copies it from there).
+const log = runLog('calf-board');
 try {
   const latest = path.join(os.tmpdir(), 'calf-board.log');
   fs.symlinkSync(path.basename(log), `${latest}.${process.pid}`);

@@ -14,7 +14,7 @@ import { LEVELS, levelDir, type Level } from '../ladder/ladder.js';
 import { runChecks, passed, type LevelOutcome, type Check } from './support/checks.js';
 import { prepareStore, removeStore } from './support/store.js';
 import { snapshot, newSince, settled } from './support/leftovers.js';
-import { cgroupVersion, cannotRun, unexpectedCgroup } from './support/host.js';
+import { cgroupVersion, cannotRun, unexpectedCgroup, runLog } from './support/host.js';
 import { repo } from './support/paths.js';
 
 /** `npm test` that cannot start says why in one line, and what to do. */
@@ -27,8 +27,7 @@ function cannotStart(message: string): never {
 const why = cannotRun() ?? unexpectedCgroup();
 if (why) cannotStart(why);
 
-const log = path.join(os.tmpdir(), `calf-test-${process.pid}.log`);
-fs.writeFileSync(log, '');
+const log = runLog('calf-test');
 const started = Date.now();
 const results: { claim: string; ok: boolean; detail?: string }[] = [];
 function claim(text: string, ok: boolean, detail?: string): void {

@@ -32,3 +32,35 @@ export function unexpectedCgroup(): string | undefined {
   const found = cgroupVersion();
   return expected && expected !== found ? `expected cgroup ${expected} (CALF_EXPECT_CGROUP), and this machine has cgroup ${found}` : undefined;
 }
+
+/**
+ * A new, empty log file `$TMPDIR/<prefix>-<pid>.log` for this run (one per run, so two runs at
+ * once don't write over each other's), and the older ones of the same prefix removed but the last
+ * `keep`: an attendee's day of boards would otherwise leave hundreds. A log whose run still
+ * goes (its pid lives) is never removed.
+ */
+export function runLog(prefix: 'calf-board' | 'calf-test', keep = 10): string {
+  const dir = os.tmpdir();
+  const log = `${dir}/${prefix}-${process.pid}.log`;
+  fs.writeFileSync(log, '');
+  const pattern = new RegExp(`^${prefix}-(\\d+)\\.log$`);
+  const running = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  };
+  const older = fs.readdirSync(dir).flatMap((name) => {
+    const pid = Number(pattern.exec(name)?.[1]);
+    if (!pid || pid === process.pid || running(pid)) return [];
+    try {
+      return [{ file: `${dir}/${name}`, mtime: fs.statSync(`${dir}/${name}`).mtimeMs }];
+    } catch {
+      return []; // another run removed it first
+    }
+  }).sort((a, b) => b.mtime - a.mtime);
+  for (const { file } of older.slice(keep)) fs.rmSync(file, { force: true });
+  return log;
+}
