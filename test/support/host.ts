@@ -1,6 +1,7 @@
 /** Facts about the machine the board runs on, for its header and its refusals. */
 import fs from 'node:fs';
 import os from 'node:os';
+import { alive } from '../../lib/core/process.js';
 
 /** `v2` when /sys/fs/cgroup is a cgroup2 mount (unified), `v1` when it holds v1 controllers, else `none`. */
 export function cgroupVersion(): 'v1' | 'v2' | 'none' {
@@ -44,17 +45,9 @@ export function runLog(prefix: 'calf-board' | 'calf-test', keep = 10): string {
   const log = `${dir}/${prefix}-${process.pid}.log`;
   fs.writeFileSync(log, '');
   const pattern = new RegExp(`^${prefix}-(\\d+)\\.log$`);
-  const running = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'EPERM';
-    }
-  };
   const older = fs.readdirSync(dir).flatMap((name) => {
     const pid = Number(pattern.exec(name)?.[1]);
-    if (!pid || pid === process.pid || running(pid)) return [];
+    if (!pid || pid === process.pid || alive(pid)) return [];
     try {
       return [{ file: `${dir}/${name}`, mtime: fs.statSync(`${dir}/${name}`).mtimeMs }];
     } catch {
