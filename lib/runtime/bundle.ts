@@ -40,6 +40,8 @@ interface Manifest {
   sha256: string;
   /** every file the build read, with the sha256 of its bytes then */
   inputs: [file: string, sha256: string][];
+  /** the level file it bundles (older manifests: their first input) */
+  entry?: string;
 }
 
 /** Set by esbuild's `define` in a bundle: the bundle's own path. Undefined when tsx runs the source. */
@@ -149,9 +151,10 @@ export async function buildBundle(entry: string): Promise<string> {
   fs.mkdirSync(dir, { recursive: true });
   const bundle = path.join(dir, `${hash.slice(0, 16)}.cjs`);
   writeAtomic(bundle, code); // content-named: two builders write the same bytes under the same name
-  const manifest: Manifest = { format: FORMAT, node: process.version, bundle: path.basename(bundle), sha256: hash, inputs: [...inputs] };
+  const manifest: Manifest = { format: FORMAT, node: process.version, bundle: path.basename(bundle), sha256: hash, inputs: [...inputs], entry: path.resolve(entry) };
   writeAtomic(path.join(dir, 'manifest.json'), `${JSON.stringify({ ...manifest, esbuild: version }, null, 1)}\n`);
   removeOldBundles(dir, bundle);
+  removeOrphanedBundles(dir);
   return bundle;
 }
 
@@ -185,6 +188,28 @@ function removeOldBundles(dir: string, keep: string): void {
       if (Date.now() - fs.statSync(file).mtimeMs > 3_600_000) fs.rmSync(file, { force: true });
     } catch {
       // another run removed it first
+    }
+  }
+}
+
+/**
+ * The cache directories of level files that are gone (a deleted copy, a checkout cloned again),
+ * untouched for an hour: nothing can run their bundles again. Looked for at each build, which
+ * an edit makes, so the cache holds about one bundle per level file that exists.
+ */
+function removeOrphanedBundles(keep: string): void {
+  const cache = path.dirname(keep);
+  for (const name of fs.readdirSync(cache)) {
+    const dir = path.join(cache, name);
+    if (dir === keep) continue;
+    try {
+      const manifestFile = path.join(dir, 'manifest.json');
+      const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as Partial<Manifest>;
+      const entry = manifest.entry ?? manifest.inputs?.[0]?.[0];
+      if (!entry || fs.existsSync(entry) || Date.now() - fs.statSync(manifestFile).mtimeMs < 3_600_000) continue;
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // not a bundle's directory (no manifest), or another build removed it first
     }
   }
 }

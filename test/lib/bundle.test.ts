@@ -2,7 +2,8 @@
  * The init stage's bundle cache (lib/runtime/bundle.ts) and the fast entry (bin/calf.cjs), on a
  * copy of a real level file and lib/ in a temp dir: an edit to the level file, or to a lib file
  * it imports, rebuilds the bundle on both paths; a corrupt bundle or manifest is rebuilt; two
- * first runs at once both get an intact bundle.
+ * first runs at once both get an intact bundle; the cache directories of level files that are
+ * gone are removed.
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
@@ -110,6 +111,28 @@ describe('init stage bundle', () => {
     expect((await bundle()).cached).toBeUndefined();
     expect(await help((await bundle()).current)).toContain(token);
     expect(good).not.toBe(fresh);
+  });
+
+  it('removes, at a build, the directories of level files that are gone, once untouched for an hour', async () => {
+    await bundle();
+    /** A cache directory as a build leaves it, for `entry`, last touched `hoursAgo`. */
+    const fake = (entryFile: string, hoursAgo: number) => {
+      const dir = path.join(cache, `fake-${randomBytes(4).toString('hex')}`);
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'x.cjs'), '');
+      fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ format: 3, inputs: [[entryFile, '']], entry: entryFile }));
+      const then = new Date(Date.now() - hoursAgo * 3_600_000);
+      fs.utimesSync(path.join(dir, 'manifest.json'), then, then);
+      return dir;
+    };
+    const gone = path.join(tmp, 'deleted-copy/calf.ts');
+    const dirs = { goneOld: fake(gone, 2), goneRecent: fake(gone, 0), thereOld: fake(entry, 2) };
+    const own = path.dirname((await bundle()).current);
+    editLevel();
+    expect(path.dirname((await bundle()).current)).toBe(own); // a build
+    expect(Object.fromEntries(Object.entries(dirs).map(([k, d]) => [k, fs.existsSync(d)])))
+      .toEqual({ goneOld: false, goneRecent: true, thereOld: true });
+    expect(fs.existsSync(own)).toBe(true);
   });
 
   it('survives two first runs at once: both get an intact, current bundle', async () => {
