@@ -263,7 +263,6 @@ function childrenOf(pid: number): number[] {
   return kids;
 }
 
-
 /**
  * Host pids of the processes in PID 1's PID namespace, nested namespaces (the containers')
  * included: NSpid in /proc/PID/status lists a process's pid in each namespace from the host's
