@@ -301,7 +301,6 @@ describe('08 networking', () => {
     });
   });
 
-
   describe('The sync handshake', () => {
     it('has the network ready before the command’s first instruction', async () => {
       const name = await sharedNetwork();

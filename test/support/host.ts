@@ -1,4 +1,4 @@
-/** Facts about the machine the board runs on, for its header and its refusals. */
+/** Facts about the machine the board runs on, for its header and its refusals; the runs' log files. */
 import fs from 'node:fs';
 import os from 'node:os';
 import { alive } from '../../lib/core/process.js';
