@@ -45,7 +45,11 @@ export function relayTerminal(master: number, child: ChildProcess, input: boolea
   };
   resize();
   process.stdout.on('resize', resize);
-  const output = new tty.ReadStream(master); // libuv makes the master non-blocking
+  // libuv's stream gets an fd of its own, and may close it early: it takes a hangup (POLLHUP) that
+  // follows a short read for the end, as on a socket, but a pty reports one as soon as the command
+  // has closed its side, while the kernel may still be moving the last of its output to this side
+  // (a work queue). What the stream leaves, drain() reads from `master` once the command has exited.
+  const output = new tty.ReadStream(fcntl(master, F_DUPFD_CLOEXEC, 3));
   output.on('data', (chunk: Buffer) => fs.writeSync(1, chunk));
   output.on('error', () => undefined); // EIO: the command and everything it started closed the terminal
   const writer = input ? new tty.WriteStream(fcntl(master, F_DUPFD_CLOEXEC, 3)) : undefined; // its own fd: one libuv handle per fd
@@ -62,6 +66,7 @@ export function relayTerminal(master: number, child: ChildProcess, input: boolea
     }
     if (raw) stdin.setRawMode(false);
     output.destroy();
+    close(master);
   });
 }
 
@@ -73,9 +78,10 @@ export function relayTerminal(master: number, child: ChildProcess, input: boolea
 const DRAIN_WAIT_MS = 250;
 
 /**
- * Copy what is left of the command's output on the non-blocking `master` to stdout: until EIO
- * (nothing holds the other side any more, and everything it wrote has been read), or until
- * nothing more comes for {@link DRAIN_WAIT_MS} (a process left in the background holds it).
+ * Copy what is left of the command's output on `master` to stdout, each read after a poll that
+ * found some (or the hangup): until EIO (nothing holds the other side any more, and everything it
+ * wrote has been read: the kernel moves what is still on its way first), or until nothing more
+ * comes for {@link DRAIN_WAIT_MS} (a process left in the background holds it).
  */
 function drain(master: number): void {
   const buffer = Buffer.alloc(65536);
