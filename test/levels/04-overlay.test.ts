@@ -17,7 +17,7 @@ import { execa } from 'execa';
 import { run, calf, expectExit, calfRoot, calfEnv, CALF_ARGS, calfNode, repo } from '../support/target.js';
 import { waitForOutput } from '../support/background.js';
 import { fsTypeAt, mountAt, mountPoints, mountTable } from '../support/mounts.js';
-import { childrenOf, waitFor } from '../support/procs.js';
+import { childrenOf, comm, waitFor } from '../support/procs.js';
 import {
   testImageLayers, diffIds, layerDir, treeHash, identity, xattr, umociImage, bigImage, type MadeImage,
 } from '../support/layers.js';
@@ -231,7 +231,7 @@ describe('04 overlay', () => {
         let command: number | undefined;
         try {
           const out = await waitForOutput(proc, /ready/);
-          command = await waitFor('the container’s command', () => childrenOf(proc.pid!)[0]);
+          command = await waitFor('the container’s command', () => childrenOf(proc.pid!).find((pid) => comm(pid) === 'sleep')); // not esbuild's service (tsx)
           const dir = containerDirOf(proc.pid!);
           expect(dir).toBeDefined();
           const overlay = overlayOptions(fs.readFileSync(`/proc/${command}/mountinfo`, 'utf8'));

@@ -17,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
 import { calf, calfRoot, calfEnv, calfShellCommand, CALF_ARGS, calfNode, expectExit, target, repo } from '../support/target.js';
 import { token } from '../support/canary.js';
-import { waitFor } from '../support/procs.js';
+import { waitFor, childrenOf } from '../support/procs.js';
 import { cgroupPathOf, hostDirs } from '../support/cgroups.js';
 import { prepareStore, removeStore } from '../support/store.js';
 import { createTestNetns, randomPort, type TestNetns } from '../support/netns.js';
@@ -345,8 +345,9 @@ describe('15 detach', () => {
         fs.writeSync(master, 'tty; stty size; echo $((6*7))\n');
         await until('42');
         // from the host: the shell's terminal is a pty of a devpts of its own, not one of the host's /dev/pts
-        const [init] = (fs.readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(' ')).map(Number);
-        const own = fs.statSync(`/proc/${init}/fd/0`).dev !== fs.statSync('/dev/pts/ptmx').dev && cmdline(init!) === 'sh';
+        // (the shell is one of calf's children: through tsx on Node 24, esbuild's service can be another)
+        const shell = childrenOf(child.pid!).find((pid) => cmdline(pid) === 'sh');
+        const own = shell !== undefined && fs.statSync(`/proc/${shell}/fd/0`).dev !== fs.statSync('/dev/pts/ptmx').dev;
         linux.ioctl(master, linux.TIOCSWINSZ, linux.winsize({ ws_row: 40, ws_col: 120 })); // SIGWINCH to calf
         await new Promise((r) => setTimeout(r, 500));
         fs.writeSync(master, 'stty size; exit 3\n');
