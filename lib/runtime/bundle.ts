@@ -113,7 +113,7 @@ function loaderOf(file: string): 'ts' | 'js' | 'json' {
  * the next use rebuild, never run a bundle that mixes versions.
  */
 export async function buildBundle(entry: string): Promise<string> {
-  const { build, version } = await import('esbuild');
+  const { build, stop, version } = await import('esbuild');
   const resolve = createRequire(path.resolve(entry)).resolve;
   const inputs = new Map<string, string>();
   const hashing: Plugin = {
@@ -127,6 +127,8 @@ export async function buildBundle(entry: string): Promise<string> {
       });
     },
   };
+  // esbuild's service process ends with the build: it would otherwise stay calf's child while the
+  // container runs (beside the container's first process, in ps and in /proc/PID/task/*/children)
   const result = await build({
     entryPoints: [entry],
     bundle: true,
@@ -140,7 +142,7 @@ export async function buildBundle(entry: string): Promise<string> {
     logLevel: 'silent',
     legalComments: 'none',
     plugins: [hashing],
-  });
+  }).finally(stop);
   // Settings that change the output without being a file esbuild loads.
   for (const file of [resolve('esbuild/package.json'), findUp(path.dirname(path.resolve(entry)), 'tsconfig.json')]) {
     if (file) inputs.set(file, hashFile(file) ?? '');
