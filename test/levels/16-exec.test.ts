@@ -293,7 +293,7 @@ describe('16 exec', () => {
 
     it('relays all of the command’s output, though it exits as soon as it has written it', async () => {
       // the pty may still be moving the last of it to calf's side when the command's side closes:
-      // a relay that takes the hangup for the end loses that tail, in a few runs of a hundred
+      // a relay that takes the hangup for the end loses that tail (here in 2 of 6 runs of this check)
       for (let run = 1; run <= 3; run++) {
         const r = await exec(['-t'], ['sh', '-c', 'seq 1 30000; exit 5']);
         const lines = r.stdout.replaceAll('\r', '').split('\n').filter(Boolean);
