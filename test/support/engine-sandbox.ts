@@ -26,7 +26,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { execa, type ResultPromise } from 'execa';
 import { token } from './canary.js';
 import { slow } from './host.js';
-import { holdPidNamespace } from './procs.js';
+import { childrenOf, holdPidNamespace } from './procs.js';
 
 /** The PATH every engine command gets, and nothing else from the test's environment. */
 export const CLEAN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -248,19 +248,6 @@ export async function createEngineSandbox(options: { hideCgroup2?: boolean } = {
     remove: async () => teardown(),
   };
   return sandbox;
-}
-
-/** The direct children of `pid` (every thread's), from /proc. */
-function childrenOf(pid: number): number[] {
-  const kids: number[] = [];
-  try {
-    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-      kids.push(...fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
-    }
-  } catch {
-    // gone meanwhile
-  }
-  return kids;
 }
 
 /**
